@@ -1,0 +1,35 @@
+"""Textbook one-pass SGD in the full d-dimensional space: the reference the reduced engines are tested against.
+
+Draw x ~ N(0, H), form the sketched features Sx, y = <x, w*> + ε, and update v ← v − γ_t(<Sx, v> − y)Sx. It holds the
+whole M × d sketch and costs O(M·d) per step: for tests and benchmarks only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import seeds
+from .problem import full_sketch
+from .schedules import Schedule
+from .spectra import Prior, Spectrum
+
+
+def naive_sgd(spectrum: Spectrum, M: int, sigma2: float, sketch_seed: int, schedule: Schedule, trials: int,
+              seed: int, prior: Prior | None = None, wstar: np.ndarray | None = None) -> np.ndarray:
+    """Final population risks (trials,) of full-dimensional SGD; a fresh w* ~ prior per trial unless given."""
+    prior = prior or Prior()
+    d = spectrum.d
+    S = full_sketch(sketch_seed, M, d)
+    lam = spectrum.eigenvalues()
+    gen = seeds.rng(seed, seeds.NAIVE_DATA)
+    W = (gen.standard_normal((trials, d)) * np.sqrt(prior.variances(spectrum))) if wstar is None else \
+        np.broadcast_to(wstar, (trials, d)).copy()
+    v = np.zeros((trials, M))
+    sqrt_lam, noise_sd = np.sqrt(lam), np.sqrt(sigma2)
+    for g in schedule.step_sizes():
+        x = gen.standard_normal((trials, d)) * sqrt_lam
+        y = np.einsum("rd,rd->r", x, W) + noise_sd * gen.standard_normal(trials)
+        z = x @ S.T
+        v -= (g * (np.einsum("rm,rm->r", z, v) - y))[:, None] * z
+    diff = v @ S - W  # Sᵀv − w*, row-wise
+    return sigma2 + np.einsum("rd,d,rd->r", diff, lam, diff)

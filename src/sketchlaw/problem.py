@@ -1,0 +1,168 @@
+"""A sketched problem instance and its exact reduction to an M-dimensional Gaussian regression.
+
+Paper notation (PAPER.md §2.2, §8.1): sketch S ∈ R^{M×d} with i.i.d. N(0, 1/M) entries, Σ = S H Sᵀ = U diag(μ) Uᵀ,
+best sketched parameter v* = Σ⁻¹ S H w*, approximation error Approx = ‖Sᵀv* − w*‖²_H. Given (S, w*), SGD on the
+sketched features is SGD on a well-specified regression in R^M with covariance Σ, target v* and noise variance
+σ_M² = σ² + Approx (PAPER.md §8.2 step 1), so only (μ, Uᵀv*, Approx) matter.
+
+S is never held whole: its columns are drawn in fixed chunks of ``CHUNK`` columns, each chunk from its own random
+stream (``seeds.rng(seed, SKETCH, M, chunk)``), so memory is O(M² + M·CHUNK), any chunk can be regenerated on demand,
+and the sketch for a smaller d is a prefix of the one for a larger d.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__, seeds
+from .errors import ParameterError, check_int, check_real
+from .spectra import Prior, Spectrum
+
+CHUNK = 1024
+FORMAT_VERSION = 1
+
+
+def sketch_chunk(seed: int, M: int, d: int, k: int) -> np.ndarray:
+    """Chunk k of Sᵀ: rows [k·CHUNK, min(d, (k+1)·CHUNK)) of Sᵀ (shape width × M), entries N(0, 1/M).
+
+    Drawn as (width, M) so that a shorter last chunk is a prefix of the full chunk's stream.
+    """
+    width = min(CHUNK, d - k * CHUNK)
+    return seeds.rng(seed, seeds.SKETCH, M, k).standard_normal((width, M)) * (1.0 / np.sqrt(M))
+
+
+def sketch_chunks(seed: int, M: int, d: int):
+    """Yield (start, stop, Sᵀ[start:stop]) over the whole sketch, one chunk at a time (memory O(M·CHUNK))."""
+    for k in range((d + CHUNK - 1) // CHUNK):
+        yield k * CHUNK, min(d, (k + 1) * CHUNK), sketch_chunk(seed, M, d, k)
+
+
+def full_sketch(seed: int, M: int, d: int) -> np.ndarray:
+    """The whole M × d sketch S (for tests and the naive reference only)."""
+    return np.concatenate([St for _, _, St in sketch_chunks(seed, M, d)]).T.copy()
+
+
+@dataclass
+class Problem:
+    """The reduced problem for one sketch: everything the exact and Monte Carlo engines need.
+
+    Attributes (Σ = S H Sᵀ = U diag(mu) Uᵀ, eigenvalues in decreasing order):
+      mu      eigenvalues μ_1 ≥ ... ≥ μ_M of Σ
+      U       eigenvectors of Σ (columns), used to rotate sampled targets into the eigenbasis
+      p0      prior-averaged initial error profile p_j(0) = (Uᵀ E[v* v*ᵀ] U)_jj (SGD starts at v_0 = 0)
+      approx  prior-averaged approximation error E_{w*} Approx(S, w*)
+      sigma2  label-noise variance σ²
+      meta    parameters, seed and versions (provenance)
+    """
+
+    mu: np.ndarray
+    U: np.ndarray
+    p0: np.ndarray
+    approx: float
+    sigma2: float
+    spectrum: Spectrum
+    prior: Prior
+    M: int
+    seed: int
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def noise(self) -> float:
+        """σ_M² = σ² + E Approx: the effective noise variance of the reduced problem (prior-averaged)."""
+        return self.sigma2 + self.approx
+
+    @property
+    def trace(self) -> float:
+        return float(np.sum(self.mu))
+
+    def sample_targets(self, n: int, seed: int):
+        """Draw n targets w* from the prior; return (Uᵀv* with shape (n, M), Approx(S, w*) with shape (n,)).
+
+        Exact per draw: v* = Σ⁻¹ S H w* and Approx = ‖H^{1/2}w*‖² − cᵀΣ⁻¹c with c = S H w*, accumulated chunk by
+        chunk over S (regenerated from the sketch seed), so memory stays O(M·CHUNK + n·CHUNK).
+        """
+        n = check_int("trials", n, minimum=1)
+        sp, M = self.spectrum, self.M
+        c = np.zeros((M, n))
+        energy = np.zeros(n)
+        for start, stop, St in sketch_chunks(self.seed, M, sp.d):
+            lam = sp.eigenvalues(start, stop)
+            sd = np.sqrt(self.prior.variances(sp, start, stop))
+            w = seeds.rng(seed, seeds.TARGET, M, start // CHUNK).standard_normal((stop - start, n)) * sd[:, None]
+            hw = lam[:, None] * w
+            c += St.T @ hw
+            energy += np.einsum("ij,ij->j", w, hw)
+        ct = self.U.T @ c  # (M, n) in Σ's eigenbasis
+        v_eig = ct / self.mu[:, None]
+        approx = energy - np.einsum("ij,ij->j", ct, v_eig)
+        return v_eig.T.copy(), np.maximum(approx, 0.0)
+
+    # ---------------------------------------------------------------- persistence
+    def save(self, path) -> None:
+        """Write one compressed .npz atomically (a temp file renamed into place: no half-written output)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        meta = dict(self.meta, spectrum=asdict(self.spectrum), prior=asdict(self.prior), M=self.M,
+                    seed=self.seed, sigma2=self.sigma2, approx=self.approx, format_version=FORMAT_VERSION)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.npz")
+        os.close(fd)
+        try:
+            np.savez_compressed(tmp, mu=self.mu, U=self.U, p0=self.p0, meta=np.array(json.dumps(meta, sort_keys=True)))
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    @classmethod
+    def load(cls, path) -> "Problem":
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            return cls(mu=z["mu"], U=z["U"], p0=z["p0"], approx=float(meta["approx"]), sigma2=float(meta["sigma2"]),
+                       spectrum=Spectrum(**meta["spectrum"]), prior=Prior(**meta["prior"]), M=int(meta["M"]),
+                       seed=int(meta["seed"]), meta=meta)
+
+
+def build_problem(spectrum: Spectrum, M: int, sigma2: float, seed: int, prior: Prior | None = None) -> Problem:
+    """Draw the sketch for ``seed`` and reduce it: Σ, its eigendecomposition, E Approx and E p(0).
+
+    One pass over S, chunk by chunk, accumulates Σ = S H Sᵀ and T = S H Λ_w H Sᵀ (Λ_w the prior covariance), so
+    memory is O(M² + M·CHUNK). With Σ = U diag(μ) Uᵀ (PAPER.md §8.1):
+      E Approx = tr(H Λ_w) − Σ_j (UᵀTU)_jj / μ_j,      p_j(0) = (UᵀTU)_jj / μ_j².
+    """
+    prior = prior or Prior()
+    M = check_int("M", M, minimum=1)
+    if M > spectrum.d:
+        raise ParameterError("M", M, f"an integer with 1 <= M <= d = {spectrum.d}")
+    sigma2 = check_real("sigma2", sigma2, ge=0.0)
+    seed = check_int("seed", seed, minimum=0)
+    Sigma = np.zeros((M, M))
+    T = np.zeros((M, M))
+    tr_HL = 0.0
+    for start, stop, St in sketch_chunks(seed, M, spectrum.d):
+        lam = spectrum.eigenvalues(start, stop)
+        s = prior.variances(spectrum, start, stop)
+        # X.T @ X lets numpy call BLAS syrk (half the flops of a general product, symmetric by construction).
+        A = St * np.sqrt(lam)[:, None]
+        Sigma += A.T @ A
+        B = St * (lam * np.sqrt(s))[:, None]
+        T += B.T @ B
+        tr_HL += float(np.dot(lam, s))
+    mu, U = np.linalg.eigh(Sigma)
+    mu, U = mu[::-1].copy(), U[:, ::-1].copy()
+    if not mu[-1] > 0:
+        raise ParameterError("M", M, f"small enough that S H Sᵀ is positive definite (smallest eigenvalue {mu[-1]:.3g})")
+    t_diag = np.einsum("ij,ij->j", U, T @ U)
+    approx = max(tr_HL - float(np.sum(t_diag / mu)), 0.0)
+    p0 = t_diag / mu**2
+    import numpy, scipy
+
+    meta = {"sketchlaw": __version__, "numpy": numpy.__version__, "scipy": scipy.__version__,
+            "chunk_columns": CHUNK, "sketch_entries": "N(0, 1/M)"}
+    return Problem(mu=mu, U=U, p0=p0, approx=approx, sigma2=sigma2, spectrum=spectrum, prior=prior, M=M, seed=seed,
+                   meta=meta)

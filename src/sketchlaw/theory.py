@@ -1,0 +1,69 @@
+"""The paper's predicted rates and exponents (PAPER.md §3, §4, §10), as functions of (M, N_eff, γ, a, b, σ²).
+
+Rates hold up to constants that depend only on a (and b); the exponents are what the fits are checked against.
+Slopes are signed: the slope of log(R − σ²) against log M is −(a − 1) for the main theorem.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def effective_dimension(N_eff, gamma, a):
+    """k* = (N_eff γ)^(1/a): the number of eigendirections SGD has fitted after 'time' N_eff·γ."""
+    return (np.asarray(N_eff, dtype=float) * gamma) ** (1.0 / a)
+
+
+def rates(M, N_eff, gamma, a, b=None, sigma2=1.0, spectrum="power"):
+    """Order-of-magnitude rates (constants set to 1) of Approx, Bias and Var (dict of arrays).
+
+    power (b = a unless given):  Approx ≂ M^(1−b), Bias ≂ (N_eff γ)^((1−b)/a), Var ≂ σ² min(M, k*)/N_eff
+    logpower:                    Approx ≂ log^(1−a) M, Bias ≂ log^(1−a)(N_eff γ), Var ≂ σ² γ / log^a(N_eff γ)
+    """
+    M = np.asarray(M, dtype=float)
+    N_eff = np.asarray(N_eff, dtype=float)
+    if spectrum == "logpower":
+        t = N_eff * gamma
+        return {"approx": np.log(M) ** (1 - a), "bias": np.log(t) ** (1 - a),
+                "variance": sigma2 * gamma / np.log(t) ** a}
+    b = a if b is None else b
+    k = effective_dimension(N_eff, gamma, a)
+    return {"approx": M ** (1 - b), "bias": (N_eff * gamma) ** ((1 - b) / a),
+            "variance": sigma2 * np.minimum(M, k) / N_eff}
+
+
+def exponents(experiment: str, a: float, b: float | None = None) -> dict[str, float]:
+    """Theory slopes by variable for an experiment kind.
+
+    main / source: slopes of log(R − σ²) against log M and log N_eff: −(b − 1) and −(b − 1)/a (b = a for the
+      isotropic prior). For a source condition with b > a the N_eff theory no longer applies (variance dominates);
+      that slope is omitted.
+    logpower: slopes of log(R − σ²) against log log M and log log N_eff: −(a − 1) each.
+    compute: M* ∝ C^(1/(a+1)), N* ∝ C^(a/(a+1)), R* − σ² ∝ C^(−(a−1)/(a+1)) (up to log factors).
+    """
+    if experiment in ("main", "source"):
+        b = a if b is None else b
+        out = {"M": -(b - 1.0)}
+        if b <= a:
+            out["N_eff"] = -(b - 1.0) / a
+        return out
+    if experiment == "logpower":
+        return {"log_M": -(a - 1.0), "log_N_eff": -(a - 1.0)}
+    if experiment == "compute":
+        return {"M_star": 1.0 / (a + 1.0), "N_star": a / (a + 1.0), "reducible_star": -(a - 1.0) / (a + 1.0)}
+    raise KeyError(f"no theory exponents for experiment kind {experiment!r}")
+
+
+def ols_variance(noise, M, N):
+    """Exact E‖v̂ − v*‖²_Σ of least squares on N Gaussian samples of M sketched features (Wishart identity):
+    noise · M / (N − M − 1) for N > M + 1, with noise = σ² + Approx; infinite otherwise."""
+    M = np.asarray(M, dtype=float)
+    N = np.asarray(N, dtype=float)
+    with np.errstate(divide="ignore"):
+        return np.where(N > M + 1, noise * M / (N - M - 1), np.inf)
+
+
+def optimal_step_size_range(M, N_eff, a, gamma_max):
+    """PAPER.md §3.1: if N_eff ≲ M^a take γ ≂ 1 (capped by stability); else any γ in [M^a/N_eff, γ_max] reaches the floor."""
+    lo = np.minimum(np.asarray(M, dtype=float) ** a / np.asarray(N_eff, dtype=float), gamma_max)
+    return lo, gamma_max
