@@ -764,28 +764,37 @@ def _resampling_units(df: pd.DataFrame, group_cols, strata) -> list[list[np.ndar
     return out
 
 
-def bootstrap(df: pd.DataFrame, fit_fn: Callable, group_cols=None, n_boot: int = 1000, seed: int = 0,
-              strata=None, level: float = 0.95) -> BootstrapResult:
+def bootstrap(df: pd.DataFrame | Mapping[str, np.ndarray], fit_fn: Callable, group_cols=None,
+              n_boot: int = 1000, seed: int = 0, strata=None, level: float = 0.95) -> BootstrapResult:
     """Nonparametric bootstrap of fit_fn(df) by resampling whole groups with replacement.
 
     group_cols: the independent units (e.g. ["sketch_seed"]: all rows of a seed are drawn together, so
     correlations across (M, N) within a seed are kept); None resamples rows.  strata: resample units
     independently within each stratum (e.g. per (M, N) cell when every cell has its own seeds).
+    df may also be a dict of equal-length numpy arrays; fit_fn then receives dicts, which avoids the
+    ~0.1 ms cost of building a DataFrame per resample when the fit itself is cheap.
     fit_fn returns a SlopeFit/JointFit (anything with .params()), a mapping or a float.  A refit that
     raises gives a NaN row (counted in n_failed) and is excluded from the percentiles.
+    The resamples depend only on `seed` and the table, so results are reproducible.
     """
     if not 0 < level < 1:
         raise ParameterError("level", level, "in (0, 1)")
-    df = df.reset_index(drop=True)
+    if isinstance(df, pd.DataFrame):
+        df = df.reset_index(drop=True)
+        table, take = df, df.iloc.__getitem__
+    else:
+        arrays = {k: np.asarray(v) for k, v in df.items()}
+        table = pd.DataFrame(arrays)
+        take = lambda idx: {k: v[idx] for k, v in arrays.items()}  # noqa: E731
     estimate, _ = _params_of(fit_fn(df))
-    units = _resampling_units(df, group_cols, strata)
+    units = _resampling_units(table, group_cols, strata)
     rng = np.random.default_rng(seed)
     rows, n_failed, n_flagged = [], 0, 0
     for _ in range(n_boot):
         idx = np.concatenate([np.concatenate([u[j] for j in rng.integers(0, len(u), len(u))])
                               for u in units])
         try:
-            params, flagged = _params_of(fit_fn(df.iloc[idx]))
+            params, flagged = _params_of(fit_fn(take(idx)))
         except (ValueError, ArithmeticError, np.linalg.LinAlgError):
             params, flagged = {}, False
             n_failed += 1

@@ -375,10 +375,11 @@ def _level_colors(levels: Sequence[float], cmap: str = "viridis") -> dict[float,
     """Colour per level, evenly spaced in log, avoiding the light end of the map."""
     levels = sorted(levels)
     cm = mpl.colormaps[cmap]
+    top = {"viridis": 0.88, "magma": 0.78}.get(cmap, 0.85)
     if len(levels) == 1:
         return {levels[0]: cm(0.35)}
     lo, hi = math.log(levels[0]), math.log(levels[-1])
-    return {v: cm(0.88 * (math.log(v) - lo) / (hi - lo)) for v in levels}
+    return {v: cm(top * (math.log(v) - lo) / (hi - lo)) for v in levels}
 
 
 def _match(series: pd.Series, value: float) -> np.ndarray:
@@ -928,11 +929,13 @@ def _mc_fit_panel(ax: plt.Axes, mc: pd.DataFrame, exps: pd.DataFrame | None, *, 
     lo, hi, _ = _fit_geometry(row_ex)
     sel = np.ones(len(pts), dtype=bool)
     if _finite(lo) and _finite(hi):
-        sel = (pts[x] >= lo * (1 - 1e-9)) & (pts[x] <= hi * (1 + 1e-9))
-    if sel.sum() < 3:  # window too narrow for the MC sub-grid: use all MC points at the fixed coordinate
-        sel = np.ones(len(pts), dtype=bool)
-    fit = loglog_fit(pts.loc[sel, x], pts.loc[sel, "y"])
+        sel = ((pts[x] >= lo * (1 - 1e-9)) & (pts[x] <= hi * (1 + 1e-9))).to_numpy()
     theory = row_ex["theory"] if row_ex is not None else _theory_slope(experiment, variable, a)
+    if sel.sum() < 2:  # the Monte Carlo sub-grid has < 2 points inside the exact fit's window: no honest fit
+        annotate_fit(ax, None, label="OLS on MC means: <2 points in the fit window, ")
+        return dict(source="none (fewer than 2 Monte Carlo points in the window)", fitted=np.nan, ci_low=np.nan,
+                    ci_high=np.nan, theory=theory)
+    fit = loglog_fit(pts.loc[sel, x], pts.loc[sel, "y"])
     if _finite(fit["fitted"]):
         xs = pts.loc[sel, x].astype(float)
         draw_fit_line(ax, xs, pts.loc[sel, "y"], fit["fitted"], xs.min(), xs.max(), fit["intercept"])
@@ -983,7 +986,13 @@ def fig_appendix_monte_carlo(main: pd.DataFrame, exponents: pd.DataFrame | None 
             loglog(ax, r"$N_\mathrm{eff}$" if vs_n else "model size M", ylab)
             if not vs_n:
                 ax.set_xscale("log", base=2)
-            _set_log_ylim(ax, shown, pad=1.3 if not sub2 else 2.0)
+            if sub2:
+                _set_log_ylim(ax, shown, pad=2.0)
+            else:
+                s2 = _sigma2(d)
+                top = max(v for v in shown if _finite(v)) * 1.15
+                ax.set_ylim(s2 / 1.03, top)
+                _plain_log_ticks(ax, "y", s2 / 1.03, top)
             what = "risk" if not sub2 else r"$R - \sigma^2$"
             ax.set_title(f"a = {fmt_num(a)}: {what} vs " + (r"$N_\mathrm{eff}$" if vs_n else "M"))
             if sub2:
@@ -1058,14 +1067,14 @@ def fig_fit_diagnostics(diag: pd.DataFrame, exponents: pd.DataFrame | None = Non
             if kind == "residual":
                 ax.scatter(k["x"], k["value"], s=8, color="C0", alpha=0.7, lw=0)
                 ax.axhline(0, color="black", lw=0.8)
-                ax.set_xscale("log")
+                ax.set_xscale("log", base=2 if var == "M" else 10)
                 ax.set_xlabel(xlab)
                 ax.set_ylabel(r"$\ln R_\mathrm{obs} - \ln R_\mathrm{fit}$")
                 lim = float(np.nanmax(np.abs(k["value"]))) * 1.2 or 1.0
                 ax.set_ylim(-lim, lim)
             elif kind in ("local_slope", "window_start"):
                 ax.plot(k["x"], k["value"], "o-", ms=3, color="C0", label="diagnostic")
-                ax.set_xscale("log")
+                ax.set_xscale("log", base=2 if var == "M" else 10)
                 ax.set_xlabel(xlab if kind == "local_slope" else f"window start ({var})")
                 ax.set_ylabel("slope")
                 if _finite(theory):
@@ -1082,9 +1091,9 @@ def fig_fit_diagnostics(diag: pd.DataFrame, exponents: pd.DataFrame | None = Non
                 if _finite(fitted):
                     ax.axvline(fitted, color="black", ls=":", lw=1.2, label="fitted")
                 ax.set_xlabel("fitted slope")
-                ax.legend(loc="upper right")
+                ax.legend(loc="upper right", bbox_to_anchor=(1.0, 0.9))
                 annotate_fit(ax, row, loc="upper left", label="")
-                ax.set_ylim(top=ax.get_ylim()[1] * 1.35)
+                ax.set_ylim(top=ax.get_ylim()[1] * 1.6)
     return fig
 
 
@@ -1484,7 +1493,10 @@ def fig_stepsize(st: pd.DataFrame, tolerance: float = 0.10) -> plt.Figure:
             loglog(ax, r"initial step size $\gamma$", r"$R - \sigma^2$")
             _set_log_ylim(ax, shown, pad=1.4)
             ax.set_title(f"a = {fmt_num(a)}, M = {_fmt_int(m)}")
-            ax.legend(loc="upper right", fontsize=6.5)
+            if j == len(m_levels_all[a]) - 1:
+                ax.plot([], [], "*", color="0.5", mec="black", mew=0.5, ms=9, label="best γ")
+                ax.plot([], [], color="0.5", lw=5, alpha=0.25, label=f"within {tolerance:.0%} of best")
+                ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7)
     return fig
 
 

@@ -93,8 +93,7 @@ class Problem:
         energy = np.zeros(n)
         for start, stop, St in sketch_chunks(self.seed, M, sp.d):
             lam = sp.eigenvalues(start, stop)
-            sd = np.sqrt(self.prior.variances(sp, start, stop))
-            w = seeds.rng(seed, seeds.TARGET, M, start // CHUNK).standard_normal((stop - start, n)) * sd[:, None]
+            w = self.target_chunk(n, seed, start // CHUNK)
             hw = lam[:, None] * w
             c += St.T @ hw
             energy += np.einsum("ij,ij->j", w, hw)
@@ -102,6 +101,16 @@ class Problem:
         v_eig = ct / self.mu[:, None]
         approx = energy - np.einsum("ij,ij->j", ct, v_eig)
         return v_eig.T.copy(), np.maximum(approx, 0.0)
+
+    def target_chunk(self, n: int, seed: int, k: int) -> np.ndarray:
+        """Coordinates [k·CHUNK, ...) of n prior draws of w* (shape width × n), from stream (seed, TARGET, M, k)."""
+        start, stop = k * CHUNK, min(self.spectrum.d, (k + 1) * CHUNK)
+        sd = np.sqrt(self.prior.variances(self.spectrum, start, stop))
+        return seeds.rng(seed, seeds.TARGET, self.M, k).standard_normal((stop - start, n)) * sd[:, None]
+
+    def targets(self, n: int, seed: int) -> np.ndarray:
+        """The n full-dimensional draws of w* that ``sample_targets(n, seed)`` uses (shape d × n; tests only)."""
+        return np.concatenate([self.target_chunk(n, seed, k) for k in range((self.spectrum.d + CHUNK - 1) // CHUNK)])
 
     # ---------------------------------------------------------------- persistence
     def save(self, path) -> None:
