@@ -173,3 +173,13 @@ def test_run_sgd_rejects_divergent_step(small_problem):
 
     with pytest.raises(ParameterError, match="gamma"):
         run_sgd(small_problem.mu, np.zeros((2, 16)), 0.0, 1.0, Schedule(5.0, 100), seed=0)
+
+
+def test_run_many_equals_individual_runs():
+    engine = ExactEngine.from_problem(make_problem(a=1.5, M=64, d=4096, seed=3))
+    schedules = [Schedule(0.2, N) for N in (100, 1000, 12345, 10**6)] + [Schedule(0.1, 5000, kind="constant")]
+    many = engine.run_many(schedules)
+    for sch, r in zip(schedules, many):
+        single = engine.run(sch, method="step" if sch.N <= 12345 else "jump")
+        assert r.bias == pytest.approx(single.bias, rel=1e-10)
+        assert r.variance == pytest.approx(single.variance, rel=1e-10)

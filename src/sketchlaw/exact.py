@@ -242,15 +242,41 @@ class ExactEngine:
             P = P - e[:, None] * P + (g * g) * mu[:, None] * (mu @ P + forcing)[None, :]
         return P
 
-    def _jump(self, P: np.ndarray, g: float, n: int) -> np.ndarray:
+    def _jump(self, P: np.ndarray, g: float, n) -> np.ndarray:
+        """Jump n steps at step size g; P has column pairs [p_bias, p_var], n is an int or one count per pair."""
         pm = self._map(g)
+        pairs = P.shape[1] // 2
+        n = np.repeat(np.broadcast_to(np.asarray(n, dtype=float), (pairs,)), 2)[None, :]
+        noisy = np.tile([0.0, 1.0], pairs)[None, :]  # only the variance columns are driven by noise
         Qk, Qd = pm.to_eigen(P)
         Ck, Cd = pm.to_eigen((g * g * self.noise) * self.mu[:, None])
-        kn, geo = _powers(pm.theta_kept[:, None], np.array([[n]]))
-        Qk = kn * Qk + geo * Ck * np.array([0.0, 1.0])
-        knd, geod = _powers(pm.e_deflated[:, None], np.array([[n]]))
-        Qd = knd * Qd + geod * Cd * np.array([0.0, 1.0])
-        return pm.from_eigen(Qk, Qd)
+        kn, geo = _powers(pm.theta_kept[:, None], n)
+        knd, geod = _powers(pm.e_deflated[:, None], n)
+        return pm.from_eigen(kn * Qk + geo * Ck * noisy, knd * Qd + geod * Cd * noisy)
+
+    def run_many(self, schedules) -> list[RiskBreakdown]:
+        """Final expected risks for many schedules (e.g. an N grid), sharing each phase's decomposition.
+
+        Geometric schedules with the same γ use the same step sizes γ·2^-ℓ, so phase ℓ is decomposed once and
+        jumped for all of them together: the cost grows with the number of distinct step sizes, not with len(N).
+        """
+        out: list[RiskBreakdown | None] = [None] * len(schedules)
+        groups: dict[tuple, list[int]] = {}
+        for i, sch in enumerate(schedules):
+            check_stable(sch.gamma, self.mu)
+            groups.setdefault((sch.gamma, sch.kind), []).append(i)
+        for idx in groups.values():
+            phases = [schedules[i].phases() for i in idx]
+            P = np.tile(np.stack([self.p0, np.zeros_like(self.p0)], axis=1), (1, len(idx)))
+            for ell in range(max(len(ph) for ph in phases)):
+                g = next(ph[ell][0] for ph in phases if len(ph) > ell)
+                n = np.array([ph[ell][1] if len(ph) > ell else 0 for ph in phases])
+                P = self._jump(P, g, n)
+            if not np.all(np.isfinite(P)):
+                raise DivergenceError(f"exact recursion produced non-finite values at gamma={schedules[idx[0]].gamma}")
+            for k, i in enumerate(idx):
+                out[i] = self._breakdown(P[:, 2 * k:2 * k + 2])
+        return out
 
     def run(self, schedule: Schedule, checkpoints=None, method: str = "auto"):
         """Expected risk after the whole schedule (a RiskBreakdown), or a list of them at the given checkpoints.

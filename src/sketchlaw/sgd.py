@@ -50,7 +50,7 @@ class MonteCarloResult:
 
 
 def run_sgd(mu: np.ndarray, targets: np.ndarray, approx: np.ndarray, sigma2: float, schedule: Schedule,
-            seed: int, checkpoints=None) -> MonteCarloResult:
+            seed: int, checkpoints=None, progress: bool = False) -> MonteCarloResult:
     """One-pass SGD from v_0 = 0 for each row of ``targets`` (Uᵀv*, shape (trials, M)), all trials at once.
 
     ``approx`` (trials,) gives each trial's Approx(S, w*), hence its noise level σ² + Approx. Data are drawn from
@@ -71,7 +71,12 @@ def run_sgd(mu: np.ndarray, targets: np.ndarray, approx: np.ndarray, sigma2: flo
     cp_risks, ci, t = [], 0, 0
     if cps[0] == 0:
         cp_risks.append(_risks(err, mu, sigma2, approx)); ci = 1
-    for b, start in enumerate(range(0, schedule.N, block)):
+    starts = range(0, schedule.N, block)
+    if progress:  # to stderr, i.e. the job's log in the workflow
+        from tqdm import tqdm
+
+        starts = tqdm(starts, desc=f"SGD steps (blocks of {block})", mininterval=5.0, ascii=True)
+    for b, start in enumerate(starts):
         n = min(block, schedule.N - start)
         gen = seeds.rng(seed, seeds.SGD_DATA, b)
         Z = gen.standard_normal((n, R, M)) * sqrt_mu       # z̃_t ~ N(0, diag μ)
@@ -100,11 +105,11 @@ def _risks(err, mu, sigma2, approx):
 
 
 def monte_carlo(problem, schedule: Schedule, trials: int, seed: int, fresh_target: bool = True,
-                checkpoints=None) -> MonteCarloResult:
+                checkpoints=None, progress: bool = False) -> MonteCarloResult:
     """R independent SGD runs on ``problem``: fresh data per trial, and a fresh w* per trial unless
     ``fresh_target`` is False (then one w* is drawn and shared, and the risk is conditional on it)."""
     trials = check_int("trials", trials, minimum=1)
     targets, approx = problem.sample_targets(trials if fresh_target else 1, seed)
     if not fresh_target:
         targets, approx = np.repeat(targets, trials, axis=0), np.repeat(approx, trials)
-    return run_sgd(problem.mu, targets, approx, problem.sigma2, schedule, seed, checkpoints)
+    return run_sgd(problem.mu, targets, approx, problem.sigma2, schedule, seed, checkpoints, progress)

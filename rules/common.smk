@@ -1,0 +1,93 @@
+# Grid helpers: the validated config is expanded once, by the library, into problems and jobs.
+
+import json
+from dataclasses import asdict
+
+from snakemake.exceptions import WorkflowError
+
+from sketchlaw.grid import EXPERIMENTS, ConfigError, check_config, plan
+from sketchlaw.provenance import canonical_hash, git_state
+from sketchlaw.seeds import coordinate_seed
+
+try:
+    check_config(config)
+except ConfigError as err:
+    raise WorkflowError(f"Invalid configuration: {err}") from None
+
+R = config["results_dir"]
+PLAN = plan(config)
+ENABLED = [name for name in EXPERIMENTS if name in config["experiments"]]
+EXACT = {(j.experiment, j.stem): j for j in PLAN["exact"]}
+MONTECARLO = {(j.experiment, j.stem): j for j in PLAN["montecarlo"]}
+BASELINES = {(j.experiment, j.stem): j for j in PLAN["baselines"]}
+
+# Notebook → experiments whose tables it reads (a notebook runs only when they are all enabled).
+NOTEBOOKS = {
+    "fig1_risk_landscape": ["main"],
+    "fig2_scaling_fits": ["main"],
+    "appendix_monte_carlo": ["main"],
+    "fit_diagnostics": ["main"],
+    "source_condition": ["source"],
+    "log_power_law": ["logpower"],
+    "compute_optimal": ["compute"],
+    "variance_vs_model_size": ["variance"],
+    "stepsize": ["stepsize"],
+}
+ACTIVE_NOTEBOOKS = [nb for nb, needs in NOTEBOOKS.items() if all(e in ENABLED for e in needs)]
+
+
+wildcard_constraints:
+    experiment="|".join(EXPERIMENTS),
+    notebook="|".join(NOTEBOOKS),
+
+
+def settings(experiment):
+    return {**config["defaults"], **config["experiments"][experiment]}
+
+
+def job_params(job):
+    """Everything a training script needs, as plain data (params changes re-run exactly the affected jobs)."""
+    s = settings(job.experiment)
+    p = job.problem
+    prior = "isotropic" if p.b is None else "source"
+    b = p.a if (p.b is None and p.spectrum == "power") else p.b
+    columns = {"experiment": job.experiment, "spectrum": p.spectrum, "a": p.a,
+               "b": float("nan") if b is None else b, "prior": prior, "M": p.M, "d": p.d,
+               "schedule": s["schedule"], "sigma2": float(s["sigma2"]), "sketch_seed": p.seed}
+    return {"points": [list(pt) for pt in job.points], "sigma2": float(s["sigma2"]), "schedule": s["schedule"],
+            "log_base": s["log_base"], "columns": columns, "trials": job.trials,
+            "drop_unstable": EXPERIMENTS[job.experiment] == "stepsize",
+            "lambdas": s.get("ridge", {}).get("lambdas", []),
+            # compute experiment: the nominal budget C of each N = round(C / M)
+            "compute_of_N": {str(int(round(C / p.M))): int(C) for C in s.get("C", [])},
+            # Monte Carlo seeds derive from the grid coordinates, never from job order.
+            "mc_seed": coordinate_seed(job.experiment, p.stem, *[x for pt in job.points for x in pt])}
+
+
+def problem_file(wildcards):
+    job = EXACT.get((wildcards.experiment, wildcards.stem)) or MONTECARLO.get((wildcards.experiment, wildcards.stem)) \
+        or BASELINES.get((wildcards.experiment, wildcards.stem))
+    return f"{R}/problems/{job.problem.stem}.npz"
+
+
+def runs(experiment, kind):
+    table = {"exact": EXACT, "mc": MONTECARLO, "baselines": BASELINES}[kind]
+    return sorted(f"{R}/runs/{experiment}/{kind}/{stem}.parquet" for (e, stem) in table if e == experiment)
+
+
+def notebook_outputs(nb):
+    return [f"{R}/notebooks/{nb}.ipynb", f"{R}/notebooks/{nb}.html", f"{R}/figures/{nb}.png", f"{R}/figures/{nb}.pdf"]
+
+
+def final_targets():
+    out = [f"{R}/tables/{e}.parquet" for e in ENABLED] + [f"{R}/tables/{e}.csv" for e in ENABLED]
+    out += [f"{R}/tables/exponents.csv", f"{R}/tables/exponents.md", f"{R}/index.html"]
+    for nb in ACTIVE_NOTEBOOKS:
+        out += notebook_outputs(nb)
+    return out
+
+
+def provenance_params():
+    commit, dirty = git_state(workflow.basedir)
+    science = {k: v for k, v in config.items() if k != "results_dir"}
+    return {"config_hash": canonical_hash(science), "git_commit": commit, "git_dirty": dirty}

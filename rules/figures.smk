@@ -1,0 +1,39 @@
+# Figures: one papermill notebook per figure (it only reads tables), then the HTML index.
+
+
+rule notebook:
+    input:
+        notebook="notebooks/{notebook}.ipynb",
+        tables=lambda wc: [f"{R}/tables/{e}.parquet" for e in NOTEBOOKS[wc.notebook]],
+        exponents=f"{R}/tables/exponents.csv",
+        provenance=f"{R}/provenance.json",
+    output:
+        ipynb=f"{R}/notebooks/{{notebook}}.ipynb",
+        html=f"{R}/notebooks/{{notebook}}.html",
+        png=f"{R}/figures/{{notebook}}.png",
+        pdf=f"{R}/figures/{{notebook}}.pdf",
+    log:
+        f"{R}/logs/notebook/{{notebook}}.log",
+    params:
+        tables=f"{R}/tables",
+        figures=f"{R}/figures",
+    shell:
+        "(papermill -k python3 --no-progress-bar {input.notebook} {output.ipynb}"
+        " -p tables_dir {params.tables} -p figures_dir {params.figures} -p provenance_path {input.provenance}"
+        " && jupyter nbconvert --to html --log-level WARN {output.ipynb} --output $(basename {output.html})"
+        ") > {log} 2>&1"
+
+
+rule report:
+    input:
+        notebooks=[f"{R}/notebooks/{nb}.html" for nb in ACTIVE_NOTEBOOKS],
+        figures=[f"{R}/figures/{nb}.png" for nb in ACTIVE_NOTEBOOKS],
+        tables=[f"{R}/tables/{e}.csv" for e in ENABLED] + [f"{R}/tables/exponents.csv"],
+        exponents_md=f"{R}/tables/exponents.md",
+        provenance=f"{R}/provenance.json",
+    output:
+        f"{R}/index.html",
+    log:
+        f"{R}/logs/report.log",
+    script:
+        "../scripts/report.py"

@@ -1,0 +1,62 @@
+# Problem generation and training. Cheap work is batched (all N of a problem in one exact job); Monte Carlo, the
+# expensive part, is one job per grid point so a cluster can spread it.
+
+
+rule problem:
+    output:
+        f"{R}/problems/{{stem}}.npz",
+    log:
+        f"{R}/logs/problem/{{stem}}.log",
+    benchmark:
+        f"{R}/benchmarks/problem/{{stem}}.tsv"
+    params:
+        key=lambda wc: asdict(PLAN["problems"][wc.stem]),
+    resources:
+        mem_mb=lambda wc: 1000 + 48 * PLAN["problems"][wc.stem].M ** 2 // 2**20 * 8,
+    script:
+        "../scripts/build_problem.py"
+
+
+rule train_exact:
+    input:
+        problem=problem_file,
+    output:
+        f"{R}/runs/{{experiment}}/exact/{{stem}}.parquet",
+    log:
+        f"{R}/logs/train_exact/{{experiment}}/{{stem}}.log",
+    benchmark:
+        f"{R}/benchmarks/train_exact/{{experiment}}/{{stem}}.tsv"
+    params:
+        job=lambda wc: job_params(EXACT[(wc.experiment, wc.stem)]),
+    script:
+        "../scripts/train_exact.py"
+
+
+rule train_montecarlo:
+    input:
+        problem=problem_file,
+    output:
+        f"{R}/runs/{{experiment}}/mc/{{stem}}.parquet",
+    log:
+        f"{R}/logs/train_montecarlo/{{experiment}}/{{stem}}.log",
+    benchmark:
+        f"{R}/benchmarks/train_montecarlo/{{experiment}}/{{stem}}.tsv"
+    params:
+        job=lambda wc: job_params(MONTECARLO[(wc.experiment, wc.stem)]),
+    script:
+        "../scripts/train_montecarlo.py"
+
+
+rule train_baselines:
+    input:
+        problem=problem_file,
+    output:
+        f"{R}/runs/{{experiment}}/baselines/{{stem}}.parquet",
+    log:
+        f"{R}/logs/train_baselines/{{experiment}}/{{stem}}.log",
+    benchmark:
+        f"{R}/benchmarks/train_baselines/{{experiment}}/{{stem}}.tsv"
+    params:
+        job=lambda wc: job_params(BASELINES[(wc.experiment, wc.stem)]),
+    script:
+        "../scripts/train_baselines.py"

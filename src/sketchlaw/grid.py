@@ -1,0 +1,194 @@
+"""Experiment grids of the replication workflow: semantic checks and expansion into jobs (no Snakemake here).
+
+The workflow's config.yaml is first validated against ``schemas/config.schema.yaml`` (types, ranges, unknown keys);
+``check_config`` then rejects what a schema cannot express (unsorted or duplicate grids, M > d, a divergent γ for the
+spectrum, ...), raising ConfigError that names the field and the allowed values. ``plan`` expands a checked config
+into problems (one sketch each), exact-engine jobs (one per problem, all N at once) and Monte Carlo jobs (one per
+grid point, so a cluster can spread them).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .exact import critical_step_size
+from .spectra import Spectrum
+
+EXPERIMENTS = {  # name → kind; the notebooks are written for these names
+    "main": "scaling", "source": "scaling", "logpower": "scaling",
+    "compute": "compute", "variance": "variance", "stepsize": "stepsize",
+}
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the field (dotted path) and the allowed values."""
+
+    def __init__(self, field: str, value, allowed: str):
+        self.field = field
+        super().__init__(f"config field '{field}' = {value!r} is invalid: allowed {allowed}")
+
+
+def fmt(x) -> str:
+    """Canonical text of a grid value, used in file names (1.5 → '1.5', 2.0 → '2', 1e6 → '1000000')."""
+    if x is None:
+        return "iso"
+    x = float(x)
+    return str(int(x)) if x.is_integer() else repr(x)
+
+
+@dataclass(frozen=True)
+class ProblemKey:
+    """One sketch: spectrum, exponents, truncation d, model size M and sketch seed."""
+
+    spectrum: str
+    a: float
+    b: float | None
+    d: int
+    M: int
+    seed: int
+
+    @property
+    def stem(self) -> str:
+        return f"{self.spectrum}_a{fmt(self.a)}_b{fmt(self.b)}_d{self.d}_M{self.M}_s{self.seed}"
+
+
+@dataclass(frozen=True)
+class Job:
+    """Work on one problem: exact risks at every (N, γ) of ``points``, or Monte Carlo at one point."""
+
+    experiment: str
+    problem: ProblemKey
+    points: tuple  # ((N, gamma), ...)
+    trials: int = 0
+
+    @property
+    def stem(self) -> str:
+        if self.trials:
+            (N, g), = self.points
+            return f"{self.problem.stem}_N{N}_g{fmt(g)}"
+        return self.problem.stem
+
+
+def _settings(config: dict, name: str) -> dict:
+    """Experiment settings with the defaults filled in."""
+    return {**config.get("defaults", {}), **config["experiments"][name]}
+
+
+def truncation(settings: dict, M: int) -> int:
+    """d = max(d_min, d_per_M · M): the tail beyond d is cut (PAPER.md §9); d ∝ M keeps the M-slope of Approx a
+    clean power law, (1 − (d/M)^(1−a)) being then a constant factor."""
+    return max(int(settings["d_min"]), int(settings["d_per_M"]) * int(M))
+
+
+def _check_grid(field: str, values, integer=False, minimum=None):
+    if not values:
+        raise ConfigError(field, values, "a non-empty list")
+    if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in values):
+        raise ConfigError(field, values, "a list of numbers")
+    if integer and any(float(v) != int(v) for v in values):
+        raise ConfigError(field, values, "a list of integers")
+    if minimum is not None and min(values) < minimum:
+        raise ConfigError(field, values, f"values >= {minimum}")
+    if len(set(values)) != len(values):
+        raise ConfigError(field, values, "distinct values (no duplicates)")
+    if list(values) != sorted(values):
+        raise ConfigError(field, values, "values sorted in increasing order")
+
+
+def check_config(config: dict) -> None:
+    """Semantic checks beyond the JSON schema; raise ConfigError on the first problem."""
+    experiments = config.get("experiments") or {}
+    if not experiments:
+        raise ConfigError("experiments", experiments, f"at least one of {', '.join(EXPERIMENTS)}")
+    for name in experiments:
+        if name not in EXPERIMENTS:
+            raise ConfigError(f"experiments.{name}", name, f"one of {', '.join(EXPERIMENTS)}")
+        s = _settings(config, name)
+        at = f"experiments.{name}"
+        for key in ("a", "M", "sketch_seeds"):
+            _check_grid(f"{at}.{key}", s.get(key), integer=key != "a")
+        if any(a <= 1 for a in s["a"]):
+            raise ConfigError(f"{at}.a", s["a"], "values > 1")
+        if s.get("b") is not None:
+            _check_grid(f"{at}.b", s["b"])
+            if any(b <= 1 for b in s["b"]):
+                raise ConfigError(f"{at}.b", s["b"], "values > 1")
+            if s["spectrum"] != "power":
+                raise ConfigError(f"{at}.b", s["b"], "only with spectrum 'power'")
+        if min(s["M"]) < 1:
+            raise ConfigError(f"{at}.M", s["M"], "integers >= 1")
+        if s["sigma2"] < 0:
+            raise ConfigError(f"{at}.sigma2", s["sigma2"], "a number >= 0")
+        grid_N = s.get("N") if EXPERIMENTS[name] != "compute" else s.get("C")
+        _check_grid(f"{at}.{'C' if EXPERIMENTS[name] == 'compute' else 'N'}", grid_N, integer=True, minimum=2)
+        for M in s["M"]:
+            d = truncation(s, M)
+            if M > d:
+                raise ConfigError(f"{at}.M", M, f"M <= d = {d}")
+        gammas = s["gamma"] if isinstance(s["gamma"], list) else [s["gamma"]]
+        if isinstance(s["gamma"], list):
+            _check_grid(f"{at}.gamma", gammas)
+        for g in gammas:
+            if not g > 0:
+                raise ConfigError(f"{at}.gamma", g, "a number > 0")
+        if EXPERIMENTS[name] != "stepsize":
+            # Divergence for the spectrum itself (the unsketched limit); a realized sketch is checked at run time.
+            for a in s["a"]:
+                bound = critical_step_size(Spectrum(s["spectrum"], a, truncation(s, max(s["M"]))).eigenvalues())
+                if max(gammas) >= bound:
+                    raise ConfigError(f"{at}.gamma", max(gammas),
+                                      f"0 < gamma < {bound:.4g} (SGD diverges above this for spectrum "
+                                      f"{s['spectrum']} with a = {a})")
+        mc = s.get("montecarlo")
+        if mc:
+            for key in ("M", "N"):
+                _check_grid(f"{at}.montecarlo.{key}", mc[key], integer=True, minimum=1 if key == "M" else 2)
+            if not set(mc["M"]) <= set(s["M"]):
+                raise ConfigError(f"{at}.montecarlo.M", mc["M"], f"a subset of {at}.M = {s['M']}")
+        if EXPERIMENTS[name] == "variance":
+            ridge = s["ridge"]
+            _check_grid(f"{at}.ridge.lambdas", ridge["lambdas"])
+
+
+def _gammas(s) -> list:
+    return list(s["gamma"]) if isinstance(s["gamma"], list) else [s["gamma"]]
+
+
+def plan(config: dict) -> dict:
+    """Expand a checked config: {"problems": {stem: ProblemKey}, "exact": [Job], "montecarlo": [Job],
+    "baselines": [Job]} (baselines: least squares and ridge for the variance experiment)."""
+    problems, exact, mc, baselines = {}, [], [], []
+    for name, kind in EXPERIMENTS.items():
+        if name not in (config.get("experiments") or {}):
+            continue
+        s = _settings(config, name)
+        for a in s["a"]:
+            for b in (s.get("b") or [None]):
+                for M in s["M"]:
+                    for seed in s["sketch_seeds"]:
+                        key = ProblemKey(s["spectrum"], float(a), None if b is None else float(b),
+                                         truncation(s, M), int(M), int(seed))
+                        problems[key.stem] = key
+                        if kind == "compute":
+                            Ns = sorted({int(round(C / M)) for C in s["C"] if round(C / M) >= 2})
+                        else:
+                            Ns = [int(N) for N in s["N"]]
+                        montecarlo = s.get("montecarlo")
+                        if montecarlo and M in montecarlo["M"]:  # every Monte Carlo point gets its exact twin
+                            Ns = sorted(set(Ns) | {int(N) for N in montecarlo["N"]})
+                        points = tuple((N, float(g)) for g in _gammas(s) for N in Ns)
+                        exact.append(Job(name, key, points))
+                        if kind == "variance":
+                            baselines.append(Job(name, key, tuple((N, float(s["gamma"])) for N in Ns),
+                                                 trials=int(s["ridge"]["trials"])))
+                        if montecarlo and M in montecarlo["M"]:
+                            for N in montecarlo["N"]:
+                                for g in _gammas(s):
+                                    mc.append(Job(name, key, ((int(N), float(g)),), trials=int(montecarlo["trials"])))
+    return {"problems": problems, "exact": exact, "montecarlo": mc, "baselines": baselines}
+
+
+def n_eff(N: int, log_base: str) -> float:
+    base = {"e": math.e, "2": 2.0, "10": 10.0}[str(log_base)]
+    return N / math.log(N, base)

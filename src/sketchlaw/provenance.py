@@ -1,0 +1,53 @@
+"""Provenance attached to every table and figure: code version, config hash, lock hash, package versions.
+
+Nothing time- or host-dependent is recorded, so two runs of the same commit and config write identical bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import platform
+import subprocess
+from pathlib import Path
+
+PACKAGES = ("sketchlaw", "numpy", "scipy", "pandas", "pyarrow", "snakemake", "papermill", "matplotlib", "seaborn")
+
+
+def canonical_hash(obj) -> str:
+    """sha256 of the canonical JSON of obj (sorted keys), first 16 hex digits."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def file_hash(path) -> str:
+    p = Path(path)
+    return hashlib.sha256(p.read_bytes()).hexdigest()[:16] if p.exists() else "missing"
+
+
+def git_state(root) -> tuple[str, bool]:
+    """(commit, dirty) of the repository at root; ("unknown", True) outside git. results/ is ignored by git."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                                check=True).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                                capture_output=True, text=True, check=True).stdout.strip()
+        return commit, bool(status)
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown", True
+
+
+def versions() -> dict:
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def collect(config: dict, root=".", lock_file="uv.lock") -> dict:
+    commit, dirty = git_state(root)
+    return {"git_commit": commit, "git_dirty": dirty, "config_hash": canonical_hash(config),
+            "lock_hash": file_hash(Path(root) / lock_file), "versions": versions()}

@@ -1,0 +1,63 @@
+"""Reading and writing the workflow's tables: atomic writes, provenance in the file, only finite results."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+# Result columns that must never hold NaN or ±inf (optional columns such as mc_mean may be NaN = "not run").
+FINITE_COLUMNS = ("risk", "approx", "bias", "variance", "excess", "reducible")
+
+
+def _atomic(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def check_finite(df: pd.DataFrame, what: str) -> None:
+    for col in FINITE_COLUMNS:
+        if col in df and not np.all(np.isfinite(df[col].to_numpy(dtype=float))):
+            bad = df.loc[~np.isfinite(df[col].to_numpy(dtype=float))].head(3).to_dict("records")
+            raise ArithmeticError(f"{what}: non-finite values in column '{col}', e.g. {bad}")
+
+
+def write_table(df: pd.DataFrame, path, provenance: dict | None = None, csv: bool = False) -> None:
+    """Write a parquet table atomically (provenance in its schema metadata), and a CSV twin if asked."""
+    path = Path(path)
+    check_finite(df, str(path))
+    table = pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False)
+    meta = dict(table.schema.metadata or {})
+    if provenance is not None:
+        meta[b"sketchlaw.provenance"] = json.dumps(provenance, sort_keys=True).encode()
+    table = table.replace_schema_metadata(meta)
+    _atomic(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+    if csv:
+        _atomic(path.with_suffix(".csv"), lambda tmp: df.to_csv(tmp, index=False, float_format="%.10g"))
+
+
+def write_text(text: str, path) -> None:
+    _atomic(Path(path), lambda tmp: Path(tmp).write_text(text))
+
+
+def read_table(path) -> pd.DataFrame:
+    return pd.read_parquet(path)
+
+
+def read_provenance(path) -> dict:
+    meta = pq.read_schema(path).metadata or {}
+    raw = meta.get(b"sketchlaw.provenance")
+    return json.loads(raw) if raw else {}
