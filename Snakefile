@@ -5,17 +5,9 @@
 #
 # Default target: every table, figure, executed notebook and results/index.html for the experiments in the config.
 
-import os
-import sys
-
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
-
-# Shell rules (papermill, jupyter) must come from the same environment as this Snakemake, even when it is called
-# by path without activating the venv, and inside cluster jobs.
-os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
-
 
 configfile: "config.yaml"
 

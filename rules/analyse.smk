@@ -9,6 +9,8 @@ rule provenance:
     params:
         state=provenance_params(),
         root=workflow.basedir,
+    conda:
+        "../envs/sketchlaw.yaml"
     script:
         "../scripts/provenance.py"
 
@@ -26,6 +28,8 @@ rule aggregate:
         f"{R}/logs/aggregate/{{experiment}}.log",
     benchmark:
         f"{R}/benchmarks/aggregate/{{experiment}}.tsv"
+    conda:
+        "../envs/sketchlaw.yaml"
     script:
         "../scripts/aggregate.py"
 
@@ -45,5 +49,7 @@ rule fit:
         f"{R}/benchmarks/fit.tsv"
     params:
         bootstrap=config.get("fit", {}).get("bootstrap", 1000),
+    conda:
+        "../envs/sketchlaw.yaml"
     script:
         "../scripts/fit.py"

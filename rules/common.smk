@@ -1,6 +1,8 @@
 # Grid helpers: the validated config is expanded once, by the library, into problems and jobs.
 
 import json
+import os
+import sys
 from dataclasses import asdict
 
 from snakemake.exceptions import WorkflowError
@@ -15,6 +17,9 @@ except ConfigError as err:
     raise WorkflowError(f"Invalid configuration: {err}") from None
 
 R = config["results_dir"]
+# Shell rules run tools with the interpreter running Snakemake: the right environment even when Snakemake is
+# called by path without activating the venv, and inside cluster jobs (shared file system).
+PYTHON = sys.executable
 PLAN = plan(config)
 ENABLED = [name for name in EXPERIMENTS if name in config["experiments"]]
 EXACT = {(j.experiment, j.stem): j for j in PLAN["exact"]}

@@ -15,12 +15,15 @@ rule notebook:
     log:
         f"{R}/logs/notebook/{{notebook}}.log",
     params:
-        tables=f"{R}/tables",
-        figures=f"{R}/figures",
+        tables=lambda wc, input: os.path.dirname(input.exponents),
+        figures=lambda wc, output: os.path.dirname(output.png),
+        python=PYTHON,
+    conda:
+        "../envs/sketchlaw.yaml"
     shell:
-        "(papermill -k python3 --no-progress-bar {input.notebook} {output.ipynb}"
+        "({params.python} -m papermill -k python3 --no-progress-bar {input.notebook} {output.ipynb}"
         " -p tables_dir {params.tables} -p figures_dir {params.figures} -p provenance_path {input.provenance}"
-        " && jupyter nbconvert --to html --log-level WARN {output.ipynb} --output $(basename {output.html})"
+        " && {params.python} -m nbconvert --to html --log-level WARN {output.ipynb} --output $(basename {output.html})"
         ") > {log} 2>&1"
 
 
@@ -35,5 +38,7 @@ rule report:
         f"{R}/index.html",
     log:
         f"{R}/logs/report.log",
+    conda:
+        "../envs/sketchlaw.yaml"
     script:
         "../scripts/report.py"

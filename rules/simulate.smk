@@ -13,6 +13,8 @@ rule problem:
         key=lambda wc: asdict(PLAN["problems"][wc.stem]),
     resources:
         mem_mb=lambda wc: 1000 + 48 * PLAN["problems"][wc.stem].M ** 2 // 2**20 * 8,
+    conda:
+        "../envs/sketchlaw.yaml"
     script:
         "../scripts/build_problem.py"
 
@@ -28,6 +30,8 @@ rule train_exact:
         f"{R}/benchmarks/train_exact/{{experiment}}/{{stem}}.tsv"
     params:
         job=lambda wc: job_params(EXACT[(wc.experiment, wc.stem)]),
+    conda:
+        "../envs/sketchlaw.yaml"
     script:
         "../scripts/train_exact.py"
 
@@ -43,6 +47,8 @@ rule train_montecarlo:
         f"{R}/benchmarks/train_montecarlo/{{experiment}}/{{stem}}.tsv"
     params:
         job=lambda wc: job_params(MONTECARLO[(wc.experiment, wc.stem)]),
+    conda:
+        "../envs/sketchlaw.yaml"
     script:
         "../scripts/train_montecarlo.py"
 
@@ -58,5 +64,7 @@ rule train_baselines:
         f"{R}/benchmarks/train_baselines/{{experiment}}/{{stem}}.tsv"
     params:
         job=lambda wc: job_params(BASELINES[(wc.experiment, wc.stem)]),
+    conda:
+        "../envs/sketchlaw.yaml"
     script:
         "../scripts/train_baselines.py"

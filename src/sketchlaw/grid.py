@@ -61,10 +61,11 @@ class Job:
     problem: ProblemKey
     points: tuple  # ((N, gamma), ...)
     trials: int = 0
+    kind: str = "exact"  # exact | montecarlo | baselines
 
     @property
     def stem(self) -> str:
-        if self.trials:
+        if self.kind == "montecarlo":
             (N, g), = self.points
             return f"{self.problem.stem}_N{N}_g{fmt(g)}"
         return self.problem.stem
@@ -181,11 +182,12 @@ def plan(config: dict) -> dict:
                         exact.append(Job(name, key, points))
                         if kind == "variance":
                             baselines.append(Job(name, key, tuple((N, float(s["gamma"])) for N in Ns),
-                                                 trials=int(s["ridge"]["trials"])))
+                                                 trials=int(s["ridge"]["trials"]), kind="baselines"))
                         if montecarlo and M in montecarlo["M"]:
                             for N in montecarlo["N"]:
                                 for g in _gammas(s):
-                                    mc.append(Job(name, key, ((int(N), float(g)),), trials=int(montecarlo["trials"])))
+                                    mc.append(Job(name, key, ((int(N), float(g)),), trials=int(montecarlo["trials"]),
+                                                  kind="montecarlo"))
     return {"problems": problems, "exact": exact, "montecarlo": mc, "baselines": baselines}
 
 
