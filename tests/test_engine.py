@@ -183,3 +183,33 @@ def test_run_many_equals_individual_runs():
         single = engine.run(sch, method="step" if sch.N <= 12345 else "jump")
         assert r.bias == pytest.approx(single.bias, rel=1e-10)
         assert r.variance == pytest.approx(single.variance, rel=1e-10)
+
+
+@pytest.mark.parametrize("kind,a,b", [("power", 1.5, None), ("power", 2.0, 1.5), ("logpower", 2.0, None)])
+def test_mean_field_tail_makes_the_truncation_irrelevant(kind, a, b):
+    """With the tail's mean added, d = 512 and d = 8192 give the same problem (same sketch prefix) to ~1e-3,
+    while cutting the tail moves Approx by far more: the infinite-dimensional limit is what is simulated."""
+    from sketchlaw.problem import build_problem
+    from sketchlaw.spectra import tail_sums
+
+    def approx(d, tail):
+        return build_problem(Spectrum(kind, a, d), 16, 1.0, 0, Prior(b), tail=tail).approx
+
+    small, large = approx(512, "mean"), approx(8192, "mean")
+    assert small == pytest.approx(large, rel=2e-3)
+    assert abs(approx(512, "none") - large) > 20 * abs(small - large)
+    if kind == "power" and b is None:
+        i = np.arange(513, 10**6 + 1, dtype=float)
+        assert tail_sums(Spectrum(kind, a, 512), Prior())["tau_H"] == pytest.approx(
+            np.sum(i ** -a) + tail_sums(Spectrum(kind, a, 10**6), Prior())["tau_H"], rel=1e-12)
+
+
+def test_monte_carlo_with_mean_field_tail_matches_exact():
+    from sketchlaw.problem import build_problem
+
+    problem = build_problem(Spectrum("power", 1.5, 1024), 16, 1.0, 2, tail="mean")
+    schedule = Schedule(0.2, 1500)
+    exact = ExactEngine.from_problem(problem).run(schedule)
+    mc = monte_carlo(problem, schedule, trials=2000, seed=5)
+    assert abs(mc.mean - exact.risk) < 3 * mc.sem
+    assert mc.approx.mean() == pytest.approx(problem.approx, rel=0.05)

@@ -28,6 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--schedule", default="geometric", help="geometric | constant")
     r.add_argument("--log-base", default="e", help="base of the log in N_eff = N / log N: e | 2 | 10")
     r.add_argument("--seed", type=float, default=0, help="sketch seed (integer >= 0)")
+    r.add_argument("--tail", default="mean", help="coordinates beyond d: mean (mean-field, the paper's d = ∞) | none")
     r.add_argument("--engine", default="exact", help="exact | montecarlo (montecarlo also reports exact)")
     r.add_argument("--trials", type=float, default=1000, help="Monte Carlo trials")
     r.add_argument("--mc-seed", type=float, default=0, help="Monte Carlo data seed")
@@ -47,10 +48,10 @@ def risk_point(args) -> dict:
     spectrum = Spectrum(args.spectrum, args.a, check_int("d", args.d, minimum=1))
     schedule = Schedule(args.gamma, check_int("N", args.N, minimum=2), args.schedule, args.log_base)
     problem = build_problem(spectrum, check_int("M", args.M, minimum=1), args.sigma2,
-                            check_int("seed", args.seed, minimum=0), Prior(args.b))
+                            check_int("seed", args.seed, minimum=0), Prior(args.b), tail=args.tail)
     out = {"spectrum": spectrum.kind, "a": spectrum.a, "b": args.b, "M": problem.M, "d": spectrum.d,
            "N": schedule.N, "N_eff": schedule.N_eff, "gamma": schedule.gamma, "schedule": schedule.kind,
-           "seed": problem.seed, "gamma_max": critical_step_size(problem.mu)}
+           "seed": problem.seed, "tail": args.tail, "gamma_max": critical_step_size(problem.mu)}
     out.update(ExactEngine.from_problem(problem).run(schedule).as_dict())
     if args.engine == "montecarlo":
         mc = monte_carlo(problem, schedule, check_int("trials", args.trials, minimum=2),

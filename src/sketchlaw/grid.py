@@ -47,10 +47,11 @@ class ProblemKey:
     d: int
     M: int
     seed: int
+    tail: str = "mean"
 
     @property
     def stem(self) -> str:
-        return f"{self.spectrum}_a{fmt(self.a)}_b{fmt(self.b)}_d{self.d}_M{self.M}_s{self.seed}"
+        return f"{self.spectrum}_a{fmt(self.a)}_b{fmt(self.b)}_d{self.d}_t{self.tail}_M{self.M}_s{self.seed}"
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,7 @@ def plan(config: dict) -> dict:
                 for M in s["M"]:
                     for seed in s["sketch_seeds"]:
                         key = ProblemKey(s["spectrum"], float(a), None if b is None else float(b),
-                                         truncation(s, M), int(M), int(seed))
+                                         truncation(s, M), int(M), int(seed), s["tail"])
                         problems[key.stem] = key
                         if kind == "compute":
                             Ns = sorted({int(round(C / M)) for C in s["C"] if round(C / M) >= 2})

@@ -22,7 +22,7 @@ import numpy as np
 
 from . import __version__, seeds
 from .errors import ParameterError, check_int, check_real
-from .spectra import Prior, Spectrum
+from .spectra import Prior, Spectrum, tail_sums
 
 CHUNK = 1024
 FORMAT_VERSION = 1
@@ -97,6 +97,9 @@ class Problem:
             hw = lam[:, None] * w
             c += St.T @ hw
             energy += np.einsum("ij,ij->j", w, hw)
+        if self.meta.get("tail") == "mean":  # the tail's part of c = S H w* is N(0, τ_H2L/M · I); its energy its mean
+            c += np.sqrt(self.meta["tau_H2L"] / M) * seeds.rng(seed, seeds.TARGET, M, -1 % 2**32).standard_normal((M, n))
+            energy += self.meta["tau_HL"]
         ct = self.U.T @ c  # (M, n) in Σ's eigenbasis
         v_eig = ct / self.mu[:, None]
         approx = energy - np.einsum("ij,ij->j", ct, v_eig)
@@ -137,7 +140,11 @@ class Problem:
                        seed=int(meta["seed"]), meta=meta)
 
 
-def build_problem(spectrum: Spectrum, M: int, sigma2: float, seed: int, prior: Prior | None = None) -> Problem:
+TAILS = ("mean", "none")
+
+
+def build_problem(spectrum: Spectrum, M: int, sigma2: float, seed: int, prior: Prior | None = None,
+                  tail: str = "none") -> Problem:
     """Draw the sketch for ``seed`` and reduce it: Σ, its eigendecomposition, E Approx and E p(0).
 
     One pass over S, chunk by chunk, accumulates Σ = S H Sᵀ and T = S H Λ_w H Sᵀ (Λ_w the prior covariance), so
@@ -162,6 +169,14 @@ def build_problem(spectrum: Spectrum, M: int, sigma2: float, seed: int, prior: P
         B = St * (lam * np.sqrt(s))[:, None]
         T += B.T @ B
         tr_HL += float(np.dot(lam, s))
+    if tail not in TAILS:
+        raise ParameterError("tail", tail, f"one of {', '.join(TAILS)}")
+    taus = tail_sums(spectrum, prior) if tail == "mean" else {"tau_H": 0.0, "tau_HL": 0.0, "tau_H2L": 0.0}
+    # Mean-field tail: the coordinates i > d add Σ_{i>d} λ_i s_i s_iᵀ to Σ, whose mean is (τ_H / M)·I and whose
+    # fluctuation is smaller by sqrt(Σ λ_i²)/Σ λ_i (negligible for the d used here); likewise for T and tr(HΛ_w).
+    Sigma[np.diag_indices(M)] += taus["tau_H"] / M
+    T[np.diag_indices(M)] += taus["tau_H2L"] / M
+    tr_HL += taus["tau_HL"]
     mu, U = np.linalg.eigh(Sigma)
     mu, U = mu[::-1].copy(), U[:, ::-1].copy()
     if not mu[-1] > 0:
@@ -172,6 +187,6 @@ def build_problem(spectrum: Spectrum, M: int, sigma2: float, seed: int, prior: P
     import numpy, scipy
 
     meta = {"sketchlaw": __version__, "numpy": numpy.__version__, "scipy": scipy.__version__,
-            "chunk_columns": CHUNK, "sketch_entries": "N(0, 1/M)"}
+            "chunk_columns": CHUNK, "sketch_entries": "N(0, 1/M)", "tail": tail, **taus}
     return Problem(mu=mu, U=U, p0=p0, approx=approx, sigma2=sigma2, spectrum=spectrum, prior=prior, M=M, seed=seed,
                    meta=meta)
