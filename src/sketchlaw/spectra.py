@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import integrate, special
 
 from .errors import ParameterError, check_int, check_real
 
@@ -77,6 +76,8 @@ def tail_sums(spectrum: Spectrum, prior: Prior) -> dict[str, float]:
     Power laws use the Hurwitz zeta function (exact); the log power law uses Euler–Maclaurin with the integral
     computed by quadrature in log x (error far below 1e-10 relative for d >= 16).
     """
+    from scipy import integrate, special  # imported here: only problem building needs them
+
     a, d = spectrum.a, spectrum.d
     if spectrum.kind == "power":
         if prior.b is None:
