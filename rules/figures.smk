@@ -6,6 +6,8 @@ rule notebook:
         notebook="notebooks/{notebook}.ipynb",
         tables=lambda wc: [f"{R}/tables/{e}.parquet" for e in NOTEBOOKS[wc.notebook]],
         exponents=f"{R}/tables/exponents.csv",
+        diagnostics=f"{R}/tables/fit_diagnostics.parquet",
+        frontier=f"{R}/tables/compute_frontier.csv",
         provenance=f"{R}/provenance.json",
     output:
         ipynb=f"{R}/notebooks/{{notebook}}.ipynb",

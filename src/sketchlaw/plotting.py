@@ -3,7 +3,7 @@
 The notebooks in ``notebooks/`` are thin: they load the workflow's tables with :func:`load_table` /
 :func:`load_exponents`, call one ``fig_*`` function from this module, write the figure with :func:`save_figure`
 and display the matching ``table_*`` summary.  Nothing here simulates; everything is read from
-``results/tables`` (see the table schema in the module docstrings of the ``fig_*`` functions).
+``results/tables`` (each ``fig_*`` docstring lists the tables and columns it reads).
 
 Conventions
 -----------
@@ -25,7 +25,6 @@ import json
 import math
 import os
 import re
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -63,6 +62,7 @@ __all__ = [
     "aggregate_exact",
     "aggregate_mc",
     "save_figure",
+    "show_saved",
     "fig_risk_landscape",
     "fig_scaling_fits",
     "fig_appendix_monte_carlo",
@@ -85,7 +85,7 @@ __all__ = [
 DPI = 200  #: resolution of every PNG written by :func:`save_figure`
 MINUS = "\u2212"
 PROVENANCE_REQUIRED = ("git_commit", "git_dirty", "config_hash")
-PROVENANCE_OPTIONAL = ("lock_hash", "versions")
+PROVENANCE_OPTIONAL = ("lock_hash", "versions")  # embedded when present
 _STAMP_GID = "sketchlaw-provenance-stamp"
 
 # Columns each figure reads (also the contract reported to the workflow).
@@ -307,9 +307,10 @@ def _fmt_int(x: float) -> str:
 
 def format_slope(fitted: Any, ci_low: Any, ci_high: Any, theory: Any = None, *, symbol: str = "k",
                  digits: int = 3) -> str:
-    """``k = −0.498 [−0.503, −0.492] (theory −0.5)``; ``n/a`` for missing numbers, no theory part if None."""
+    """``k = −0.498 [−0.503, −0.492] (theory −0.5)``; ``n/a`` for missing (NaN) numbers, incl. a theory that does not
+    apply (e.g. the N_eff slope for b > a); no theory part at all if ``theory`` is None."""
     text = f"{symbol} = {_fmt_signed(fitted, digits)} [{_fmt_signed(ci_low, digits)}, {_fmt_signed(ci_high, digits)}]"
-    if theory is not None and not (isinstance(theory, float) and math.isnan(theory)):
+    if theory is not None:
         text += f" (theory {_fmt_short(theory, digits)})"
     return text
 
@@ -341,16 +342,21 @@ def annotate_slope(ax: plt.Axes, fitted: Any, ci_low: Any, ci_high: Any, theory:
                    bbox=dict(boxstyle="round,pad=0.2", facecolor="white", edgecolor="none", alpha=0.8))
 
 
+def _annotate_note(ax: plt.Axes, text: str, loc: str = "lower left") -> mpl.text.Text:
+    """A grey note in the annotation stack of ``ax`` (used where a fit is absent)."""
+    x, y, ha, va, direction = _LOCS[loc]
+    stack = ax.__dict__.setdefault("_sketchlaw_slope_stack", {})
+    i = stack.get(loc, 0)
+    stack[loc] = i + 1
+    return ax.text(x, y + direction * i * _STACK_STEP, text, transform=ax.transAxes, ha=ha, va=va, fontsize=7,
+                   color="0.4")
+
+
 def annotate_fit(ax: plt.Axes, row: pd.Series | None, *, label: str | None = None, loc: str = "lower left",
                  color: str = "black", symbol: str = "k") -> mpl.text.Text:
     """:func:`annotate_slope` from an ``exponents.csv`` row; prints 'no fit in exponents.csv' when row is None."""
     if row is None:
-        x, y, ha, va, direction = _LOCS[loc]
-        stack = ax.__dict__.setdefault("_sketchlaw_slope_stack", {})
-        i = stack.get(loc, 0)
-        stack[loc] = i + 1
-        return ax.text(x, y + direction * i * _STACK_STEP, (label or "") + "no fit in exponents.csv",
-                       transform=ax.transAxes, ha=ha, va=va, fontsize=7, color="0.4")
+        return _annotate_note(ax, (label or "") + "no fit in exponents.csv", loc=loc)
     return annotate_slope(ax, row["fitted"], row["ci_low"], row["ci_high"], row["theory"], label=label, loc=loc,
                           color=color, symbol=symbol)
 
@@ -398,10 +404,14 @@ def _set_log_ylim(ax: plt.Axes, values: Iterable[float], pad: float = 1.6) -> No
         ax.set_ylim(v.min() / pad, v.max() * pad)
 
 
-def _plain_log_ticks(ax: plt.Axes, axis: str, lo: float, hi: float, max_ticks: int = 7) -> None:
+def _plain_log_ticks(ax: plt.Axes, axis: str, lo: float, hi: float, max_ticks: int = 7,
+                     only_if_narrow: bool = False) -> None:
     """Readable plain-number ticks (1, 1.2, 1.5, 2, ...) on a log axis spanning about a decade or less
-    (risk near σ², ln M, ln N_eff), where matplotlib's default log ticks would show at most one label."""
+    (risk near σ², ln M, ln N_eff), where matplotlib's default log ticks would show at most one label.
+    With ``only_if_narrow`` nothing changes when the range exceeds 1.5 decades."""
     if not (_finite(lo) and _finite(hi) and 0 < lo < hi):
+        return
+    if only_if_narrow and hi / lo > 10**1.5:
         return
     mant = np.array([1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 7, 8])
     exps = range(int(math.floor(math.log10(lo))) - 1, int(math.ceil(math.log10(hi))) + 1)
@@ -411,7 +421,7 @@ def _plain_log_ticks(ax: plt.Axes, axis: str, lo: float, hi: float, max_ticks: i
         c = c[:: int(math.ceil(len(c) / max_ticks))]
     a = ax.xaxis if axis == "x" else ax.yaxis
     a.set_major_locator(FixedLocator(c))
-    a.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}".replace("-", MINUS)))
+    a.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.4g}".replace("-", MINUS)))
     a.set_minor_locator(NullLocator())
     a.set_minor_formatter(NullFormatter())
 
@@ -518,8 +528,9 @@ def find_exponent(exps: pd.DataFrame | None, experiment: str, variable: str, a: 
                   *, joint: bool = False, monte_carlo: bool = False) -> pd.Series | None:
     """The ``exponents.csv`` row for (experiment, variable, a[, b]), or None.
 
-    ``joint=True`` selects ``method == "joint"``; ``monte_carlo=True`` selects methods starting with ``"mc"`` (fits
-    to Monte Carlo means); otherwise the first remaining row in file order (fits to the exact curves).
+    ``joint=True`` selects methods containing "joint" (e.g. "joint additive fit"); ``monte_carlo=True`` selects
+    methods naming Monte Carlo ("mc ...", "... monte carlo ...": fits to Monte Carlo means); otherwise the first
+    remaining row in file order (fits to the exact curves, e.g. "window slope", "frontier slope").
     """
     if exps is None or exps.empty:
         return None
@@ -527,12 +538,13 @@ def find_exponent(exps: pd.DataFrame | None, experiment: str, variable: str, a: 
     m &= _match(exps["a"], a)
     if b is not None and _finite(b):
         m &= _match(exps["b"], b)
-    meth = exps["method"].fillna("").astype(str)
+    meth = exps["method"].fillna("").astype(str).str.lower()
+    is_joint = meth.str.contains("joint").to_numpy()
+    is_mc = meth.str.contains(r"(?:^|[\s_])mc(?:$|[\s_])|monte", regex=True).to_numpy()
     if joint:
-        m &= meth == "joint"
+        m &= is_joint
     else:
-        m &= meth != "joint"
-        m &= meth.str.startswith("mc") == monte_carlo
+        m &= ~is_joint & (is_mc == monte_carlo)
     rows = exps[m]
     if rows.empty:
         return None
@@ -661,11 +673,26 @@ def save_figure(fig: plt.Figure, figures_dir: str | os.PathLike, name: str,
     if not os.environ.get("SOURCE_DATE_EPOCH"):
         pdf_meta["CreationDate"] = None
 
+    # Freeze the layout: run the layout engine once, then fix the axes positions, so the PNG, the PDF and any later
+    # save of the same figure share one layout (constrained layout is iterative and drifts between draws).
+    if fig.get_layout_engine() is not None:
+        fig.draw_without_rendering()
+        fig.set_layout_engine("none")
+
     png, pdf = out / f"{name}.png", out / f"{name}.pdf"
     save_kw = dict(bbox_inches="tight", pad_inches=0.04, facecolor="white")
     fig.savefig(png, format="png", dpi=dpi, metadata=png_meta, **save_kw)
     fig.savefig(pdf, format="pdf", dpi=dpi, metadata=pdf_meta, **save_kw)
     return png, pdf
+
+
+def show_saved(fig: plt.Figure, png: str | os.PathLike, width: int = 1100):
+    """Close ``fig`` and return the written PNG for display in the notebook (shows exactly the saved file and avoids
+    a second, slow render by the inline backend)."""
+    from IPython.display import Image
+
+    plt.close(fig)
+    return Image(filename=str(png), width=width, alt=f"figure {Path(png).stem}")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -744,6 +771,14 @@ def _fixed_value(row: pd.Series | None, df: pd.DataFrame, col: str) -> float:
     return float(df["N"].max())
 
 
+def _complete(df: pd.DataFrame, col: str, across: str) -> pd.Series:
+    """Values of ``col`` present for every value of ``across`` (e.g. the N of the main grid, not the extra N that only
+    the Monte Carlo sub-grid's M carry); all values if none is complete."""
+    per = df.groupby(col)[across].nunique()
+    full = per[per == df[across].nunique()].index
+    return pd.Series(full if len(full) else per.index, dtype=float)
+
+
 def _neff_of(df: pd.DataFrame, n: float) -> float:
     return float(df.loc[_match(df["N"], n), "N_eff"].iloc[0])
 
@@ -755,8 +790,8 @@ def _scaling_pair(ax_n: plt.Axes, ax_m: plt.Axes, df: pd.DataFrame, exps: pd.Dat
     row_m = find_exponent(exps, experiment, "M", a, b)
     m_fix = _fixed_value(row_n, df, "M")
     n_fix = _fixed_value(row_m, df, "N")
-    m_levels = pick_levels(df["M"], k, include=[m_fix])
-    n_levels = pick_levels(df["N"], k, include=[n_fix])
+    m_levels = pick_levels(_complete(df, "M", "N"), k, include=[m_fix])
+    n_levels = pick_levels(_complete(df, "N", "M"), k, include=[n_fix])
 
     cm = _level_colors(m_levels, "viridis")
     shown = _curves_panel(ax_n, df, x="N_eff", level="M", levels=m_levels, y="reducible", mc_subtract_sigma2=True,
@@ -814,9 +849,11 @@ def fig_risk_landscape(main: pd.DataFrame, exponents: pd.DataFrame | None = None
         ax.set_title(f"a = {fmt_num(a)}: risk vs $N_\\mathrm{{eff}}$ (lines exact, points Monte Carlo)")
 
         ax = axes[1, j]
-        agg = aggregate_exact(d, ["M", "N_eff"], "reducible")
+        dc = d[np.isin(d["N"].astype(float), _complete(d, "N", "M"))]
+        agg = aggregate_exact(dc, ["M", "N_eff"], "reducible")
         piv = agg.pivot(index="M", columns="N_eff", values="y").sort_index().sort_index(axis=1)
-        z = np.log10(piv.to_numpy(dtype=float))
+        zv = piv.to_numpy(dtype=float)
+        z = np.log10(np.where(zv > 0, zv, np.nan))
         levels = MaxNLocator(14).tick_values(np.nanmin(z), np.nanmax(z))
         cs = ax.contourf(piv.columns.to_numpy(float), piv.index.to_numpy(float), z, levels=levels, cmap="mako")
         ax.contour(piv.columns.to_numpy(float), piv.index.to_numpy(float), z, levels=levels[::2], colors="white",
@@ -859,8 +896,8 @@ def table_risk_landscape(main: pd.DataFrame, k: int = 4) -> pd.DataFrame:
     parts = []
     for a in _a_values(main, "main.parquet"):
         d = main[_match(main["a"], a)]
-        ms = pick_levels(d["M"], k)
-        ns = pick_levels(d["N"], k)
+        ms = pick_levels(_complete(d, "M", "N"), k)
+        ns = pick_levels(_complete(d, "N", "M"), k)
         d = d[np.isin(d["M"].astype(float), ms) & np.isin(d["N"].astype(float), ns)]
         agg = aggregate_exact(d, ["M", "N_eff"], "reducible")
         piv = agg.pivot(index="M", columns="N_eff", values="y")
@@ -914,32 +951,59 @@ def fig_scaling_fits(main: pd.DataFrame, exponents: pd.DataFrame) -> plt.Figure:
 
 
 def _mc_fit_panel(ax: plt.Axes, mc: pd.DataFrame, exps: pd.DataFrame | None, *, experiment: str, a: float,
-                  variable: str, fixed_col: str, fixed_value: float) -> dict[str, Any]:
-    """Fit line + annotation for Monte Carlo points: an ``mc*`` row of exponents.csv if present, else an OLS fit on
-    the Monte Carlo means in the exact fit's window (labelled as such).  Returns the fit used."""
+                  variable: str) -> dict[str, Any]:
+    """Fit line + annotation for the Monte Carlo points of one panel.
+
+    Uses an exponents.csv row fitted to Monte Carlo means (method naming "mc"/"monte carlo") when present.
+    Otherwise a notebook-side OLS of ln(mean − σ²) on ln x over the Monte Carlo points inside the analysis' slope
+    window (``sketchlaw.fit.n_slope_window`` / ``m_slope_window``: the regime the slope measures), at the largest
+    fixed coordinate with ≥ 2 such points; labelled as such, with a 95 % t-interval.  Returns the fit used.
+    """
+    x, fixed_col = ("N_eff", "M") if variable == "N_eff" else ("M", "N")
     row_mc = find_exponent(exps, experiment, variable, a, monte_carlo=True)
-    row_ex = find_exponent(exps, experiment, variable, a)
-    x = "N_eff" if variable == "N_eff" else "M"
-    pts = aggregate_mc(mc[_match(mc[fixed_col], fixed_value)], [x], subtract_sigma2=True)
     if row_mc is not None:
         lo, hi, _ = _fit_geometry(row_mc)
+        fv = _fixed_value(row_mc, mc, fixed_col)
+        pts = aggregate_mc(mc[_match(mc[fixed_col], fv)], [x], subtract_sigma2=True)
         draw_fit_line(ax, pts[x], pts["y"], float(row_mc["fitted"]), lo, hi, _row_intercept(row_mc))
         annotate_fit(ax, row_mc, label="MC fit: ")
         return dict(source="exponents.csv", **{k: row_mc[k] for k in ("fitted", "ci_low", "ci_high", "theory")})
-    lo, hi, _ = _fit_geometry(row_ex)
-    sel = np.ones(len(pts), dtype=bool)
-    if _finite(lo) and _finite(hi):
-        sel = ((pts[x] >= lo * (1 - 1e-9)) & (pts[x] <= hi * (1 + 1e-9))).to_numpy()
+
+    row_ex = find_exponent(exps, experiment, variable, a)
     theory = row_ex["theory"] if row_ex is not None else _theory_slope(experiment, variable, a)
-    if sel.sum() < 2:  # the Monte Carlo sub-grid has < 2 points inside the exact fit's window: no honest fit
-        annotate_fit(ax, None, label="OLS on MC means: <2 points in the fit window, ")
-        return dict(source="none (fewer than 2 Monte Carlo points in the window)", fitted=np.nan, ci_low=np.nan,
+    pts = aggregate_mc(mc, ["M", "N", "N_eff"], subtract_sigma2=True)
+    margin = None
+    try:
+        from . import fit as _fit
+
+        rule = _fit.n_slope_window if variable == "N_eff" else _fit.m_slope_window
+        inside = np.asarray(rule(pts["M"].to_numpy(float), pts["N_eff"].to_numpy(float),
+                                 float(mc["gamma"].median()), a), dtype=bool)
+        margin = getattr(_fit, "WINDOW_MARGIN", None)
+    except (ImportError, AttributeError):  # no window rule: the exact fit's x-range
+        lo, hi, _ = _fit_geometry(row_ex)
+        inside = np.ones(len(pts), dtype=bool)
+        if _finite(lo) and _finite(hi):
+            inside = ((pts[x] >= lo * (1 - 1e-9)) & (pts[x] <= hi * (1 + 1e-9))).to_numpy()
+    sel = None
+    for v in sorted(pts[fixed_col].unique(), reverse=True):
+        cand = _match(pts[fixed_col], v) & inside
+        if cand.sum() >= 2:
+            sel, fv = cand, v
+            break
+    if sel is None:
+        c = "" if margin is None else f"{margin:g}"
+        regime = "" if margin is None else (rf" $M \geq {c}(\gamma N_\mathrm{{eff}})^{{1/a}}$" if variable == "N_eff"
+                                            else rf" $\gamma N_\mathrm{{eff}} \geq {c}M^a$")
+        _annotate_note(ax, f"no MC slope: < 2 Monte Carlo points in the slope window{regime}")
+        return dict(source="none: < 2 Monte Carlo points in the slope window", fitted=np.nan, ci_low=np.nan,
                     ci_high=np.nan, theory=theory)
-    fit = loglog_fit(pts.loc[sel, x], pts.loc[sel, "y"])
+    xs, ys = pts.loc[sel, x].astype(float), pts.loc[sel, "y"].astype(float)
+    fit = loglog_fit(xs, ys)
     if _finite(fit["fitted"]):
-        xs = pts.loc[sel, x].astype(float)
-        draw_fit_line(ax, xs, pts.loc[sel, "y"], fit["fitted"], xs.min(), xs.max(), fit["intercept"])
-    annotate_slope(ax, fit["fitted"], fit["ci_low"], fit["ci_high"], theory, label="OLS on MC means: ")
+        draw_fit_line(ax, xs, ys, fit["fitted"], xs.min(), xs.max(), fit["intercept"])
+    at = f"M = {_fmt_int(fv)}" if fixed_col == "M" else r"$N_\mathrm{eff}$ = " + _fmt_pow10(_neff_of(mc, fv))
+    annotate_slope(ax, fit["fitted"], fit["ci_low"], fit["ci_high"], theory, label=f"OLS on MC means at {at}: ")
     return dict(source="notebook OLS on MC means", fitted=fit["fitted"], ci_low=fit["ci_low"],
                 ci_high=fit["ci_high"], theory=theory)
 
@@ -949,11 +1013,12 @@ def fig_appendix_monte_carlo(main: pd.DataFrame, exponents: pd.DataFrame | None 
     N_eff and vs M with fitted slopes; one row per a.  Exact curves are drawn faintly for reference.
 
     Reads main.parquet rows with mc_trials > 0 (mc_mean, mc_std, mc_trials, sigma2, a, M, N, N_eff, risk, reducible)
-    and, if present, exponents.csv rows of experiment main whose method starts with "mc" (fits to Monte Carlo means);
-    otherwise the slope is an OLS fit on the Monte Carlo means in the exact fit's window.
+    (+ gamma) and, if present, exponents.csv rows of experiment main whose method names Monte Carlo ("mc ...");
+    otherwise the slope is an OLS fit on the Monte Carlo means inside the analysis' slope window (see
+    :func:`_mc_fit_panel`).
     """
     table = main.attrs.get("table", "main.parquet")
-    require_columns(main, EXACT_COLUMNS + MC_COLUMNS, table)
+    require_columns(main, EXACT_COLUMNS + MC_COLUMNS + ["gamma"], table)
     mc_all = main[main["mc_trials"].fillna(0) > 0]
     if mc_all.empty:
         raise MissingDataError(f"{table} has no Monte Carlo rows (mc_trials > 0)")
@@ -966,7 +1031,8 @@ def fig_appendix_monte_carlo(main: pd.DataFrame, exponents: pd.DataFrame | None 
         # only grid lines that carry Monte Carlo, exact curves restricted to those
         m_levels = pick_levels(mc["M"], 4)
         n_levels = pick_levels(mc["N"], 4)
-        dm = d[np.isin(d["N"].astype(float), mc["N"].unique())]
+        dm = d[np.isin(d["N"].astype(float), mc["N"].unique())]  # exact twins of the Monte Carlo points
+        dn = d[(d["M"] >= mc["M"].min()) & (d["M"] <= mc["M"].max())]
         cm = _level_colors(m_levels, "viridis")
         cn = _level_colors(n_levels, "magma")
         for col, (y, sub2) in enumerate((("risk", False), ("risk", False), ("reducible", True), ("reducible", True))):
@@ -975,7 +1041,8 @@ def fig_appendix_monte_carlo(main: pd.DataFrame, exponents: pd.DataFrame | None 
             shown: list[float] = []
             levels, colors, x, level = ((m_levels, cm, "N_eff", "M") if vs_n else (n_levels, cn, "M", "N"))
             for lv in levels:
-                sub = (dm if vs_n else d)[_match((dm if vs_n else d)[level], lv)]
+                src = dm if vs_n else dn
+                sub = src[_match(src[level], lv)]
                 agg = aggregate_exact(sub, [x], y)
                 ax.plot(agg[x], agg["y"], color=colors[lv], alpha=0.35, lw=1)
                 pts = aggregate_mc(sub, [x], subtract_sigma2=sub2)
@@ -986,6 +1053,8 @@ def fig_appendix_monte_carlo(main: pd.DataFrame, exponents: pd.DataFrame | None 
             loglog(ax, r"$N_\mathrm{eff}$" if vs_n else "model size M", ylab)
             if not vs_n:
                 ax.set_xscale("log", base=2)
+            else:
+                _plain_log_ticks(ax, "x", float(mc["N_eff"].min()), float(mc["N_eff"].max()), only_if_narrow=True)
             if sub2:
                 _set_log_ylim(ax, shown, pad=2.0)
             else:
@@ -996,10 +1065,7 @@ def fig_appendix_monte_carlo(main: pd.DataFrame, exponents: pd.DataFrame | None 
             what = "risk" if not sub2 else r"$R - \sigma^2$"
             ax.set_title(f"a = {fmt_num(a)}: {what} vs " + (r"$N_\mathrm{eff}$" if vs_n else "M"))
             if sub2:
-                var = "N_eff" if vs_n else "M"
-                fixed_col, fixed_value = ("M", max(m_levels)) if vs_n else ("N", max(n_levels))
-                _mc_fit_panel(ax, mc, exponents, experiment=exp_name, a=a, variable=var, fixed_col=fixed_col,
-                              fixed_value=fixed_value)
+                _mc_fit_panel(ax, mc, exponents, experiment=exp_name, a=a, variable="N_eff" if vs_n else "M")
             else:
                 ax.axhline(_sigma2(d), color="0.3", ls=":", lw=1)
             ax.legend(loc="upper right")
@@ -1010,6 +1076,12 @@ def table_monte_carlo(main: pd.DataFrame) -> pd.DataFrame:
     """Monte Carlo points of the appendix figure: mean, std over trials, trials, and the exact risk beside them."""
     require_columns(main, EXACT_COLUMNS + MC_COLUMNS, main.attrs.get("table", "main.parquet"))
     mc = main[main["mc_trials"].fillna(0) > 0]
+    keep = np.zeros(len(mc), dtype=bool)
+    for a in mc["a"].unique():  # the plotted lines only: a few M × a few N per a
+        sa = _match(mc["a"], a)
+        ms, ns = pick_levels(mc.loc[sa, "M"], 4), pick_levels(mc.loc[sa, "N"], 4)
+        keep |= sa & np.isin(mc["M"].astype(float), ms) & np.isin(mc["N"].astype(float), ns)
+    mc = mc[keep]
     pts = aggregate_mc(mc, ["a", "M", "N", "N_eff"])
     ex = aggregate_exact(mc, ["a", "M", "N", "N_eff"], "risk")[["a", "M", "N", "N_eff", "y"]]
     out = pts.merge(ex.rename(columns={"y": "exact_risk"}), on=["a", "M", "N", "N_eff"])
@@ -1036,9 +1108,12 @@ def fig_fit_diagnostics(diag: pd.DataFrame, exponents: pd.DataFrame | None = Non
     """Rows: joint-fit residuals, local slopes vs size (should approach theory), slope vs window start, bootstrap
     distributions; columns: (a, variable) for variable ∈ {M, N_eff}.  Theory dashed red, fitted dotted black.
 
-    Reads fit_diagnostics.parquet (experiment, a, variable, kind, x, value) for ``experiment`` and exponents.csv for
-    the fitted values / theory.  Residual rows: ``variable`` names the coordinate ``x`` holds (M or N_eff) and
-    ``value`` is the log residual ln R_obs − ln R_fit.
+    Reads fit_diagnostics.parquet (experiment, a, variable, kind, x, value; optional fixed) for ``experiment`` and
+    exponents.csv for the fitted values / theory.
+    * local_slope rows: one curve per ``fixed`` value (the held coordinate; up to four shown, the largest always).
+    * residual rows, ``value`` = ln R_obs − ln R_fit: either ``variable`` = M / N_eff with ``x`` that coordinate, or
+      (the workflow's form) ``variable`` = "joint" with ``fixed`` = M and ``x`` = N_eff — then the N_eff column
+      shows residual vs N_eff per M and the M column residual vs M per N_eff.
     """
     table = diag.attrs.get("table", "fit_diagnostics.parquet")
     require_columns(diag, DIAGNOSTIC_COLUMNS, table)
@@ -1059,13 +1134,20 @@ def fig_fit_diagnostics(diag: pd.DataFrame, exponents: pd.DataFrame | None = Non
         for i, kind in enumerate(_DIAG_KINDS):
             ax = axes[i, j]
             k = dd[dd["kind"].astype(str) == kind].sort_values("x")
+            if kind == "residual" and k.empty:  # the joint fit's residuals are stored once, variable "joint"
+                r = d[_match(d["a"], a) & (d["kind"].astype(str) == "residual")]
+                k = r[~r["variable"].astype(str).isin(["M", "N_eff"])]
+                if "fixed" in k.columns and k["fixed"].notna().all():
+                    k = k.assign(_M=k["fixed"].astype(float), _N_eff=k["x"].astype(float))
+                else:
+                    k = k.iloc[0:0]
             ax.set_title(f"a = {fmt_num(a)}, {var}: {_DIAG_TITLES[kind]}")
             if k.empty:
                 ax.text(0.5, 0.5, f"no '{kind}' rows", transform=ax.transAxes, ha="center", va="center",
                         color="0.4")
                 continue
             if kind == "residual":
-                ax.scatter(k["x"], k["value"], s=8, color="C0", alpha=0.7, lw=0)
+                _residual_panel(ax, k, var)
                 ax.axhline(0, color="black", lw=0.8)
                 ax.set_xscale("log", base=2 if var == "M" else 10)
                 ax.set_xlabel(xlab)
@@ -1073,7 +1155,17 @@ def fig_fit_diagnostics(diag: pd.DataFrame, exponents: pd.DataFrame | None = Non
                 lim = float(np.nanmax(np.abs(k["value"]))) * 1.2 or 1.0
                 ax.set_ylim(-lim, lim)
             elif kind in ("local_slope", "window_start"):
-                ax.plot(k["x"], k["value"], "o-", ms=3, color="C0", label="diagnostic")
+                fixed_vals = k["fixed"].dropna().unique() if "fixed" in k.columns else []
+                if kind == "local_slope" and len(fixed_vals) > 1:
+                    levels = pick_levels(fixed_vals, 4)
+                    colors = _level_colors(levels, "viridis" if var == "N_eff" else "magma")
+                    held = "M" if var == "N_eff" else "N"
+                    for lv in levels:
+                        kk = k[_match(k["fixed"], lv)]
+                        ax.plot(kk["x"], kk["value"], "o-", ms=2.5, lw=1.1, color=colors[lv],
+                                label=f"{held} = " + (_fmt_int(lv) if held == "M" else _fmt_pow10(lv)))
+                else:
+                    ax.plot(k["x"], k["value"], "o-", ms=3, color="C0", label="diagnostic")
                 ax.set_xscale("log", base=2 if var == "M" else 10)
                 ax.set_xlabel(xlab if kind == "local_slope" else f"window start ({var})")
                 ax.set_ylabel("slope")
@@ -1081,7 +1173,7 @@ def fig_fit_diagnostics(diag: pd.DataFrame, exponents: pd.DataFrame | None = Non
                     ax.axhline(theory, color="C3", ls="--", lw=1.2, label=f"theory {_fmt_short(theory)}")
                 if _finite(fitted):
                     ax.axhline(fitted, color="black", ls=":", lw=1.2, label=f"fitted {_fmt_signed(fitted)}")
-                ax.legend(loc="best")
+                ax.legend(loc="best", fontsize=6)
             else:
                 sns.histplot(k["value"], ax=ax, stat="density", bins=30, color="C0", alpha=0.5, edgecolor="none")
                 if row is not None and _finite(row["ci_low"]) and _finite(row["ci_high"]):
@@ -1095,6 +1187,21 @@ def fig_fit_diagnostics(diag: pd.DataFrame, exponents: pd.DataFrame | None = Non
                 annotate_fit(ax, row, loc="upper left", label="")
                 ax.set_ylim(top=ax.get_ylim()[1] * 1.6)
     return fig
+
+
+def _residual_panel(ax: plt.Axes, k: pd.DataFrame, var: str) -> None:
+    """Residuals vs the column's coordinate; per level of the other coordinate when both are known."""
+    if "_M" not in k.columns:
+        ax.scatter(k["x"], k["value"], s=8, color="C0", alpha=0.7, lw=0)
+        return
+    xcol, other = ("_N_eff", "_M") if var == "N_eff" else ("_M", "_N_eff")
+    levels = pick_levels(k[other], 5)
+    colors = _level_colors(levels, "viridis" if other == "_M" else "magma")
+    for lv in levels:
+        kk = k[_match(k[other], lv)].sort_values(xcol)
+        lab = f"M = {_fmt_int(lv)}" if other == "_M" else r"$N_\mathrm{eff}$ = " + _fmt_pow10(lv)
+        ax.plot(kk[xcol], kk["value"], "o-", ms=2.5, lw=0.9, color=colors[lv], label=lab)
+    ax.legend(loc="best", fontsize=6)
 
 
 def table_fit_diagnostics(diag: pd.DataFrame, exponents: pd.DataFrame | None = None, experiment: str = "main"
@@ -1116,6 +1223,10 @@ def table_fit_diagnostics(diag: pd.DataFrame, exponents: pd.DataFrame | None = N
         elif kind == "residual":
             rec.update(max_abs=v.abs().max(), rms=float(np.sqrt((v**2).mean())))
         else:
+            if "fixed" in g.columns and g["fixed"].notna().any():
+                g = g[_match(g["fixed"].fillna(-1), g["fixed"].max())]
+                v = g["value"].astype(float)
+                rec.update(fixed=g["fixed"].iloc[0], n=len(g))
             rec.update(first=v.iloc[0], last=v.iloc[-1], x_last=g["x"].iloc[-1])
         rows.append(rec)
     return pd.DataFrame(rows).round(4)
@@ -1178,7 +1289,7 @@ def fig_source_condition(src: pd.DataFrame, exponents: pd.DataFrame | None = Non
         _set_log_ylim(ax, allv)
         ax.set_title(f"a = {fmt_num(a)}, b = {fmt_num(b)}: split at M = {_fmt_int(m_fix)}  "
                      + r"(Var/Bias $\propto N_\mathrm{eff}^{(b-a)/a}$)")
-        ax.legend(loc="lower left")
+        ax.legend(loc="best")
     return fig
 
 
@@ -1225,7 +1336,7 @@ def fig_log_power_law(lp: pd.DataFrame, exponents: pd.DataFrame | None = None) -
         n_fix = _fixed_value(row_m, d, "N")
         m_fix = _fixed_value(row_n, d, "M")
         ax = axes[i, 0]
-        n_levels = pick_levels(d["N"], 4, include=[n_fix])
+        n_levels = pick_levels(_complete(d, "N", "M"), 4, include=[n_fix])
         cn = _level_colors(n_levels, "magma")
         shown = _curves_panel(ax, d, x="M", level="N", levels=n_levels, y="reducible", mc_subtract_sigma2=True,
                               label_fmt=lambda v: r"$N_\mathrm{eff}$ = " + _fmt_pow10(_neff_of(d, v)), colors=cn,
@@ -1240,7 +1351,7 @@ def fig_log_power_law(lp: pd.DataFrame, exponents: pd.DataFrame | None = None) -
         ax.set_title(f"a = {fmt_num(a)}: vs ln M (theory slope −(a−1))")
 
         ax = axes[i, 1]
-        m_levels = pick_levels(d["M"], 4, include=[m_fix])
+        m_levels = pick_levels(_complete(d, "M", "N"), 4, include=[m_fix])
         cm = _level_colors(m_levels, "viridis")
         shown = _curves_panel(ax, d, x="N_eff", level="M", levels=m_levels, y="reducible", mc_subtract_sigma2=True,
                               label_fmt=lambda v: f"M = {_fmt_int(v)}", colors=cm, xtransform=np.log)
@@ -1266,7 +1377,7 @@ def fig_compute_optimal(comp: pd.DataFrame, frontier: pd.DataFrame, exponents: p
     frontier; M* vs C; N* vs C; fitted exponents vs theory 1/(a+1), a/(a+1), −(a−1)/(a+1).
 
     Reads compute.parquet (a, M, N, compute, sigma2, sketch_seed, reducible), compute_frontier.csv (a, compute,
-    M_star, N_star, reducible_star) and exponents.csv rows experiment = compute, variable ∈ {M_star, N_star,
+    M_star, N_star, reducible_star; optional ``interior``: False points are drawn hollow) and exponents.csv rows experiment = compute, variable ∈ {M_star, N_star,
     reducible_star} (window in units of C).
     """
     ct = comp.attrs.get("table", "compute.parquet")
@@ -1299,6 +1410,10 @@ def fig_compute_optimal(comp: pd.DataFrame, frontier: pd.DataFrame, exponents: p
             if var != "reducible_star":
                 axx.plot(fr["compute"], fr[ycol], "o-", color="C3" if var == "M_star" else "C0", ms=3.5,
                          label=f"{var.replace('_star', '*')} on the frontier")
+            if "interior" in fr.columns and (~fr["interior"].astype(bool)).any():  # optimum at the M-grid edge
+                edge = fr[~fr["interior"].astype(bool)]
+                axx.plot(edge["compute"], edge[ycol], "o", ms=5, mfc="white", mec="0.3", zorder=7,
+                         label="optimum at the M-grid edge (not fitted)")
             if row is not None:
                 lo, hi, _ = _fit_geometry(row)
                 draw_fit_line(axx, fr["compute"], fr[ycol], float(row["fitted"]), lo, hi, _row_intercept(row))
@@ -1338,12 +1453,20 @@ def table_compute_frontier(frontier: pd.DataFrame, max_rows: int = 12) -> pd.Dat
 
 
 def _mc_std_from_sem(df: pd.DataFrame) -> pd.DataFrame:
-    """variance.parquet has mc_sem but no mc_std: std over trials = sem · sqrt(trials)."""
+    """Monte Carlo columns of variance.parquet as the figure uses them.
+
+    The baselines carry mc_sem but no mc_std: std over trials = sem · sqrt(trials).  Ridge rows without mc_mean use
+    their ``variance`` (itself a Monte Carlo mean).  SGD rows are exact; any Monte Carlo columns they carry (the
+    main table's Monte Carlo of the *risk*) are ignored here.
+    """
     out = df.copy()
-    if "mc_std" not in out.columns:
-        out["mc_std"] = out["mc_sem"].astype(float) * np.sqrt(out["mc_trials"].astype(float).clip(lower=0))
-    if "mc_mean" in out.columns:
-        out["mc_mean"] = out["mc_mean"].where(out["mc_mean"].notna(), out["variance"].where(out["mc_trials"] > 0))
+    trials = out["mc_trials"].fillna(0).astype(float).clip(lower=0)
+    from_sem = out["mc_sem"].astype(float) * np.sqrt(trials)
+    out["mc_std"] = out["mc_std"].where(out["mc_std"].notna(), from_sem) if "mc_std" in out.columns else from_sem
+    ridge = out["method"].astype(str) == "ridge"
+    fill = ridge & out["mc_mean"].isna() & (trials > 0)
+    out.loc[fill, "mc_mean"] = out.loc[fill, "variance"]
+    out.loc[out["method"].astype(str) == "sgd", "mc_trials"] = 0
     return out
 
 
