@@ -7,7 +7,7 @@ from dataclasses import asdict
 
 from snakemake.exceptions import WorkflowError
 
-from sketchlaw.grid import EXPERIMENTS, ConfigError, check_config, plan
+from sketchlaw.grid import EXPERIMENTS, ConfigError, check_config, exact_groups, plan
 from sketchlaw.provenance import canonical_hash, git_state
 from sketchlaw.seeds import coordinate_seed
 
@@ -22,7 +22,7 @@ R = config["results_dir"]
 PYTHON = sys.executable
 PLAN = plan(config)
 ENABLED = [name for name in EXPERIMENTS if name in config["experiments"]]
-EXACT = {(j.experiment, j.stem): j for j in PLAN["exact"]}
+EXACT = exact_groups(PLAN["exact"])  # {(experiment, stem): [Job, ...]}
 MONTECARLO = {(j.experiment, j.stem): j for j in PLAN["montecarlo"]}
 BASELINES = {(j.experiment, j.stem): j for j in PLAN["baselines"]}
 
@@ -70,9 +70,12 @@ def job_params(job):
 
 
 def problem_file(wildcards):
-    job = EXACT.get((wildcards.experiment, wildcards.stem)) or MONTECARLO.get((wildcards.experiment, wildcards.stem)) \
-        or BASELINES.get((wildcards.experiment, wildcards.stem))
+    job = MONTECARLO.get((wildcards.experiment, wildcards.stem)) or BASELINES[(wildcards.experiment, wildcards.stem)]
     return f"{R}/problems/{job.problem.stem}.npz"
+
+
+def problem_files(wildcards):
+    return [f"{R}/problems/{job.problem.stem}.npz" for job in EXACT[(wildcards.experiment, wildcards.stem)]]
 
 
 def runs(experiment, kind):

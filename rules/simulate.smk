@@ -1,5 +1,5 @@
-# Problem generation and training. Cheap work is batched (all N of a problem in one exact job); Monte Carlo, the
-# expensive part, is one job per grid point so a cluster can spread it.
+# Problem generation and training. Cheap work is batched (every M and N of a sketch family in one exact job);
+# Monte Carlo, the expensive part, is one job per grid point so a cluster can spread it.
 
 
 rule problem:
@@ -21,7 +21,7 @@ rule problem:
 
 rule train_exact:
     input:
-        problem=problem_file,
+        problems=problem_files,
     output:
         f"{R}/runs/{{experiment}}/exact/{{stem}}.parquet",
     log:
@@ -29,7 +29,7 @@ rule train_exact:
     benchmark:
         f"{R}/benchmarks/train_exact/{{experiment}}/{{stem}}.tsv"
     params:
-        job=lambda wc: job_params(EXACT[(wc.experiment, wc.stem)]),
+        jobs=lambda wc: [job_params(j) for j in EXACT[(wc.experiment, wc.stem)]],
     conda:
         "../envs/sketchlaw.yaml"
     script:

@@ -72,6 +72,20 @@ class Job:
         return self.problem.stem
 
 
+def exact_groups(jobs) -> dict:
+    """Exact jobs batched per (experiment, sketch family): every M of one spectrum, a, b, tail and seed in one job.
+
+    The exact engine costs well under a second per problem, so one job per problem would mostly pay start-up
+    cost; a batch is still small enough to re-run alone. Returns {(experiment, stem): [Job, ...]}.
+    """
+    groups: dict = {}
+    for job in jobs:
+        p = job.problem
+        stem = f"{p.spectrum}_a{fmt(p.a)}_b{fmt(p.b)}_t{p.tail}_s{p.seed}"
+        groups.setdefault((job.experiment, stem), []).append(job)
+    return groups
+
+
 def _settings(config: dict, name: str) -> dict:
     """Experiment settings with the defaults filled in."""
     return {**config.get("defaults", {}), **config["experiments"][name]}
