@@ -9,7 +9,10 @@ from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
-configfile: "config.yaml"
+# config.yaml is the default, used only when no --configfile is given: Snakemake would otherwise deep-merge a
+# user's file into it, silently filling the user's missing keys (and experiments) from config.yaml.
+if not workflow.overwrite_configfiles:
+    workflow.configfile("config.yaml")
 
 
 validate(config, "schemas/config.schema.yaml")

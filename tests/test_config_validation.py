@@ -90,10 +90,6 @@ def _add_experiment(name: str, like: str):
     return mutate
 
 
-MERGE_BUG = ("BUG Snakefile: `configfile: \"config.yaml\"` is extended (deep-merged) by --configfile, so a key "
-             "missing from the user's file is silently taken from config.yaml (here main.N = config.yaml's 13-point "
-             "grid) and the run starts instead of failing")
-
 CASES = [
     Case("sigma2_string", _set("defaults.sigma2", "one"), [fld("defaults", "sigma2")], [TYPE_NUMBER]),
     Case("a_string_abc", _set("experiments.main.a", ["abc", 2.0]), [fld("experiments", "main", "a")], [TYPE_NUMBER]),
@@ -124,7 +120,7 @@ CASES = [
     Case("misspelled_sigma_2", _rename("defaults.sigma2", "sigma_2"), [r"'sigma_2'", fld("defaults")],
          [r"'sigma2'"]),
     Case("missing_N", _del("experiments.main.N"), [r"'N' is a required property", fld("experiments", "main")],
-         [r"'required': \[.*'N'"], marks=(pytest.mark.xfail(strict=True, reason=MERGE_BUG),)),
+         [r"'required': \[.*'N'"]),
     Case("negative_sigma2", _set("defaults.sigma2", -1.0), [fld("defaults", "sigma2")], [r"'minimum': 0\b"]),
     Case("gamma_zero", _set("defaults.gamma", 0.0), [fld("defaults", "gamma")], [r"'exclusiveMinimum': 0\b"]),
     Case("gamma_negative_in_list", _set("experiments.stepsize.gamma", [-0.1, 0.2]),

@@ -269,10 +269,6 @@ def test_lint(request, tmp_path_factory, tmp_path):
     assert "Lints for" not in run.output, run.output
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: Snakefile `configfile: \"config.yaml\"` + `--configfile X` *extends* config.yaml with X "
-    "(Snakemake logs 'Config file config.yaml is extended by additional config specified via the command line'): "
-    "a config file that lists only some experiments still runs all six, with config.yaml's grids"))
 def test_configfile_with_one_experiment_runs_only_that_experiment(request, tmp_path_factory, tmp_path):
     cfg = load_test_config(request.config, tmp_path_factory)
     cfg["experiments"] = {"main": cfg["experiments"]["main"]}
