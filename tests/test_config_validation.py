@@ -28,7 +28,7 @@ import yaml
 
 from sketchlaw.grid import ConfigError, check_config, plan, truncation
 
-from .test_workflow import REPO, SNAKEMAKE, sm_env, workdir
+from .test_workflow import REPO, SNAKEMAKE, sm_env, snapshot, workdir
 
 BASE = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
 
@@ -210,6 +210,7 @@ def bad_runs(request, tmp_path_factory):
     wanted = [item.callspec.params["case"].id for item in request.session.items
               if item.originalname == "test_bad_config_is_rejected_by_the_workflow"
               and hasattr(item, "callspec")]
+    snapshot(request.config, tmp_path_factory)  # set up the snapshot (and the basetemp) before the threads start
     pool = ThreadPoolExecutor(max_workers=2)
     futures = {cid: pool.submit(run_bad_config, request.config, tmp_path_factory, CASES_BY_ID[cid]) for cid in wanted}
     yield futures
@@ -234,8 +235,8 @@ def test_bad_config_is_rejected_by_the_workflow(bad_runs, case):
 
 @pytest.mark.workflow
 def test_missing_required_field_is_rejected_without_a_default_config(request, tmp_path_factory):
-    """The schema itself requires main.N: with no config.yaml beside the Snakefile to merge from, a config
-    without it is rejected (what test_bad_config_is_rejected_by_the_workflow[missing_N] expects with one)."""
+    """The schema itself requires main.N, whether or not a config.yaml sits beside the Snakefile (which Snakemake
+    would deep-merge a --configfile into if the Snakefile loaded it unconditionally)."""
     wd = workdir(request.config, tmp_path_factory, "bad-missing-N-alone")
     (wd / "config.yaml").unlink()
     cfg = wd.parent / "bad.yaml"

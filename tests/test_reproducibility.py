@@ -66,6 +66,7 @@ def serial(request, tmp_path_factory):
 
 
 @pytest.mark.workflow
+@pytest.mark.slow
 def test_tables_identical_for_any_core_count(shared, serial):
     a, b = file_bytes(shared.results, "tables"), file_bytes(serial, "tables")
     assert {"main.parquet", "main.csv", "exponents.csv"} <= set(a)
@@ -75,6 +76,7 @@ def test_tables_identical_for_any_core_count(shared, serial):
 
 
 @pytest.mark.workflow
+@pytest.mark.slow
 def test_figures_identical_for_any_core_count(shared, serial):
     a = file_bytes(shared.results, "figures", ("*.png", "*.pdf"))
     b = file_bytes(serial, "figures", ("*.png", "*.pdf"))
@@ -171,6 +173,7 @@ def _assert_same_as_reference(results: Path, reference: Path):
 
 
 @pytest.mark.workflow
+@pytest.mark.slow
 def test_resume_after_sigterm(request, tmp_path_factory, resume_reference):
     wd = workdir(request.config, tmp_path_factory, "resume-term-work")
     results = wd.parent / "results"
@@ -189,6 +192,7 @@ def test_resume_after_sigterm(request, tmp_path_factory, resume_reference):
 
 
 @pytest.mark.workflow
+@pytest.mark.slow
 def test_incomplete_marker_forces_rerun_after_hard_kill(request, tmp_path_factory, resume_reference):
     """After a SIGKILL nothing is cleaned up. A killed job's output that exists (here: half of the reference file,
     as a non-atomic writer would leave it) is still marked incomplete, so Snakemake refuses to use it without
@@ -238,10 +242,7 @@ def test_divergent_sketch_fails_with_gamma_and_bound(request, tmp_path_factory):
     d = cfg["defaults"]
     s = {**d, "M": [4]}
     gamma, seed, sketch_bound, spectrum_bound, _ = _unstable_sketch(d=truncation(s, 4), tail=d.get("tail", "none"))
-    # every key of config.yaml's main block is given (Snakemake merges this file into config.yaml: see
-    # test_workflow.test_configfile_with_one_experiment_runs_only_that_experiment)
-    main = {"spectrum": "power", "a": [2.0], "M": [4], "N": [1000], "gamma": gamma, "sketch_seeds": [seed],
-            "montecarlo": {"trials": 2, "M": [4], "N": [200]}}
+    main = {"spectrum": "power", "a": [2.0], "M": [4], "N": [1000], "gamma": gamma, "sketch_seeds": [seed]}
     cfg["experiments"] = {"main": main}
     check_config(cfg)  # accepted: gamma is below the bound of the spectrum
     wd = workdir(request.config, tmp_path_factory, "diverge-work")

@@ -8,9 +8,10 @@ Harness
   edits other people make during the session cannot change a run halfway, provenance records the real commit
   (plus the dirty flag), and the repository's own ``.snakemake/`` and ``results/`` are never touched.
 * ``sm_env``: the environment of every Snakemake run: ``PYTHONPATH=<copy>/src`` (jobs import the snapshot's
-  library, not the live tree), a fixed ``SOURCE_DATE_EPOCH``, and bytecode cached under a session temp directory
-  (``PYTHONDONTWRITEBYTECODE=1`` is set in this environment, which makes every job recompile all its imports;
-  ``PYTHONPYCACHEPREFIX`` keeps the cache out of ``.venv``).
+  library, not the live tree) and a fixed ``SOURCE_DATE_EPOCH``. If ``.venv`` has no precompiled bytecode (it
+  was installed without ``--compile-bytecode``) while ``PYTHONDONTWRITEBYTECODE`` is set, every job would recompile
+  all its imports (the test configuration then takes twice as long): bytecode is then cached under a session temp
+  directory (``PYTHONPYCACHEPREFIX``, nothing written into ``.venv``).
 * ``shared_run``: config/test.yaml, run once per session with ``--cores 2`` into a session temp directory; the
   end-to-end checks here and the determinism/provenance checks in test_reproducibility.py all read it.
 
@@ -19,6 +20,7 @@ Targets are always given before ``--config`` (its values are ``nargs="*"`` and w
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -115,15 +117,22 @@ def snapshot_head(config: pytest.Config) -> str:
 
 def workdir(config: pytest.Config, factory: pytest.TempPathFactory, name: str = "work") -> Path:
     """A fresh copy of the snapshot (its own .snakemake/, so runs in different copies never interact)."""
+    source = snapshot(config, factory)  # first: it also sets up the session's basetemp, under the lock
     dest = factory.mktemp(name) / "repo"
-    shutil.copytree(snapshot(config, factory), dest, symlinks=True, ignore=shutil.ignore_patterns(".snakemake"))
+    shutil.copytree(source, dest, symlinks=True, ignore=shutil.ignore_patterns(".snakemake"))
     return dest
+
+
+def _venv_precompiled() -> bool:
+    spec = importlib.util.find_spec("snakemake")
+    return spec is not None and spec.origin is not None and (Path(spec.origin).parent / "__pycache__").is_dir()
 
 
 def sm_env(config: pytest.Config, wd: Path, **extra) -> dict:
     env = dict(os.environ)
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env["PYTHONPYCACHEPREFIX"] = str(_cache(config)["pycache"])
+    if not _venv_precompiled():
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(_cache(config)["pycache"])
     env["PYTHONPATH"] = os.pathsep.join([str(wd / "src")] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     env["SOURCE_DATE_EPOCH"] = SOURCE_DATE_EPOCH
     env.update(extra)
