@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from sketchlaw import analysis
+from sketchlaw.atomic import atomic_write
 from sketchlaw.tables import read_table, write_table, write_text
 
 sys.stderr = sys.stdout = open(snakemake.log[0], "w")  # noqa: F821
@@ -18,14 +19,14 @@ for name in ("main", "source", "logpower"):
     if name in tables:
         rows += analysis.scaling_exponents(tables[name], n_boot, diagnostics)
 if "main" in tables:
-    joint, forms = analysis.joint_exponents(tables["main"], max(10, n_boot // 5), diagnostics)
+    joint, forms = analysis.joint_exponents(tables["main"], n_boot, diagnostics)
     rows += joint
 frontier = pd.DataFrame(columns=["a", "compute", "M_star", "N_star", "reducible_star", "M_grid_best", "interior"])
 if "compute" in tables:
     frontier = analysis.compute_frontier(tables["compute"])
     rows += analysis.compute_exponents(frontier, n_boot)
 exponents = pd.DataFrame(rows, columns=analysis.COLUMNS)
-exponents.to_csv(snakemake.output.exponents, index=False, float_format="%.6g")  # noqa: F821
+atomic_write(snakemake.output.exponents, lambda tmp: exponents.to_csv(tmp, index=False, float_format="%.6g"))  # noqa: F821
 md = analysis.markdown(exponents)
 if forms:
     md += "\nFunctional forms compared by held-out-corner extrapolation (main experiment):\n\n"
@@ -33,5 +34,5 @@ if forms:
 write_text(md, snakemake.output.markdown)  # noqa: F821
 diag = pd.DataFrame(diagnostics, columns=["experiment", "a", "b", "variable", "kind", "fixed", "x", "value"])
 write_table(diag, snakemake.output.diagnostics, provenance)  # noqa: F821
-frontier.to_csv(snakemake.output.frontier, index=False, float_format="%.8g")  # noqa: F821
+atomic_write(snakemake.output.frontier, lambda tmp: frontier.to_csv(tmp, index=False, float_format="%.8g"))  # noqa: F821
 print(exponents.to_string())

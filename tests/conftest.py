@@ -11,8 +11,8 @@ def small_problem():
     return build_problem(Spectrum("power", 2.0, 2048), 16, 1.0, seed=3)
 
 
-def make_problem(a=2.0, M=16, d=2048, sigma2=1.0, seed=0, b=None, kind="power"):
-    return build_problem(Spectrum(kind, a, d), M, sigma2, seed, Prior(b))
+def make_problem(a=2.0, M=16, d=2048, sigma2=1.0, seed=0, b=None, kind="power", tail="none"):
+    return build_problem(Spectrum(kind, a, d), M, sigma2, seed, Prior(b), tail=tail)
 
 
 @pytest.fixture

@@ -83,6 +83,19 @@ def test_prior_averages_equal_means_over_sampled_targets():
     assert np.all(np.abs(sq.mean(axis=0) - problem.p0) < 4 * se_p)
 
 
+def test_initial_error_profile_is_accurate_for_tiny_eigenvalues():
+    """a = 3, M = 1024: μ_M ~ 1e-9, so (Uᵀ T U)_jj ~ μ_j² sits below ε‖T‖. p(0) must still equal the mean of
+    (Uᵀv*)_j² over sampled targets (which never form T) for every mode; forming T first gave 50 negative entries
+    and |z| up to 300 here."""
+    problem = make_problem(a=3.0, M=1024, d=4096, seed=11, tail="mean")
+    assert problem.mu[-1] < 1e-8
+    v_eig, _ = problem.sample_targets(2000, seed=7)
+    sq = v_eig ** 2
+    z = (sq.mean(axis=0) - problem.p0) / (sq.std(axis=0, ddof=1) / np.sqrt(len(sq)))
+    assert (problem.p0 > 0).all()
+    assert np.abs(z).max() < 5, (np.argmax(np.abs(z)), np.abs(z).max())
+
+
 def test_analytic_risk_of_an_iterate_equals_empirical_squared_error(rng):
     d, M, sigma2 = 200, 10, 0.7
     spectrum = Spectrum("power", 2.0, d)

@@ -312,12 +312,6 @@ def test_edge_problem_is_float64_and_well_formed(edge_problem):
     np.testing.assert_allclose(p.U.T @ p.U, np.eye(EDGE_M), atol=1e-10)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG src/sketchlaw/problem.py build_problem: p0 = t_diag / mu**2 (t_diag = diag(U^T T U)) loses all accuracy "
-    "for the smallest eigenvalues (t_diag ~ mu^2 ~ 1e-19 against rounding errors ~ eps*|T|): at a = 3, M = 1024, "
-    "d = 16384, seed 11, dozens of the last entries of p0 (an expected squared error, >= 0 by definition) are "
-    "negative, down to about -20 (the leading ones are ~0.9). The bias at N = 1e9..1e10 then moves by 1-10 % "
-    "depending on how these entries are treated, and RiskBreakdown clips a negative bias to 0, which would hide it"))
 def test_edge_initial_error_profile_is_nonnegative(edge_problem):
     p0 = edge_problem.p0
     assert (p0 >= 0).all(), (f"{(p0 < 0).sum()} negative entries of p0, first at j = {np.argmax(p0 < 0)}, "

@@ -341,10 +341,7 @@ def test_results_are_finite_and_nonnegative(tables, name):
 RISK_IDENTITY_CASES = [pytest.param(n, None, id=n) for n in EXPERIMENT_TABLES if n != "variance"] + [
     pytest.param("variance", "sgd", id="variance-sgd"),
     pytest.param("variance", "ols", id="variance-ols"),
-    pytest.param("variance", "ridge", id="variance-ridge", marks=pytest.mark.xfail(strict=True, reason=(
-        "BUG scripts/train_baselines.py: ridge rows take risk = mean over trials of sigma2 + Approx(S, w*_r) + bias + "
-        "variance (the trials' sampled targets) but report approx = problem.approx (the prior average E Approx), "
-        "so risk != sigma2 + approx + bias + variance (1.4 % off with 5 trials)"))),
+    pytest.param("variance", "ridge", id="variance-ridge"),
 ]
 
 
@@ -443,12 +440,6 @@ def test_second_invocation_has_nothing_to_do(request, shared):
     assert not job_stats(run.output), job_stats(run.output)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG src/sketchlaw/tables.py _atomic (and Problem.save in problem.py): tempfile.mkstemp creates the temp file "
-    "with mode 0600 and os.replace keeps it, so tables/<experiment>.parquet/.csv, exponents.md, "
-    "fit_diagnostics.parquet, provenance.json, index.html, runs/**.parquet and problems/*.npz are owner-only, "
-    "unlike figures, notebooks, exponents.csv and compute_frontier.csv (written directly, umask). "
-    "Fix: os.chmod(tmp, 0o666 & ~umask) before os.replace"))
 def test_outputs_respect_the_umask(shared):
     umask = os.umask(0)
     os.umask(umask)

@@ -528,7 +528,8 @@ def find_exponent(exps: pd.DataFrame | None, experiment: str, variable: str, a: 
                   *, joint: bool = False, monte_carlo: bool = False) -> pd.Series | None:
     """The ``exponents.csv`` row for (experiment, variable, a[, b]), or None.
 
-    ``joint=True`` selects methods containing "joint" (e.g. "joint additive fit"); ``monte_carlo=True`` selects
+    ``joint=True`` selects methods containing "joint" (e.g. "joint additive fit"), preferring the best held-out form
+    ("joint power_mean fit (best held-out form)"); ``monte_carlo=True`` selects
     methods naming Monte Carlo ("mc ...", "... monte carlo ...": fits to Monte Carlo means); otherwise the first
     remaining row in file order (fits to the exact curves, e.g. "window slope", "frontier slope").
     """
@@ -548,6 +549,9 @@ def find_exponent(exps: pd.DataFrame | None, experiment: str, variable: str, a: 
     rows = exps[m]
     if rows.empty:
         return None
+    if joint:  # the form chosen by held-out extrapolation, when the table has one, over the additive form
+        best = rows[rows["method"].fillna("").astype(str).str.contains("best", case=False)]
+        rows = best if not best.empty else rows
     return rows.iloc[0]
 
 

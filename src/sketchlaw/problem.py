@@ -13,14 +13,13 @@ and the sketch for a smaller d is a prefix of the one for a larger d.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from . import __version__, seeds
+from .atomic import atomic_write
 from .errors import ParameterError, check_int, check_real
 from .spectra import Prior, Spectrum, tail_sums
 
@@ -117,19 +116,16 @@ class Problem:
 
     # ---------------------------------------------------------------- persistence
     def save(self, path) -> None:
-        """Write one compressed .npz atomically (a temp file renamed into place: no half-written output)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        """Write one .npz atomically (a temp file renamed into place: no half-written output)."""
         meta = dict(self.meta, spectrum=asdict(self.spectrum), prior=asdict(self.prior), M=self.M,
                     seed=self.seed, sigma2=self.sigma2, approx=self.approx, format_version=FORMAT_VERSION)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.npz")
-        os.close(fd)
-        try:
-            np.savez_compressed(tmp, mu=self.mu, U=self.U, p0=self.p0, meta=np.array(json.dumps(meta, sort_keys=True)))
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        arrays = {"mu": self.mu, "U": self.U, "p0": self.p0, "meta": np.array(json.dumps(meta, sort_keys=True))}
+
+        def write(tmp):
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **arrays)  # uncompressed: U is incompressible noise, zlib only costs time
+
+        atomic_write(path, write)
 
     @classmethod
     def load(cls, path) -> "Problem":
@@ -147,9 +143,11 @@ def build_problem(spectrum: Spectrum, M: int, sigma2: float, seed: int, prior: P
                   tail: str = "none") -> Problem:
     """Draw the sketch for ``seed`` and reduce it: Σ, its eigendecomposition, E Approx and E p(0).
 
-    One pass over S, chunk by chunk, accumulates Σ = S H Sᵀ and T = S H Λ_w H Sᵀ (Λ_w the prior covariance), so
-    memory is O(M² + M·CHUNK). With Σ = U diag(μ) Uᵀ (PAPER.md §8.1):
-      E Approx = tr(H Λ_w) − Σ_j (UᵀTU)_jj / μ_j,      p_j(0) = (UᵀTU)_jj / μ_j².
+    Two passes over S, chunk by chunk (memory O(M² + M·CHUNK)). The first accumulates Σ = S H Sᵀ and its
+    eigendecomposition U diag(μ) Uᵀ. The second accumulates, with C = S H Λ_w^{1/2} (Λ_w the prior covariance),
+    t_j = ‖u_jᵀ C‖² = (Uᵀ C Cᵀ U)_jj, a sum of squares: forming T = C Cᵀ first and then u_jᵀ T u_j would carry an
+    absolute error ε‖T‖, which swamps t_j ~ μ_j² once μ_j < 1e-8 (a ≥ 3 at M ~ 1000 gave p(0) < 0). Then
+    (PAPER.md §8.1)   E Approx = tr(H Λ_w) − Σ_j t_j / μ_j,      p_j(0) = t_j / μ_j².
     """
     prior = prior or Prior()
     M = check_int("M", M, minimum=1)
@@ -157,31 +155,30 @@ def build_problem(spectrum: Spectrum, M: int, sigma2: float, seed: int, prior: P
         raise ParameterError("M", M, f"an integer with 1 <= M <= d = {spectrum.d}")
     sigma2 = check_real("sigma2", sigma2, ge=0.0)
     seed = check_int("seed", seed, minimum=0)
+    if tail not in TAILS:
+        raise ParameterError("tail", tail, f"one of {', '.join(TAILS)}")
     Sigma = np.zeros((M, M))
-    T = np.zeros((M, M))
     tr_HL = 0.0
     for start, stop, St in sketch_chunks(seed, M, spectrum.d):
         lam = spectrum.eigenvalues(start, stop)
-        s = prior.variances(spectrum, start, stop)
         # X.T @ X lets numpy call BLAS syrk (half the flops of a general product, symmetric by construction).
         A = St * np.sqrt(lam)[:, None]
         Sigma += A.T @ A
-        B = St * (lam * np.sqrt(s))[:, None]
-        T += B.T @ B
-        tr_HL += float(np.dot(lam, s))
-    if tail not in TAILS:
-        raise ParameterError("tail", tail, f"one of {', '.join(TAILS)}")
+        tr_HL += float(np.dot(lam, prior.variances(spectrum, start, stop)))
     taus = tail_sums(spectrum, prior) if tail == "mean" else {"tau_H": 0.0, "tau_HL": 0.0, "tau_H2L": 0.0}
     # Mean-field tail: the coordinates i > d add Σ_{i>d} λ_i s_i s_iᵀ to Σ, whose mean is (τ_H / M)·I and whose
-    # fluctuation is smaller by sqrt(Σ λ_i²)/Σ λ_i (negligible for the d used here); likewise for T and tr(HΛ_w).
+    # fluctuation is smaller by sqrt(Σ λ_i²)/Σ λ_i (negligible for the d used here); likewise for C Cᵀ and tr(HΛ_w).
     Sigma[np.diag_indices(M)] += taus["tau_H"] / M
-    T[np.diag_indices(M)] += taus["tau_H2L"] / M
     tr_HL += taus["tau_HL"]
     mu, U = np.linalg.eigh(Sigma)
     mu, U = mu[::-1].copy(), U[:, ::-1].copy()
     if not mu[-1] > 0:
         raise ParameterError("M", M, f"small enough that S H Sᵀ is positive definite (smallest eigenvalue {mu[-1]:.3g})")
-    t_diag = np.einsum("ij,ij->j", U, T @ U)
+    t_diag = np.full(M, taus["tau_H2L"] / M)  # uᵀ(cI)u = c for the tail's mean (U is orthonormal)
+    for start, stop, St in sketch_chunks(seed, M, spectrum.d):
+        lam = spectrum.eigenvalues(start, stop)
+        G = (St @ U) * (lam * np.sqrt(prior.variances(spectrum, start, stop)))[:, None]  # (Cᵀ U) rows of this chunk
+        t_diag += np.einsum("ij,ij->j", G, G)
     approx = max(tr_HL - float(np.sum(t_diag / mu)), 0.0)
     p0 = t_diag / mu**2
     import numpy, scipy

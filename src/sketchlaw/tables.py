@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -12,20 +10,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .atomic import atomic_write
+
 # Result columns that must never hold NaN or ±inf (optional columns such as mc_mean may be NaN = "not run").
 FINITE_COLUMNS = ("risk", "approx", "bias", "variance", "excess", "reducible")
-
-
-def _atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def check_finite(df: pd.DataFrame, what: str) -> None:
@@ -44,13 +32,13 @@ def write_table(df: pd.DataFrame, path, provenance: dict | None = None, csv: boo
     if provenance is not None:
         meta[b"sketchlaw.provenance"] = json.dumps(provenance, sort_keys=True).encode()
     table = table.replace_schema_metadata(meta)
-    _atomic(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+    atomic_write(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
     if csv:
-        _atomic(path.with_suffix(".csv"), lambda tmp: df.to_csv(tmp, index=False, float_format="%.10g"))
+        atomic_write(path.with_suffix(".csv"), lambda tmp: df.to_csv(tmp, index=False, float_format="%.10g"))
 
 
 def write_text(text: str, path) -> None:
-    _atomic(Path(path), lambda tmp: Path(tmp).write_text(text))
+    atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text))
 
 
 def read_table(path) -> pd.DataFrame:
