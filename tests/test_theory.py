@@ -1,0 +1,43 @@
+"""The theory module against the exact engine: the deterministic equivalent of the sketch's approximation error,
+and the exponents the fits are checked against."""
+
+import numpy as np
+import pytest
+
+from sketchlaw.problem import build_problem
+from sketchlaw.spectra import Prior, Spectrum
+from sketchlaw.theory import exponents, sketch_approx_de
+
+SEEDS = range(4)
+
+
+@pytest.mark.parametrize("kind,a,b,rel", [
+    ("power", 1.5, None, 0.01),
+    ("power", 2.0, 1.5, 0.01),   # source condition, b < a
+    ("power", 2.0, 2.5, 0.01),   # b > a, below the saturation at b = a + 1
+    ("power", 2.0, 3.5, 0.05),   # saturated (M^-a): the first-order equivalent is ~3 % low here
+    ("logpower", 3.0, None, 0.01),
+])
+@pytest.mark.parametrize("M", [64, 256])
+def test_deterministic_equivalent_matches_exact_expected_approx(kind, a, b, rel, M):
+    exact = np.array([build_problem(Spectrum(kind, a, 8 * M), M, 1.0, s, Prior(b), tail="mean").approx
+                      for s in SEEDS])
+    de = float(sketch_approx_de(kind, a, M, b)[0])
+    se = exact.std(ddof=1) / np.sqrt(len(exact))
+    assert abs(exact.mean() - de) <= rel * de + 4 * se, (exact.mean(), de, se)
+
+
+def test_deterministic_equivalent_is_monotone_and_explains_the_log_power_slope():
+    M = np.array([256.0, 2048.0, 10.0**6])
+    de = sketch_approx_de("logpower", 2.0, M)
+    assert np.all(np.diff(de) < 0)
+    slopes = np.diff(np.log(de)) / np.diff(np.log(np.log(M)))
+    # the asymptotic slope is -(a - 1) = -1; the sketch's cutoff M/log M keeps it steeper at any feasible M
+    assert np.all(slopes < -1.1) and slopes[1] > slopes[0]
+
+
+def test_source_exponents_follow_the_saturation():
+    assert exponents("source", 2.0, 1.5) == {"M": -0.5, "N_eff": -0.25}
+    assert exponents("source", 2.0, 2.5) == {"M": -1.5}
+    assert exponents("source", 2.0, 3.0) == {}     # M^-a log M: not a power
+    assert exponents("source", 2.0, 3.5) == {"M": -2.0}
