@@ -97,7 +97,10 @@ def test_m_slopes_equal_the_finite_size_theory(exponents, experiment, a, b, vari
     ("source", 2.0, 1.5, "M", "window slope (dominance)"),
     ("source", 2.0, 1.5, "N_eff", BEST_FORM),
     ("source", 2.0, 1.5, "M", BEST_FORM),
-    ("source", 2.0, 2.5, "M", "window slope (dominance)"),
+    pytest.param("source", 2.0, 2.5, "M", "window slope (dominance)", marks=pytest.mark.xfail(strict=True, reason=(
+        "pre-asymptotic, not a simulation error: fitted -1.458 on M in [32, 1024] vs -1.5; the deterministic "
+        "equivalent's slope on the same window is -1.457 (test_m_slopes_equal_the_finite_size_theory), and its "
+        "correction decays only as M^-(a+1-b) = M^-0.5"))),
     ("compute", 1.5, 1.5, "M_star", "frontier slope"),
     ("compute", 2.0, 2.0, "M_star", "frontier slope"),
     ("compute", 1.5, 1.5, "reducible_star", "frontier slope"),
