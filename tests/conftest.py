@@ -18,3 +18,15 @@ def make_problem(a=2.0, M=16, d=2048, sigma2=1.0, seed=0, b=None, kind="power", 
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run the SLURM tests (tests/test_slurm.py) before everything else; the order within each group is kept.
+
+    They start the local SLURM cluster (scripts/slurm/local_cluster.sh) and leave it running. That matters for every
+    later Snakemake start: snakemake-executor-plugin-slurm runs `scontrol show config` when it is imported (each
+    Snakemake start, executor or not), and where SLURM is installed but its controller is down that call blocks for
+    the full MessageTimeout (~10 s) before failing. The suite starts Snakemake ~50 times (the bad-config cases alone
+    32), so leaving the SLURM tests to the end of the alphabet cost several minutes per run on such a machine.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("slurm") is None)

@@ -45,18 +45,40 @@ def cluster():
     skip_or_fail(proc, "local SLURM cluster")
 
 
+SLURM_CONFIG = "tests/configs/slurm.yaml"
+# check_identical.sh builds these (paths relative to each run's results directory): the fit needs every table of the
+# config, so the whole simulate/analyse part of the workflow runs; notebooks and the report (localrules, never
+# submitted) are left to the config/test.yaml runs of test_workflow.py.
+SLURM_TARGETS = ("tables/main.parquet", "tables/variance.parquet", "tables/exponents.csv")
+SLURM_TABLES = {"main.parquet", "main.csv", "variance.parquet", "variance.csv", "exponents.csv", "exponents.md",
+                "fit_diagnostics.parquet", "compute_frontier.csv"}
+# every rule that is not a localrule must have gone through sbatch (log: .../slurm_logs/rule_<rule>/... or
+# .../slurm_logs/group_<group>_<rule>/...)
+SUBMITTED_RULES = ("problem", "train_exact", "train_montecarlo", "train_baselines", "aggregate", "fit")
+
+
 def test_local_and_slurm_tables_identical(tmp_path):
     out = tmp_path / "check"
     out.mkdir()
-    # ~40 min on a loaded 2-CPU machine (local run ~11 min, SLURM run ~28 min): generous bounds
-    proc = subprocess.run([str(CHECK), "config/test.yaml"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=2 * 3600 + 600, env={**env(), "CHECK_OUT": str(out), "CHECK_TIMEOUT": "3600"})
+    # tests/configs/slurm.yaml: ~20 s locally, a few minutes through SLURM on a loaded 2-CPU machine
+    proc = subprocess.run([str(CHECK), SLURM_CONFIG, *SLURM_TARGETS], cwd=ROOT, capture_output=True, text=True,
+                          timeout=2 * 1800 + 600, env={**env(), "CHECK_OUT": str(out), "CHECK_TIMEOUT": "1800"})
     skip_or_fail(proc, "check_identical.sh")
     ids = re.search(r"SLURM job ids \((\d+)\): ([\d ]+)", proc.stdout)
     assert ids and int(ids.group(1)) > 0, proc.stdout
     assert "OK: every file under tables/ is byte-identical" in proc.stdout
-    tables = sorted(p.name for p in (out / "tree" / "results-slurm" / "tables").iterdir())
-    assert any(t.endswith(".csv") for t in tables) and any(t.endswith(".parquet") for t in tables), tables
+    slurm_log = (out / "slurm.log").read_text()
+    submitted = set(re.findall(r"submitted with SLURM jobid \d+ \(log: \S*/slurm_logs/(?:rule|group_\w+?_grp)_(\w+)/",
+                               slurm_log))
+    assert submitted == set(SUBMITTED_RULES), f"rules submitted to SLURM: {sorted(submitted)}"
+    # group submissions packed several jobs each (group-components in profiles/slurm): fewer sbatch calls than jobs
+    stats = re.search(r"Job stats:\n(.*?)\n\s*\n", slurm_log, re.S)
+    assert stats, slurm_log[:3000]
+    planned = dict(re.findall(r"^(\w+)\s+(\d+)\s*$", stats.group(1), re.M))
+    assert int(ids.group(1)) < sum(int(planned[r]) for r in SUBMITTED_RULES), (ids.group(0), planned)
+    for name in ("local", "slurm"):
+        tables = {p.name for p in (out / "tree" / f"results-{name}" / "tables").iterdir()}
+        assert tables == SLURM_TABLES, (name, sorted(tables))
 
 
 TOY = """\

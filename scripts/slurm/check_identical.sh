@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # check_identical.sh - run one configuration locally and through SLURM, and require identical tables.
 #
-#   scripts/slurm/check_identical.sh [CONFIGFILE]     # default config/test.yaml; run as root
+#   scripts/slurm/check_identical.sh [CONFIGFILE [TARGET...]]   # default config/test.yaml, all targets; as root
+#
+# TARGETs are paths relative to the results directory (e.g. tables/main.parquet tables/exponents.csv); each run
+# builds them under its own results directory (results-local/..., results-slurm/...). Without TARGETs both runs
+# build the workflow's default target (every table, notebook, figure and the report).
 #
 # 1. starts the local SLURM cluster (scripts/slurm/local_cluster.sh; exit 77 + message if impossible)
 # 2. snapshots the source tree (git-tracked + untracked, not ignored files) to $OUT/tree, so both
 #    runs - and every SLURM job, which re-reads the Snakefile - see the same code even while the
 #    repository is being edited; PYTHONPATH=$OUT/tree/src shadows the venv's editable sketchlaw.
-# 3. in $OUT/tree: snakemake --cores N                --config results_dir=results-local
-#                  snakemake --profile profiles/slurm --config results_dir=results-slurm
+# 3. in $OUT/tree: snakemake [TARGET...] --cores N                --config results_dir=results-local
+#                  snakemake [TARGET...] --profile profiles/slurm --config results_dir=results-slurm
 # 4. prints the SLURM job ids, then compares every file under tables/ byte for byte (cmp).
 # Exit: 0 identical; 1 a run failed or tables differ; 77 no SLURM here (the message says why).
 #
@@ -18,6 +22,10 @@ set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 CONFIG=${1:-config/test.yaml}
+TARGETS=("${@:2}")
+for t in "${TARGETS[@]}"; do
+    [[ -n $t && $t != /* && $t != -* ]] || { echo "TARGET must be a path relative to the results directory: '$t'" >&2; exit 2; }
+done
 SNAKEMAKE=${SNAKEMAKE:-$ROOT/.venv/bin/snakemake}
 PYTHON=$(dirname "$SNAKEMAKE")/python
 TIMEOUT=${CHECK_TIMEOUT:-3600}
@@ -51,9 +59,11 @@ say "source snapshot: $SNAP ($(find "$SNAP" -type f | wc -l) files)"
 cd "$SNAP" || exit 1
 run() {  # name, extra snakemake args...
     local name=$1; shift
-    say "$name run -> $SNAP/results-$name (log $OUT/$name.log)"
+    # targets first: --config takes every following word that is not an option
+    local targets=("${TARGETS[@]/#/results-$name/}")
+    say "$name run -> $SNAP/results-$name (log $OUT/$name.log; targets: ${TARGETS[*]:-default})"
     local t0=$SECONDS
-    timeout "$TIMEOUT" "$SNAKEMAKE" --configfile "$CONFIG" --config results_dir="results-$name" "$@" \
+    timeout "$TIMEOUT" "$SNAKEMAKE" "${targets[@]}" --configfile "$CONFIG" --config results_dir="results-$name" "$@" \
         >"$OUT/$name.log" 2>&1
     local rc=$?
     say "$name run: exit $rc after $(( SECONDS - t0 )) s"
