@@ -103,6 +103,8 @@ def test_m_slopes_equal_the_finite_size_theory(exponents, experiment, a, b, vari
         "correction decays only as M^-(a+1-b) = M^-0.5"))),
     ("compute", 1.5, 1.5, "M_star", "frontier slope"),
     ("compute", 2.0, 2.0, "M_star", "frontier slope"),
+    ("compute", 1.5, 1.5, "N_star", "frontier slope"),
+    ("compute", 2.0, 2.0, "N_star", "frontier slope"),
     ("compute", 1.5, 1.5, "reducible_star", "frontier slope"),
     ("compute", 2.0, 2.0, "reducible_star", "frontier slope"),
 ])
