@@ -1384,6 +1384,28 @@ def fig_log_power_law(lp: pd.DataFrame, exponents: pd.DataFrame | None = None) -
 # --------------------------------------------------------------------------------------------------------------
 
 
+def _draw_frontier_fit(ax: plt.Axes, fr: pd.DataFrame, ycol: str, slope: float, a: float, lo: float, hi: float
+                       ) -> None:
+    """The fitted frontier law in the form it was regressed (analysis.compute_exponents): M*, R* − σ² ∝
+    (C/log C)^e and N* ∝ C^e·(log C)^(1/(a+1)); the constant by least squares in log on the fitted budgets."""
+    def shape(c):
+        c = np.asarray(c, dtype=float)
+        if ycol == "N_star":
+            return c ** slope * np.log(c) ** (1.0 / (a + 1.0))
+        return (c / np.log(c)) ** slope
+
+    pts = fr[fr["interior"].astype(bool)] if "interior" in fr.columns else fr
+    c, y = pts["compute"].to_numpy(float), pts[ycol].to_numpy(float)
+    lo = lo if _finite(lo) else c.min()
+    hi = hi if _finite(hi) else c.max()
+    sel = (c >= lo * (1 - 1e-9)) & (c <= hi * (1 + 1e-9)) & (y > 0)
+    if not _finite(slope) or not sel.any():
+        return
+    log_const = float(np.mean(np.log(y[sel]) - np.log(shape(c[sel]))))
+    grid = np.geomspace(lo, hi, 60)
+    ax.plot(grid, np.exp(log_const) * shape(grid), color="black", ls="--", lw=1.2, zorder=6, label="fitted law")
+
+
 def fig_compute_optimal(comp: pd.DataFrame, frontier: pd.DataFrame, exponents: pd.DataFrame | None = None
                         ) -> plt.Figure:
     """Compute-optimal allocation, one row per a: R − σ² vs compute C = M·N for each M (iso-M curves) with the
@@ -1428,8 +1450,7 @@ def fig_compute_optimal(comp: pd.DataFrame, frontier: pd.DataFrame, exponents: p
                 axx.plot(edge["compute"], edge[ycol], "o", ms=5, mfc="white", mec="0.3", zorder=7,
                          label="optimum at the M-grid edge (not fitted)")
             if row is not None:
-                lo, hi, _ = _fit_geometry(row)
-                draw_fit_line(axx, fr["compute"], fr[ycol], float(row["fitted"]), lo, hi, _row_intercept(row))
+                _draw_frontier_fit(axx, fr, ycol, float(row["fitted"]), a, *_fit_geometry(row)[:2])
             sym = {"reducible_star": "e_R", "M_star": "e_M", "N_star": "e_N"}[var]
             annotate_fit(axx, row, symbol=sym, loc="lower left" if var == "reducible_star" else "upper left")
             loglog(axx, "compute C = M·N", ylab)
@@ -1437,8 +1458,10 @@ def fig_compute_optimal(comp: pd.DataFrame, frontier: pd.DataFrame, exponents: p
         _set_log_ylim(ax, shown + fr["reducible_star"].tolist(), pad=1.3)
         axes[i, 1].set_yscale("log", base=2)
         ax.set_title(f"a = {fmt_num(a)}: iso-M curves and the frontier")
-        axes[i, 1].set_title(f"a = {fmt_num(a)}: $M^* \\propto C^{{e_M}}$, theory 1/(a+1) = {_fmt_short(1 / (a + 1))}")
-        axes[i, 2].set_title(f"a = {fmt_num(a)}: $N^* \\propto C^{{e_N}}$, theory a/(a+1) = {_fmt_short(a / (a + 1))}")
+        axes[i, 1].set_title(f"a = {fmt_num(a)}: $M^* \\propto (C/\\log C)^{{e_M}}$, "
+                             f"theory 1/(a+1) = {_fmt_short(1 / (a + 1))}")
+        axes[i, 2].set_title(f"a = {fmt_num(a)}: $N^* \\propto C^{{e_N}} \\log^{{1/(a+1)}} C$, "
+                             f"theory a/(a+1) = {_fmt_short(a / (a + 1))}")
         cb = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, pad=0.01, fraction=0.05)
         cb.set_label("M")
         cb.set_ticks(m_all[:: max(1, len(m_all) // 6)])
