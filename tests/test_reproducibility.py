@@ -16,6 +16,7 @@ import signal
 import subprocess
 import time
 from base64 import urlsafe_b64decode
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -55,19 +56,25 @@ def _diff(a: dict, b: dict) -> list:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def serial(request, tmp_path_factory):
+    """config/test.yaml with --cores 1. It keeps one core busy, so if the shared --cores 2 run has not been made yet,
+    it is made alongside (own copies of the repository and own results directories: only the CPUs are shared).
+    The tests request ``serial`` before ``shared`` for that reason."""
     wd = workdir(request.config, tmp_path_factory, "serial-work")
     results = tmp_path_factory.mktemp("serial-results") / "results"
-    run = snakemake(request.config, wd, "--cores", "1", "--configfile", "config/test.yaml",
-                    "--config", f"results_dir={results}", log=results.parent / "snakemake.log")
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        future = pool.submit(snakemake, request.config, wd, "--cores", "1", "--configfile", "config/test.yaml",
+                             "--config", f"results_dir={results}", log=results.parent / "snakemake.log")
+        shared_run(request.config, tmp_path_factory)  # made once per session; returns at once if made already
+        run = future.result()
     assert run.returncode == 0, f"--cores 1 run failed (log {run.log}):\n{run.tail()}"
     return results
 
 
 @pytest.mark.workflow
 @pytest.mark.slow
-def test_tables_identical_for_any_core_count(shared, serial):
+def test_tables_identical_for_any_core_count(serial, shared):
     a, b = file_bytes(shared.results, "tables"), file_bytes(serial, "tables")
     assert {"main.parquet", "main.csv", "exponents.csv"} <= set(a)
     assert not _diff(a, b), f"tables differ between --cores 2 and --cores 1: {_diff(a, b)}"
@@ -77,7 +84,7 @@ def test_tables_identical_for_any_core_count(shared, serial):
 
 @pytest.mark.workflow
 @pytest.mark.slow
-def test_figures_identical_for_any_core_count(shared, serial):
+def test_figures_identical_for_any_core_count(serial, shared):
     a = file_bytes(shared.results, "figures", ("*.png", "*.pdf"))
     b = file_bytes(serial, "figures", ("*.png", "*.pdf"))
     assert len(a) == 2 * len(NOTEBOOKS)
