@@ -30,3 +30,18 @@ def pytest_collection_modifyitems(config, items):
     32), so leaving the SLURM tests to the end of the alphabet cost several minutes per run on such a machine.
     """
     items.sort(key=lambda item: item.get_closest_marker("slurm") is None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _serial_workflow_run_in_background(request, tmp_path_factory):
+    """When a selected test needs the --cores 1 run of config/test.yaml (tests/test_reproducibility.py), start it
+    before the first test: it uses one core for a few minutes, which the SLURM tests (waiting for their scheduler
+    most of the time) and the single-threaded unit tests leave idle. Killed at the end if no test waited for it."""
+    if not any("serial" in getattr(item, "fixturenames", ()) for item in request.session.items):
+        yield
+        return
+    from .test_reproducibility import start_serial_run, stop_serial_run
+
+    start_serial_run(request.config, tmp_path_factory)
+    yield
+    stop_serial_run(request.config)

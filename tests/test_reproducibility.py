@@ -33,9 +33,9 @@ from sketchlaw.schedules import Schedule
 from sketchlaw.sgd import monte_carlo, run_sgd
 from sketchlaw.spectra import Prior, Spectrum
 
-from .test_workflow import (EXPERIMENT_TABLES, FINITE_COLUMNS, NOTEBOOKS, SNAKEMAKE, file_bytes, job_stats,
+from .test_workflow import (EXPERIMENT_TABLES, FINITE_COLUMNS, NOTEBOOKS, SNAKEMAKE, _cache, file_bytes, job_stats,
                             load_test_config, png_text_chunks, shared_run, sm_env, snakemake, snapshot_head,
-                            workdir)
+                            stop_snakemake, workdir)
 
 CONFIGS = Path(__file__).parent / "configs"
 RESUME_CONFIG = CONFIGS / "resume.yaml"
@@ -56,18 +56,42 @@ def _diff(a: dict, b: dict) -> list:
 # ----------------------------------------------------------------------------------------------------------------
 
 
+def start_serial_run(config: pytest.Config, factory: pytest.TempPathFactory) -> None:
+    """Start the --cores 1 run of config/test.yaml in a background thread, once per session.
+
+    It keeps one core busy for a few minutes. conftest.py starts it before the first test when a selected test needs
+    it, so that it runs while the SLURM tests mostly wait for their scheduler and the single-threaded unit tests
+    leave the second core idle; the ``serial`` fixture then waits for it. It has its own copy of the repository and
+    its own results directory: it shares only the CPUs with what runs meanwhile."""
+    cache = _cache(config)
+    if "serial" in cache:
+        return
+    wd = workdir(config, factory, "serial-work")
+    results = factory.mktemp("serial-results") / "results"
+    log = results.parent / "snakemake.log"
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="serial-run")
+    future = pool.submit(snakemake, config, wd, "--cores", "1", "--configfile", "config/test.yaml",
+                         "--config", f"results_dir={results}", log=log)
+    pool.shutdown(wait=False)
+    cache["serial"] = (results, log, future)
+
+
+def stop_serial_run(config: pytest.Config) -> None:
+    """Kill the background --cores 1 run if it is still going (the session ended before a test waited for it)."""
+    entry = _cache(config).get("serial")
+    if entry is not None and not entry[2].done():
+        stop_snakemake(entry[1])
+        entry[2].exception()  # wait for the thread
+
+
 @pytest.fixture(scope="session")
 def serial(request, tmp_path_factory):
-    """config/test.yaml with --cores 1. It keeps one core busy, so if the shared --cores 2 run has not been made yet,
-    it is made alongside (own copies of the repository and own results directories: only the CPUs are shared).
-    The tests request ``serial`` before ``shared`` for that reason."""
-    wd = workdir(request.config, tmp_path_factory, "serial-work")
-    results = tmp_path_factory.mktemp("serial-results") / "results"
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        future = pool.submit(snakemake, request.config, wd, "--cores", "1", "--configfile", "config/test.yaml",
-                             "--config", f"results_dir={results}", log=results.parent / "snakemake.log")
-        shared_run(request.config, tmp_path_factory)  # made once per session; returns at once if made already
-        run = future.result()
+    """The --cores 1 run's results directory. If the shared --cores 2 run has not been made yet, it is made now,
+    alongside the --cores 1 run if that is still going (the tests request ``serial`` before ``shared``)."""
+    start_serial_run(request.config, tmp_path_factory)  # no-op when conftest.py started it
+    results, _log, future = _cache(request.config)["serial"]
+    shared_run(request.config, tmp_path_factory)  # made once per session; returns at once if made already
+    run = future.result()
     assert run.returncode == 0, f"--cores 1 run failed (log {run.log}):\n{run.tail()}"
     return results
 

@@ -150,6 +150,9 @@ class Run:
         return "\n".join(self.output.splitlines()[-n:])
 
 
+_RUNNING: dict = {}  # log path -> Popen of a snakemake run in progress (see stop_snakemake)
+
+
 def snakemake(config: pytest.Config, wd: Path, *args, log: Path, timeout: float = 3600, **env_extra) -> Run:
     """Run snakemake in ``wd`` (own process group), stdout+stderr to ``log``; kill the group on timeout."""
     cmd = [str(SNAKEMAKE), *map(str, args)]
@@ -160,13 +163,27 @@ def snakemake(config: pytest.Config, wd: Path, *args, log: Path, timeout: float 
         fh.flush()
         proc = subprocess.Popen(cmd, cwd=wd, env=sm_env(config, wd, **env_extra), stdout=fh, stderr=subprocess.STDOUT,
                                 start_new_session=True)
+        _RUNNING[log] = proc
         try:
             rc = proc.wait(timeout)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
             pytest.fail(f"snakemake timed out after {timeout} s: {' '.join(cmd)} (log {log})")
+        except BaseException:  # interrupted (Ctrl-C): its own session would not get the signal, do not leave it behind
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
+        finally:
+            _RUNNING.pop(log, None)
     return Run(rc, log.read_text(errors="replace"), time.monotonic() - start, log)
+
+
+def stop_snakemake(log: Path) -> None:
+    """Kill the process group of the snakemake run writing ``log`` (started by ``snakemake``), if still running."""
+    proc = _RUNNING.get(log)
+    if proc is not None and proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def job_stats(output: str) -> dict:
