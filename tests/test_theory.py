@@ -41,3 +41,20 @@ def test_source_exponents_follow_the_saturation():
     assert exponents("source", 2.0, 2.5) == {"M": -1.5}
     assert exponents("source", 2.0, 3.0) == {}     # M^-a log M: not a power
     assert exponents("source", 2.0, 3.5) == {"M": -2.0}
+
+
+def test_joint_fit_on_a_too_small_grid_is_reported_not_fitted():
+    """A valid but tiny grid (2 M × 2 N) cannot carry a 4-parameter joint fit: the exponent rows say so instead of
+    the fit rule failing."""
+    import pandas as pd
+
+    from sketchlaw import analysis
+
+    M, N = np.meshgrid([32.0, 64.0], [1e3, 1e4])
+    df = pd.DataFrame({"M": M.ravel(), "N_eff": N.ravel(), "sketch_seed": 0})
+    df["risk"] = 1.0 + df["M"] ** -1.0 + df["N_eff"] ** -0.5
+    df = df.assign(experiment="main", spectrum="power", a=2.0, b=2.0, sigma2=1.0)
+    rows, forms = analysis.joint_exponents(df, 10, [])
+    assert forms == [] and len(rows) == 2
+    assert all(np.isnan(r["fitted"]) and r["flag"] == "too-few-points" and r["verdict"] == "not fitted"
+               for r in rows)

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from . import fit as F
+from .errors import ParameterError
 from .theory import exponents as theory_exponents
 from .theory import sketch_approx_de
 
@@ -196,10 +197,17 @@ def joint_exponents(table: pd.DataFrame, n_boot: int, diagnostics: list) -> tupl
     for (experiment, spectrum, a, b), df in table.groupby(["experiment", "spectrum", "a", "b"], sort=True):
         sigma2 = float(df["sigma2"].iloc[0])
         mean = df.groupby(["M", "N_eff"], as_index=False)["risk"].mean()
-        comp = F.compare_forms(mean["M"], mean["N_eff"], mean["risk"], E=sigma2)
+        theory = theory_exponents(experiment, a, b)
+        try:
+            comp = F.compare_forms(mean["M"], mean["N_eff"], mean["risk"], E=sigma2)
+        except ParameterError as err:  # a grid too small for a joint fit: say so in the table, do not fail
+            for variable in ("M", "N_eff"):
+                rows.append(_row(experiment, spectrum, a, b, variable,
+                                 {"fitted": math.nan, "flag": "too-few-points", "window": str(err),
+                                  "n_points": len(mean)}, theory.get(variable, math.nan), "joint additive fit"))
+            continue
         for r in comp.table.to_dict("records"):
             forms.append({"experiment": experiment, "a": a, **r, "best": r.get("form") == comp.best})
-        theory = theory_exponents(experiment, a, b)
         for form in dict.fromkeys(("additive", comp.best)):
             est = F.fit_joint(mean["M"], mean["N_eff"], mean["risk"], E=sigma2, form=form)
             boot = F.bootstrap(df, _seed_multiset_fit(form, sigma2, (est.p, est.q)), group_cols=["sketch_seed"],
