@@ -30,7 +30,7 @@ import pandas as pd
 from . import fit as F
 from .errors import ParameterError
 from .theory import exponents as theory_exponents
-from .theory import sketch_approx_de
+from .theory import frontier_coordinates, sketch_approx_de
 
 COLUMNS = ["experiment", "spectrum", "a", "b", "variable", "fitted", "ci_low", "ci_high", "sys_low", "sys_high",
            "theory", "theory_finite", "p_value", "verdict", "window", "method", "n_points", "flag"]
@@ -280,16 +280,10 @@ def compute_exponents(frontier: pd.DataFrame, n_boot: int) -> list[dict]:
         df = df[df["interior"]]
         theory = theory_exponents("compute", a)
         for variable in ("M_star", "N_star", "reducible_star"):
-            # The theorem's frontier (PAPER.md §4.3): M* ≂ (C/log C)^(1/(a+1)) and R* − σ² ≂ (C/log C)^(−(a−1)/(a+1))
-            # are regressed on C/log C; N* ≂ C^(a/(a+1))·(log C)^(1/(a+1)) is regressed on C with its log factor
-            # divided out. Either way the slope is the theorem's exponent, not one shifted by ~1/log C.
-            on_c_log_c = variable != "N_star"
-
-            def slope_of(r, on_c_log_c=on_c_log_c, variable=variable, a=a):
-                c = r["compute"].to_numpy(float)
-                if on_c_log_c:
-                    return F.loglog_slope(c / np.log(c), r[variable])
-                return F.loglog_slope(c, r[variable].to_numpy(float) / np.log(c) ** (1.0 / (a + 1.0)))
+            # regressed in the theorem's own coordinates (theory.frontier_coordinates: C/log C, log factors)
+            def slope_of(r, variable=variable, a=a):
+                x, factor = frontier_coordinates(variable, a, r["compute"])
+                return F.loglog_slope(x, r[variable].to_numpy(float) / factor)
 
             if len(df) < F.MIN_POINTS:
                 rows.append(_row("compute", "power", a, a, variable,
@@ -303,8 +297,8 @@ def compute_exponents(frontier: pd.DataFrame, n_boot: int) -> list[dict]:
                    "std": float(boot.samples["slope"].std(ddof=1)), "sys_low": math.nan, "sys_high": math.nan,
                    "window": f"C in [{df['compute'].min():.3g}, {df['compute'].max():.3g}] ({len(df)} budgets "
                              f"with an interior optimum); slope against "
-                             + ("C/log C (the theorem's log factor)" if on_c_log_c
-                                else "C, of N*/(log C)^(1/(a+1)) (the theorem's log factor)"),
+                             + ("C, of N*/(log C)^(1/(a+1)) (the theorem's log factor)" if variable == "N_star"
+                                else "C/log C (the theorem's log factor)"),
                    "n_points": len(df), "flag": est.flag}
             # Systematic: drop the smallest or the largest budget.
             alts = [slope_of(df.iloc[1:]), slope_of(df.iloc[:-1])] if len(df) > F.MIN_POINTS else []

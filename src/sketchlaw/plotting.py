@@ -38,7 +38,7 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import LogNorm
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter, NullLocator
 
-from .theory import sketch_approx_de
+from .theory import frontier_coordinates, sketch_approx_de
 
 __all__ = [
     "DPI",
@@ -1389,10 +1389,8 @@ def _draw_frontier_fit(ax: plt.Axes, fr: pd.DataFrame, ycol: str, slope: float, 
     """The fitted frontier law in the form it was regressed (analysis.compute_exponents): M*, R* − σ² ∝
     (C/log C)^e and N* ∝ C^e·(log C)^(1/(a+1)); the constant by least squares in log on the fitted budgets."""
     def shape(c):
-        c = np.asarray(c, dtype=float)
-        if ycol == "N_star":
-            return c ** slope * np.log(c) ** (1.0 / (a + 1.0))
-        return (c / np.log(c)) ** slope
+        x, factor = frontier_coordinates(ycol, a, c)
+        return x ** slope * factor
 
     pts = fr[fr["interior"].astype(bool)] if "interior" in fr.columns else fr
     c, y = pts["compute"].to_numpy(float), pts[ycol].to_numpy(float)

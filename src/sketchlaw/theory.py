@@ -91,6 +91,16 @@ def sketch_approx_de(kind: str, a: float, M, b: float | None = None, head: int =
     return np.array(out)
 
 
+def frontier_coordinates(variable: str, a: float, C) -> tuple[np.ndarray, np.ndarray]:
+    """(x, factor) in which the compute-optimal law is a pure power, y / factor ∝ x^e (PAPER.md §4.3):
+    M* and R* − σ² ∝ (C/log C)^e, so x = C/log C and factor 1; N* ∝ C^e·(log C)^(1/(a+1)), so x = C and the
+    log factor divided out."""
+    C = np.asarray(C, dtype=float)
+    if variable == "N_star":
+        return C, np.log(C) ** (1.0 / (a + 1.0))
+    return C / np.log(C), np.ones_like(C)
+
+
 def ols_variance(noise, M, N):
     """Exact E‖v̂ − v*‖²_Σ of least squares on N Gaussian samples of M sketched features (Wishart identity):
     noise · M / (N − M − 1) for N > M + 1, with noise = σ² + Approx; infinite otherwise."""
