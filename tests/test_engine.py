@@ -226,3 +226,36 @@ def test_monte_carlo_with_mean_field_tail_matches_exact():
     mc = monte_carlo(problem, schedule, trials=2000, seed=5)
     assert abs(mc.mean - exact.risk) < 3 * mc.sem
     assert mc.approx.mean() == pytest.approx(problem.approx, rel=0.05)
+
+
+def test_multiplicity_equals_repeated_modes():
+    """A mode of multiplicity n behaves as n identical copies: same risk by jumps and by steps."""
+    mu = np.array([0.5, 0.2, 0.05, 0.01])
+    p0 = np.array([1.0, 0.7, 2.0, 0.3])
+    n = np.array([1, 3, 2, 5])
+    from sketchlaw.schedules import Schedule
+
+    copies = ExactEngine(np.repeat(mu, n), np.repeat(p0, n), 1.0, 0.1)
+    weighted = ExactEngine(mu, p0, 1.0, 0.1, multiplicity=n)
+    sch = Schedule(0.05, 5000)
+    a, b = copies.run(sch), weighted.run(sch)
+    assert abs(a.bias - b.bias) <= 1e-12 * a.bias and abs(a.variance - b.variance) <= 1e-12 * a.variance
+    s = weighted.run(sch, method="step")
+    assert abs(s.bias - b.bias) <= 1e-10 * s.bias and abs(s.variance - b.variance) <= 1e-10 * s.variance
+    assert critical_step_size(np.repeat(mu, n)) == pytest.approx(critical_step_size(mu, n), rel=1e-12)
+
+
+def test_batch_of_one_is_the_plain_engine_and_batches_jump_like_steps():
+    rng = np.random.default_rng(3)
+    mu = np.sort(rng.uniform(1e-4, 0.3, 40))[::-1]
+    p0 = rng.uniform(0.1, 1.0, 40)
+    from sketchlaw.schedules import Schedule
+
+    sch = Schedule(0.1, 20000)
+    plain, one = ExactEngine(mu, p0, 1.0, 0.2).run(sch), ExactEngine(mu, p0, 1.0, 0.2, batch=1).run(sch)
+    assert plain.risk == one.risk
+    eng = ExactEngine(mu, p0, 1.0, 0.2, batch=8)
+    jump, step = eng.run(sch, method="jump"), eng.run(sch, method="step")
+    assert abs(jump.risk - step.risk) <= 1e-10 * step.risk
+    assert eng.run(sch).variance < 0.5 * plain.variance  # averaging 8 gradients cuts the variance
+    assert critical_step_size(mu, batch=8) > critical_step_size(mu)

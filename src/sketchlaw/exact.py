@@ -1,4 +1,4 @@
-"""Exact expected risk of one-pass SGD on the sketched problem (PAPER.md §8.2–8.4).
+"""Exact expected risk of one-pass SGD on the sketched problem.
 
 In Σ's eigenbasis the diagonal p_j(t) = (Uᵀ E[e_t e_tᵀ] U)_jj of the error covariance closes:
 
@@ -28,23 +28,27 @@ from .schedules import Schedule
 _EPS = np.finfo(float).eps
 
 
-def critical_step_size(mu: np.ndarray) -> float:
+def critical_step_size(mu: np.ndarray, multiplicity=None, batch: int = 1) -> float:
     """The exact stability threshold γ_c of the expected second-moment recursion for spectrum μ of Σ.
 
-    ρ(K_g) < 1 iff Σ_j gμ_j / (2(1 − gμ_j)) < 1 (1 is an eigenvalue of K_g exactly when the secular equation holds at
-    κ = 1). The left side increases in g, so γ_c is its root on (0, 1/μ_max). It lies in [2/(2μ_max + tr Σ), 2/tr Σ].
+    ρ(K_g) < 1 iff Σ_j n_j gμ_j / (B(2 − (1 + 1/B)gμ_j)) < 1 (1 is an eigenvalue of K_g exactly when the secular
+    equation holds at κ = 1; n_j the multiplicity of mode j, B the batch size). The left side increases in g, so γ_c
+    is its root on (0, 2/((1 + 1/B)μ_max)). For B = 1 it lies in [2/(2μ_max + tr Σ), 2/tr Σ].
     """
     mu = np.asarray(mu, dtype=float)
-    lo, hi = 2.0 / (2 * mu.max() + mu.sum()), min(2.0 / mu.sum(), 1.0 / mu.max())
-    f = lambda g: float(np.sum(g * mu / (2.0 * (1.0 - g * mu)))) - 1.0  # noqa: E731
+    n = np.ones_like(mu) if multiplicity is None else np.asarray(multiplicity, dtype=float)
+    B, trace = float(batch), float(np.dot(n, mu))
+    lo = 2.0 * B / ((B + 1.0) * mu.max() + trace)
+    hi = min(2.0 * B / trace, 2.0 / ((1.0 + 1.0 / B) * mu.max()))
+    f = lambda g: float(np.sum(n * g * mu / (B * (2.0 - (1.0 + 1.0 / B) * g * mu)))) - 1.0  # noqa: E731
     if f(hi * (1 - 1e-15)) <= 0:
         return hi
     return brentq(f, lo, hi * (1 - 1e-15), xtol=1e-15, rtol=1e-14)
 
 
-def check_stable(gamma: float, mu: np.ndarray) -> float:
+def check_stable(gamma: float, mu: np.ndarray, multiplicity=None, batch: int = 1) -> float:
     """Raise ParameterError naming γ and the bound if SGD's expected risk diverges at step size γ; return the bound."""
-    bound = critical_step_size(mu)
+    bound = critical_step_size(mu, multiplicity, batch)
     if not gamma < bound:
         raise ParameterError("gamma", gamma, f"0 < gamma < {bound:.6g} (the exact stability bound for this sketch; "
                                              f"sufficient: gamma < 2/(2·mu_max + tr Σ) = "
@@ -89,14 +93,20 @@ class PhaseMap:
         return P
 
 
-def phase_map(mu: np.ndarray, g: float) -> PhaseMap:
-    """Decompose K_g (see module docstring); O(M²) time and memory."""
+def decay_rates(mu: np.ndarray, g: float, batch: int = 1) -> np.ndarray:
+    """e = 1 − d: the diagonal of K_g is 1 − e, e_j = 2gμ_j − (1 + 1/B) g²μ_j² (B = 1: 2gμ_j − 2g²μ_j²)."""
+    return 2 * g * mu - (1.0 + 1.0 / batch) * g * g * mu * mu
+
+
+def phase_map(mu: np.ndarray, g: float, weights=None, batch: int = 1) -> PhaseMap:
+    """Decompose K_g = diag(1 − e) + (g²/B) w wᵀ (see module docstring; w = μ unless ``weights`` are given);
+    O(M²) time and memory."""
     M = len(mu)
-    e_all = 2 * g * mu - 2 * g * g * mu * mu
+    e_all = decay_rates(mu, g, batch)
     order = np.argsort(-e_all, kind="stable")  # d = 1 − e ascending
     e = e_all[order].copy()
-    z = mu[order].copy()
-    rho = g * g * float(z @ z)
+    z = (mu if weights is None else np.asarray(weights, dtype=float))[order].copy()
+    rho = g * g / batch * float(z @ z)
     z /= np.sqrt(z @ z)
     # Deflation threshold on the scale of e (not of d ≈ 1): the decomposition is done in e-space.
     tol = 8 * _EPS * max(e.max(), rho)
@@ -213,12 +223,26 @@ class RiskBreakdown:
 
 
 class ExactEngine:
-    """Expected risk after N SGD steps, averaged over data and prior, for fixed μ, p(0), σ² and E Approx."""
+    """Expected risk after N SGD updates, averaged over data and prior, for fixed μ, p(0), σ² and E Approx.
 
-    def __init__(self, mu, p0, sigma2: float, approx: float):
+    ``multiplicity`` n_j lets one mode stand for n_j identical modes (or a quadrature weight, see
+    ``sketchlaw.limit``): the sum P_j over the copies obeys P ← (1 − e)P + n(g²/B)μ(μ·P + σ_M²), which in the
+    coordinates q = P/√n is the recursion above with the rank-one vector w = √n·μ, so the phase maps stay symmetric.
+    ``batch`` B averages each update's gradient over B fresh samples: the fourth-moment and noise terms shrink by
+    1/B (diagonal 1 − 2gμ + (1 + 1/B)g²μ², rank one g²/B·wwᵀ, forcing g²/B·σ_M²·w); a schedule then counts updates.
+    """
+
+    def __init__(self, mu, p0, sigma2: float, approx: float, multiplicity=None, batch: int = 1):
         self.mu = np.asarray(mu, dtype=float)
         self.p0 = np.asarray(p0, dtype=float)
         self.sigma2, self.approx = float(sigma2), float(approx)
+        self.batch = int(batch)
+        if self.batch < 1:
+            raise ParameterError("batch", batch, "an integer >= 1")
+        self.multiplicity = None if multiplicity is None else np.asarray(multiplicity, dtype=float)
+        root = np.ones_like(self.mu) if self.multiplicity is None else np.sqrt(self.multiplicity)
+        self.w = self.mu * root        # rank-one vector and read-out in q = P/√n coordinates
+        self.q0 = self.p0 * root
         self._maps: dict[float, PhaseMap] = {}
 
     @classmethod
@@ -231,15 +255,15 @@ class ExactEngine:
 
     def _map(self, g: float) -> PhaseMap:
         if g not in self._maps:
-            self._maps = {g: phase_map(self.mu, g)}  # keep one: phases come in order of decreasing g
+            self._maps = {g: phase_map(self.mu, g, self.w, self.batch)}  # keep one: phases come in decreasing g
         return self._maps[g]
 
     def _step(self, P: np.ndarray, g: float, n: int) -> np.ndarray:
         """n plain recursion steps on the columns of P = [p_bias, p_var] (O(M) per step)."""
-        mu, e = self.mu, 2 * g * self.mu - 2 * g * g * self.mu ** 2
+        w, e, r = self.w, decay_rates(self.mu, g, self.batch), g * g / self.batch
         forcing = np.array([0.0, self.noise])
         for _ in range(n):
-            P = P - e[:, None] * P + (g * g) * mu[:, None] * (mu @ P + forcing)[None, :]
+            P = P - e[:, None] * P + r * w[:, None] * (w @ P + forcing)[None, :]
         return P
 
     def _jump(self, P: np.ndarray, g: float, n) -> np.ndarray:
@@ -249,7 +273,7 @@ class ExactEngine:
         n = np.repeat(np.broadcast_to(np.asarray(n, dtype=float), (pairs,)), 2)[None, :]
         noisy = np.tile([0.0, 1.0], pairs)[None, :]  # only the variance columns are driven by noise
         Qk, Qd = pm.to_eigen(P)
-        Ck, Cd = pm.to_eigen((g * g * self.noise) * self.mu[:, None])
+        Ck, Cd = pm.to_eigen((g * g / self.batch * self.noise) * self.w[:, None])
         kn, geo = _powers(pm.theta_kept[:, None], n)
         knd, geod = _powers(pm.e_deflated[:, None], n)
         return pm.from_eigen(kn * Qk + geo * Ck * noisy, knd * Qd + geod * Cd * noisy)
@@ -263,11 +287,11 @@ class ExactEngine:
         out: list[RiskBreakdown | None] = [None] * len(schedules)
         groups: dict[tuple, list[int]] = {}
         for i, sch in enumerate(schedules):
-            check_stable(sch.gamma, self.mu)
+            check_stable(sch.gamma, self.mu, self.multiplicity, self.batch)
             groups.setdefault((sch.gamma, sch.kind), []).append(i)
         for idx in groups.values():
             phases = [schedules[i].phases() for i in idx]
-            P = np.tile(np.stack([self.p0, np.zeros_like(self.p0)], axis=1), (1, len(idx)))
+            P = np.tile(np.stack([self.q0, np.zeros_like(self.q0)], axis=1), (1, len(idx)))
             for ell in range(max(len(ph) for ph in phases)):
                 g = next(ph[ell][0] for ph in phases if len(ph) > ell)
                 n = np.array([ph[ell][1] if len(ph) > ell else 0 for ph in phases])
@@ -285,11 +309,11 @@ class ExactEngine:
         """
         if method not in ("auto", "step", "jump"):
             raise ParameterError("method", method, "one of auto, step, jump")
-        check_stable(schedule.gamma, self.mu)
+        check_stable(schedule.gamma, self.mu, self.multiplicity, self.batch)
         cps = sorted(set(int(c) for c in ([schedule.N] if checkpoints is None else checkpoints)))
         if cps[0] < 0 or cps[-1] > schedule.N:
             raise ParameterError("checkpoints", cps, f"integers in [0, N={schedule.N}]")
-        P = np.stack([self.p0, np.zeros_like(self.p0)], axis=1)
+        P = np.stack([self.q0, np.zeros_like(self.q0)], axis=1)
         out, t, ci = [], 0, 0
         while ci < len(cps) and cps[ci] == 0:
             out.append(self._breakdown(P)); ci += 1
@@ -308,5 +332,5 @@ class ExactEngine:
         return out if checkpoints is not None else out[-1]
 
     def _breakdown(self, P: np.ndarray) -> RiskBreakdown:
-        bias, var = (self.mu @ P).tolist()
+        bias, var = (self.w @ P).tolist()
         return RiskBreakdown(self.sigma2, self.approx, max(bias, 0.0), max(var, 0.0))
