@@ -37,9 +37,11 @@ rule aggregate:
 rule fit:
     input:
         tables=[f"{R}/tables/{e}.parquet" for e in ENABLED],
+        limits=[f"{R}/tables/{e}_limit.parquet" for e in LIMITS],
         provenance=f"{R}/provenance.json",
     output:
         exponents=f"{R}/tables/exponents.csv",
+        forms=f"{R}/tables/exponent_forms.csv",
         markdown=f"{R}/tables/exponents.md",
         diagnostics=f"{R}/tables/fit_diagnostics.parquet",
         frontier=f"{R}/tables/compute_frontier.csv",
@@ -47,8 +49,6 @@ rule fit:
         f"{R}/logs/fit.log",
     benchmark:
         f"{R}/benchmarks/fit.tsv"
-    params:
-        bootstrap=config.get("fit", {}).get("bootstrap", 1000),
     conda:
         "../envs/sketchlaw.yaml"
     script:

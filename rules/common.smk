@@ -1,15 +1,15 @@
-# Grid helpers: the validated config is expanded once, by the library, into problems and jobs.
+# Grid helpers: the validated config is expanded once, by the library, into problems and jobs; the experiment
+# registry (sketchlaw.registry) says which experiments, analyses and notebooks exist.
 
-import json
 import os
 import sys
 from dataclasses import asdict
 
 from snakemake.exceptions import WorkflowError
 
-from sketchlaw.grid import EXPERIMENTS, ConfigError, check_config, exact_groups, plan
+from sketchlaw import registry
+from sketchlaw.grid import ConfigError, check_config, exact_groups, job_params, limit_params, plan
 from sketchlaw.provenance import canonical_hash, git_state
-from sketchlaw.seeds import coordinate_seed
 
 try:
     check_config(config)
@@ -21,52 +21,18 @@ R = config["results_dir"]
 # called by path without activating the venv, and inside cluster jobs (shared file system).
 PYTHON = sys.executable
 PLAN = plan(config)
-ENABLED = [name for name in EXPERIMENTS if name in config["experiments"]]
+ENABLED = registry.enabled(config)
+NOTEBOOKS = registry.notebooks()  # notebook → the experiment whose table it reads
+ACTIVE_NOTEBOOKS = registry.active_notebooks(config)
+LIMITS = [e for e in ENABLED if registry.EXPERIMENTS[e].limit]
 EXACT = exact_groups(PLAN["exact"])  # {(experiment, stem): [Job, ...]}
 MONTECARLO = {(j.experiment, j.stem): j for j in PLAN["montecarlo"]}
 BASELINES = {(j.experiment, j.stem): j for j in PLAN["baselines"]}
 
-# Notebook → experiments whose tables it reads (a notebook runs only when they are all enabled).
-NOTEBOOKS = {
-    "fig1_risk_landscape": ["main"],
-    "fig2_scaling_fits": ["main"],
-    "appendix_monte_carlo": ["main"],
-    "fit_diagnostics": ["main"],
-    "source_condition": ["source"],
-    "log_power_law": ["logpower"],
-    "compute_optimal": ["compute"],
-    "variance_vs_model_size": ["variance"],
-    "stepsize": ["stepsize"],
-}
-ACTIVE_NOTEBOOKS = [nb for nb, needs in NOTEBOOKS.items() if all(e in ENABLED for e in needs)]
-
 
 wildcard_constraints:
-    experiment="|".join(EXPERIMENTS),
+    experiment="|".join(registry.EXPERIMENTS),
     notebook="|".join(NOTEBOOKS),
-
-
-def settings(experiment):
-    return {**config["defaults"], **config["experiments"][experiment]}
-
-
-def job_params(job):
-    """Everything a training script needs, as plain data (params changes re-run exactly the affected jobs)."""
-    s = settings(job.experiment)
-    p = job.problem
-    prior = "isotropic" if p.b is None else "source"
-    b = p.a if (p.b is None and p.spectrum == "power") else p.b
-    columns = {"experiment": job.experiment, "spectrum": p.spectrum, "a": p.a,
-               "b": float("nan") if b is None else b, "prior": prior, "M": p.M, "d": p.d,
-               "schedule": s["schedule"], "sigma2": float(s["sigma2"]), "sketch_seed": p.seed}
-    return {"points": [list(pt) for pt in job.points], "sigma2": float(s["sigma2"]), "schedule": s["schedule"],
-            "log_base": s["log_base"], "columns": columns, "trials": job.trials,
-            "drop_unstable": EXPERIMENTS[job.experiment] == "stepsize",
-            "lambdas": s.get("ridge", {}).get("lambdas", []),
-            # compute experiment: the nominal budget C of each N = round(C / M)
-            "compute_of_N": {str(int(round(C / p.M))): int(C) for C in s.get("C", [])},
-            # Monte Carlo seeds derive from the grid coordinates, never from job order.
-            "mc_seed": coordinate_seed(job.experiment, p.stem, *[x for pt in job.points for x in pt])}
 
 
 def problem_file(wildcards):

@@ -29,7 +29,7 @@ rule train_exact:
     benchmark:
         f"{R}/benchmarks/train_exact/{{experiment}}/{{stem}}.tsv"
     params:
-        jobs=lambda wc: [job_params(j) for j in EXACT[(wc.experiment, wc.stem)]],
+        jobs=lambda wc: [job_params(config, j) for j in EXACT[(wc.experiment, wc.stem)]],
     conda:
         "../envs/sketchlaw.yaml"
     script:
@@ -46,7 +46,7 @@ rule train_montecarlo:
     benchmark:
         f"{R}/benchmarks/train_montecarlo/{{experiment}}/{{stem}}.tsv"
     params:
-        job=lambda wc: job_params(MONTECARLO[(wc.experiment, wc.stem)]),
+        job=lambda wc: job_params(config, MONTECARLO[(wc.experiment, wc.stem)]),
     conda:
         "../envs/sketchlaw.yaml"
     script:
@@ -63,8 +63,26 @@ rule train_baselines:
     benchmark:
         f"{R}/benchmarks/train_baselines/{{experiment}}/{{stem}}.tsv"
     params:
-        job=lambda wc: job_params(BASELINES[(wc.experiment, wc.stem)]),
+        job=lambda wc: job_params(config, BASELINES[(wc.experiment, wc.stem)]),
     conda:
         "../envs/sketchlaw.yaml"
     script:
         "../scripts/train_baselines.py"
+
+
+rule train_limit:
+    input:
+        provenance=f"{R}/provenance.json",
+    output:
+        parquet=f"{R}/tables/{{experiment}}_limit.parquet",
+        csv=f"{R}/tables/{{experiment}}_limit.csv",
+    log:
+        f"{R}/logs/train_limit/{{experiment}}.log",
+    benchmark:
+        f"{R}/benchmarks/train_limit/{{experiment}}.tsv"
+    params:
+        job=lambda wc: limit_params(config, wc.experiment),
+    conda:
+        "../envs/sketchlaw.yaml"
+    script:
+        "../scripts/train_limit.py"

@@ -1,23 +1,14 @@
-"""From the workflow's tidy tables to the exponent table: window rules, bootstrap, systematic ranges, theory tests.
+"""From the workflow's tidy tables to the typed exponent table (columns: docs/METHODS.md §9; rules: §8).
 
-Every slope is measured on R − σ² (PAPER.md §8.6), averaged over sketch seeds, on a window fixed by a rule stated
-before looking at the result, never tuned to theory. Each term of the theorem is measured where it dominates:
-  N_eff-slope ("dominance" rule): at the largest M of the grid, the points where the approximation error is at most
-      10 % of R − σ² (the exact engine reports it) and M ≥ 4·(N_eff γ)^(1/a) (the theorem's regime);
-  M-slope ("dominance" rule): at the largest N of the grid, the points where the approximation error carries at
-      least 90 % of R − σ² and N_eff γ ≥ 4·M^a.
-  The "margin" rule keeps only the theorem's regime condition (without the 90 % dominance); it is reported too, as a
-  second row, because it is the common practice — and shows the finite-size bias that the dominance rule avoids.
-For the log power law the same dominance rule applies (no margin condition) on log-log-log axes.
-theory_finite (M slopes): the slope that the deterministic equivalent of E Approx (theory.sketch_approx_de, exact
-to < 1 % against the engine) has on the same window — the theorem at these finite sizes. Where it differs from the
-asymptotic exponent (the log power law: cutoff M/log M; a source condition near b = a + 1: M^−a log M) the gap is
-pre-asymptotic, not a failure of the simulation.
-Joint fits (main, source with b <= a): additive, and the form chosen by held-out-corner extrapolation.
-Compute-optimal frontier: M* and R* − σ² regressed on C/log C, N*/(log C)^(1/(a+1)) on C, as the theorem states them.
-Uncertainty: a bootstrap over sketch seeds (statistical) and the spread of the slope over the other admissible
-windows (systematic: the same rule at the other fixed M or N of the grid, and the window without its first or last
-point). Exact curves carry almost no seed noise, so the systematic part usually dominates; the verdict says so.
+One `primary` row per theorem exponent, on a quantity only an exact engine gives:
+  M slopes      E Approx of each sketch against M (the theorem's M term), per seed, upper half of the M grid;
+  N_eff slopes  bias + variance of the M = ∞ limit (``limit`` tables) against N_eff, upper half of the N grid
+                (at finite M the sketch truncates the spectrum near M, so no finite-M window shows the theorem's
+                N_eff term);
+  compute       the compute-optimal frontier regressed in the theorem's coordinates.
+Secondary rows: `window` (raw R − σ² at the largest held-fixed value, on the theorem's regime: what the paper's
+figure shows) and `montecarlo` (Monte Carlo R − σ² on its sub-grid, beside the exact engine on the same points).
+Joint surface fits are a comparison of functional forms, reported in their own table (``joint_forms``).
 """
 
 from __future__ import annotations
@@ -27,228 +18,166 @@ import math
 import numpy as np
 import pandas as pd
 
+from . import estimators as E
 from . import fit as F
 from .errors import ParameterError
 from .theory import exponents as theory_exponents
 from .theory import frontier_coordinates, sketch_approx_de
 
-COLUMNS = ["experiment", "spectrum", "a", "b", "variable", "fitted", "ci_low", "ci_high", "sys_low", "sys_high",
-           "theory", "theory_finite", "p_value", "verdict", "window", "method", "n_points", "flag"]
+COLUMNS = ["experiment", "spectrum", "a", "b", "variable", "estimator", "quantity", "fixed_variable", "fixed_value",
+           "x_lo", "x_hi", "n_points", "n_seeds", "fitted", "intercept", "ci_low", "ci_high", "sys_low", "sys_high",
+           "theory", "theory_finite", "extrapolated", "extrapolated_low", "extrapolated_high", "verdict", "reason"]
+FORM_COLUMNS = ["experiment", "a", "b", "form", "p", "q", "k", "rms_log_heldout", "rms_log_train", "n_params",
+                "n_train", "n_heldout", "best", "flags"]
+ESTIMATORS = ("primary", "window", "montecarlo")
+WINDOW_MARGIN = F.WINDOW_MARGIN  # the theorem's regime: M ≥ margin·k* (N_eff slopes), k* ≥ margin^(1/a)·M (M slopes)
 
 
-def _mean_curve(df: pd.DataFrame, x: str) -> tuple[np.ndarray, np.ndarray]:
-    g = df.groupby(x, sort=True)["reducible"].mean()
-    return g.index.to_numpy(dtype=float), g.to_numpy()
+def _row(key: dict, variable, estimator, quantity, est: E.Estimate, theory, theory_finite, extrap,
+         fixed_variable="", fixed_value=math.nan) -> dict:
+    row = {**key, "variable": variable, "estimator": estimator, "quantity": quantity,
+           "fixed_variable": fixed_variable, "fixed_value": fixed_value, **est.columns(), "theory": theory,
+           "theory_finite": theory_finite}
+    row.update({k: extrap.get(k, math.nan) for k in ("extrapolated", "extrapolated_low", "extrapolated_high")})
+    row["verdict"] = E.verdict(est, theory, theory_finite, extrap)
+    return row
 
 
-def _transform(x: np.ndarray, log_of_log: bool) -> np.ndarray:
-    return np.log(x) if log_of_log else x
+def _finite_slope(x, y, est: E.Estimate, log_of_log: bool) -> float:
+    """Slope of a finite-size theory curve (x, y) on the estimate's window."""
+    if not est.ok:
+        return math.nan
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    sel = (x >= est.x_lo * (1 - 1e-12)) & (x <= est.x_hi * (1 + 1e-12))
+    return E.line(np.log(x[sel]) if log_of_log else x[sel], y[sel])[0]
 
 
-def verdict(theory: float, lo: float, hi: float, sys_lo: float, sys_hi: float) -> str:
-    if not np.isfinite(theory):
-        return "no theory"
-    if lo <= theory <= hi:
-        return "consistent"
-    if min(lo, sys_lo) <= theory <= max(hi, sys_hi):
-        return "theory outside 95% CI, inside systematic range"
-    return "theory outside 95% CI and systematic range"
+def _half_width(est: E.Estimate) -> float:
+    return 0.5 * (est.ci_high - est.ci_low) if math.isfinite(est.ci_low) else 0.0
 
 
-DOMINANCE = 0.9  # a term is measured where it carries at least this share of R − σ²
-
-
-def window_mask(df: pd.DataFrame, x: str, gamma: float, a: float, rule: str, spectrum: str) -> np.ndarray:
-    """The window rules of the module docstring, on one curve (rows: one per grid point, seeds averaged)."""
-    M, N_eff = df["M"].to_numpy(float), df["N_eff"].to_numpy(float)
-    share = df["approx"].to_numpy() / df["reducible"].to_numpy()
-    if x == "N_eff":
-        regime = F.n_slope_window(M, N_eff, gamma, a) if spectrum == "power" else np.ones(len(df), bool)
-        dominant = share <= 1 - DOMINANCE
-    else:
-        regime = F.m_slope_window(M, N_eff, gamma, a) if spectrum == "power" else np.ones(len(df), bool)
-        dominant = share >= DOMINANCE
-    return regime & dominant if rule == "dominance" else regime
-
-
-def _seed_mean(df: pd.DataFrame) -> pd.DataFrame:
-    return df.groupby(["M", "N"], as_index=False)[["N_eff", "approx", "reducible"]].mean()
-
-
-def curve_slope(df: pd.DataFrame, x: str, fixed: str, gamma: float, a: float, n_boot: int, rule: str,
-                spectrum: str = "power", log_of_log: bool = False, seed: int = 0) -> dict:
-    """Slope of log(R − σ²) against log x (or log log x) on the rule's window at the largest value of ``fixed``.
-
-    ``df`` holds one (a, b) slice with columns M, N, N_eff, approx, reducible, sketch_seed.
-    """
-    values = np.sort(df[fixed].unique())
-    windows = {}
-    for v in values:
-        sub = df[df[fixed] == v]
-        mean = _seed_mean(sub)
-        keep_x = mean.loc[window_mask(mean, x, gamma, a, rule, spectrum), x].to_numpy()
-        windows[v] = sub[sub[x].isin(keep_x)]
-    main_value = values[-1]
-    win = windows[main_value]
-
-    def slope_of(rows):
-        xs, ys = _mean_curve(rows, x)
-        return F.loglog_slope(_transform(xs, log_of_log), ys)
-
-    if win[x].nunique() < F.MIN_POINTS:
-        return {"fitted": math.nan, "flag": "short-window",
-                "window": f"{rule} rule, {fixed}={main_value:g}: {win[x].nunique()} points (need {F.MIN_POINTS})",
-                "n_points": int(win[x].nunique())}
-    est = slope_of(win)
-    boot = F.bootstrap(win, slope_of, group_cols=["sketch_seed"], n_boot=n_boot, seed=seed) \
-        if win["sketch_seed"].nunique() > 1 else None
-    lo, hi = (boot.ci_low["slope"], boot.ci_high["slope"]) if boot else (math.nan, math.nan)
-    std = float(boot.samples["slope"].std(ddof=1)) if boot else math.nan
-    # Systematic: the same rule at every other fixed value with a long enough window, and the main window trimmed.
-    alternatives = [w for w in windows.values() if w[x].nunique() >= F.MIN_POINTS]
-    xs_main = np.sort(win[x].unique())
-    if len(xs_main) > F.MIN_POINTS:
-        alternatives += [win[win[x] > xs_main[0]], win[win[x] < xs_main[-1]]]
-    sys_slopes = [s.slope for s in (slope_of(w) for w in alternatives) if s.ok]
-    sys_lo, sys_hi = (min(sys_slopes), max(sys_slopes)) if sys_slopes else (est.slope, est.slope)
-    return {"fitted": est.slope, "ci_low": lo, "ci_high": hi, "std": std, "sys_low": sys_lo, "sys_high": sys_hi,
-            "window": f"{rule} rule, {fixed}={main_value:g}, {x} in [{xs_main[0]:.4g}, {xs_main[-1]:.4g}] "
-                      f"({len(xs_main)} points)",
-            "n_points": len(xs_main), "flag": est.flag, "bootstrap": boot, "x_window": xs_main}
-
-
-def scaling_exponents(table: pd.DataFrame, n_boot: int, diagnostics: list) -> list[dict]:
-    """Rows of the exponent table for a scaling experiment (main, source, logpower)."""
+def scaling_rows(table: pd.DataFrame, limit: pd.DataFrame | None, diagnostics: list) -> list[dict]:
+    """Primary, window rows for a scaling experiment (main, source, logpower); one (a, b) slice at a time."""
     rows = []
-    for (experiment, spectrum, a, b), df in table.groupby(["experiment", "spectrum", "a", "b"], dropna=False,
-                                                           sort=True):
-        gamma = float(df["gamma"].iloc[0])
+    for (experiment, spectrum, a, b), df in table.groupby(["experiment", "spectrum", "a", "b"], sort=True,
+                                                           dropna=False):
         logpower = spectrum == "logpower"
         kind = "logpower" if logpower else ("source" if experiment == "source" else "main")
+        prior_b = b if kind == "source" else None
         theory = theory_exponents(kind, a, None if logpower else b)
-        for x, fixed in (("M", "N"), ("N_eff", "M")):
-            variable = f"log_{x}" if logpower else x
-            th = theory.get(variable, math.nan)
-            for rule in ("dominance",) if logpower else ("dominance", "margin"):
-                res = curve_slope(df, x, fixed, gamma, a, n_boot, rule, spectrum, log_of_log=logpower)
-                if x == "M" and "x_window" in res:
-                    res["theory_finite"] = finite_size_m_slope(spectrum, a, b if kind == "source" else None,
-                                                               res["x_window"], logpower)
-                rows.append(_row(experiment, spectrum, a, b, variable, res, th, f"window slope ({rule})"))
-                if rule == "dominance":
-                    _diagnose_curve(diagnostics, df, experiment, a, b, variable, x, fixed, res, logpower)
+        key = {"experiment": experiment, "spectrum": spectrum, "a": a, "b": b}
+        var_m, var_n = ("log_M", "log_N_eff") if logpower else ("M", "N_eff")
+        gamma = float(df["gamma"].iloc[0])
+
+        # M: E Approx per sketch, against M.
+        approx = df.groupby(["sketch_seed", "M"], as_index=False)["approx"].mean()
+        est_m = E.curve_slope(approx, "M", "approx", seed="sketch_seed", log_of_log=logpower)
+        Ms = np.unique(approx["M"].to_numpy(float))
+        de_approx = sketch_approx_de(spectrum, a, Ms, prior_b)
+        mean_approx = approx.groupby("M")["approx"].mean().reindex(Ms).to_numpy()
+        extrap_m = E.extrapolate(Ms, mean_approx, logpower, theory_y=de_approx, half_width=_half_width(est_m))
+        rows.append(_row(key, var_m, "primary", "approx", est_m, theory.get(var_m, math.nan),
+                         _finite_slope(Ms, de_approx, est_m, logpower), extrap_m))
+        _diagnose_local(diagnostics, key, var_m, "primary", Ms, mean_approx, logpower, de_approx)
+
+        # N_eff: the M = ∞ limit's bias + variance, against N_eff.
+        extrap_n = {}
+        lim_b = a if not np.isfinite(b) else b  # the log power law's isotropic prior is run with b = a
+        lim = None if limit is None else limit[(limit["spectrum"] == spectrum) & np.isclose(limit["a"], a)
+                                               & np.isclose(limit["b"], lim_b)]
+        if lim is None or lim.empty:
+            est_n = E.Estimate(reason="no M = inf limit table")
+        else:
+            lim = lim.sort_values("N_eff")
+            est_n = E.curve_slope(lim, "N_eff", "excess", log_of_log=logpower)
+            extrap_n = E.extrapolate(lim["N_eff"], lim["excess"], logpower)
+            _diagnose_local(diagnostics, key, var_n, "primary", lim["N_eff"], lim["excess"], logpower)
+        rows.append(_row(key, var_n, "primary", "excess_limit", est_n, theory.get(var_n, math.nan), math.nan,
+                         extrap_n, "M", math.inf))
+
+        # Window slopes of the raw R − σ² at the largest held-fixed value, in the theorem's regime.
+        for x, fixed, variable, extrap in (("M", "N", var_m, extrap_m), ("N_eff", "M", var_n, extrap_n)):
+            value = float(df[fixed].max())
+            curve = df[np.isclose(df[fixed], value)]
+            regime = _regime(curve, x, gamma, a, spectrum)
+            window = np.unique(curve.loc[regime, x].to_numpy(float))
+            if len(window) < E.MIN_POINTS:
+                est = E.Estimate(n_points=len(window), reason=f"{len(window)} {x} value(s) in the theorem's regime "
+                                                              f"at {fixed} = {value:g} (need {E.MIN_POINTS})")
+            else:
+                est = E.curve_slope(curve, x, "reducible", seed="sketch_seed", window=window, log_of_log=logpower)
+            finite = _finite_slope(Ms, de_approx, est, logpower) if x == "M" else math.nan
+            rows.append(_row(key, variable, "window", "reducible", est, theory.get(variable, math.nan), finite,
+                             extrap, fixed, value))
+            _diagnose_curves(diagnostics, key, variable, df, x, fixed, logpower)
     return rows
 
 
-def finite_size_m_slope(spectrum: str, a: float, b, Ms, log_of_log: bool) -> float:
-    """The slope the deterministic equivalent of E Approx (``theory.sketch_approx_de``) has on the same M window:
-    what the theorem's rate looks like at these finite sizes (reported beside the asymptotic exponent)."""
-    Ms = np.asarray(Ms, dtype=float)
-    return F.loglog_slope(_transform(Ms, log_of_log), sketch_approx_de(spectrum, a, Ms, b)).slope
+def _regime(curve: pd.DataFrame, x: str, gamma: float, a: float, spectrum: str) -> np.ndarray:
+    if spectrum != "power":
+        return np.ones(len(curve), bool)
+    M, N_eff = curve["M"].to_numpy(float), curve["N_eff"].to_numpy(float)
+    if x == "N_eff":
+        return F.n_slope_window(M, N_eff, gamma, a, WINDOW_MARGIN)
+    return F.m_slope_window(M, N_eff, gamma, a, WINDOW_MARGIN)
 
 
-def _row(experiment, spectrum, a, b, variable, res, theory, method):
-    std = res.get("std", math.nan)
-    fitted = res.get("fitted", math.nan)
-    p = math.nan
-    if np.isfinite(theory) and np.isfinite(std) and std > 0:
-        p = F.theory_test(fitted, theory, std=std).p_value
-    lo, hi = res.get("ci_low", math.nan), res.get("ci_high", math.nan)
-    slo, shi = res.get("sys_low", math.nan), res.get("sys_high", math.nan)
-    return {"experiment": experiment, "spectrum": spectrum, "a": a, "b": b, "variable": variable,
-            "fitted": fitted, "ci_low": lo, "ci_high": hi, "sys_low": slo, "sys_high": shi, "theory": theory,
-            "theory_finite": res.get("theory_finite", math.nan),
-            "p_value": p, "verdict": verdict(theory, lo, hi, slo, shi) if np.isfinite(fitted) else "not fitted",
-            "window": res.get("window", ""), "method": method, "n_points": res.get("n_points", 0),
-            "flag": res.get("flag", "")}
+def montecarlo_rows(table: pd.DataFrame, exponent_rows: list[dict]) -> list[dict]:
+    """Monte Carlo slopes (N_eff at the largest MC M, M at the largest MC N) with 95 % intervals from the Monte
+    Carlo standard errors (delta method), beside the exact engine's slope on the same points (theory_finite)."""
+    rows = []
+    mc = table[table["mc_trials"] > 0]
+    for (experiment, spectrum, a, b), df in mc.groupby(["experiment", "spectrum", "a", "b"], sort=True):
+        key = {"experiment": experiment, "spectrum": spectrum, "a": a, "b": b}
+        theory = theory_exponents("main", a, b)
+        for x, fixed in (("N_eff", "M"), ("M", "N")):
+            value = float(df[fixed].max())
+            curve = df[np.isclose(df[fixed], value)]
+            est, exact = _mc_slope(curve, x)
+            primary = next((r for r in exponent_rows if r["estimator"] == "primary" and r["variable"] == x
+                            and all(r[k] == v for k, v in key.items())), {})
+            rows.append(_row(key, x, "montecarlo", "reducible_mc", est, theory.get(x, math.nan), exact, primary,
+                             fixed, value))
+    return rows
 
 
-def _diagnose_curve(diag, df, experiment, a, b, variable, x, fixed, res, logpower):
-    base = {"experiment": experiment, "a": a, "b": b, "variable": variable}
-    for v, sub in df.groupby(fixed):
-        xs, ys = _mean_curve(sub, x)
-        ok = ys > 0
-        if ok.sum() >= 2:
-            sx, sl = F.local_slopes(_transform(xs[ok], logpower), ys[ok])
-            diag += [{**base, "kind": "local_slope", "fixed": float(v), "x": float(u), "value": float(s)}
-                     for u, s in zip(np.exp(sx) if logpower else sx, sl)]
-    boot = res.get("bootstrap")
-    if boot is not None:
-        diag += [{**base, "kind": "bootstrap", "fixed": math.nan, "x": float(i), "value": float(s)}
-                 for i, s in enumerate(boot.samples["slope"].to_numpy()) if np.isfinite(s)]
-    main = df[df[fixed] == df[fixed].max()]
-    xs, ys = _mean_curve(main, x)
-    ok = ys > 0
-    if ok.sum() >= F.MIN_POINTS:
-        ws = F.window_sensitivity(_transform(xs[ok], logpower), ys[ok], _transform(xs[ok][:-2], logpower))
-        diag += [{**base, "kind": "window_start", "fixed": float(main[fixed].iloc[0]),
-                  "x": float(np.exp(r.start) if logpower else r.start), "value": float(r.slope)}
-                 for r in ws.itertuples() if np.isfinite(r.slope)]
+def _mc_slope(curve: pd.DataFrame, x: str) -> tuple[E.Estimate, float]:
+    sigma2 = curve["sigma2"].to_numpy(float)
+    g = curve.assign(mc_red=curve["mc_mean"] - sigma2, mc_var=curve["mc_sem"] ** 2).groupby(x)
+    pts = pd.DataFrame({"mc": g["mc_red"].mean(), "var": g["mc_var"].sum() / g.size() ** 2,
+                        "exact": g["reducible"].mean(), "seeds": g.size()})
+    pts = pts[pts["mc"] > 0]
+    if len(pts) < 2:
+        return E.Estimate(n_points=len(pts), reason=f"{len(pts)} Monte Carlo point(s) with R > sigma2 (need 2)"), \
+            math.nan
+    lx = np.log(pts.index.to_numpy(float))
+    c = (lx - lx.mean()) / np.sum((lx - lx.mean()) ** 2)  # slope = Σ c_i log y_i
+    slope, intercept = E.line(pts.index, pts["mc"])
+    se = math.sqrt(float(np.sum(c**2 * pts["var"] / pts["mc"] ** 2)))
+    half = 1.959963984540054 * se
+    est = E.Estimate(fitted=slope, intercept=intercept, ci_low=slope - half, ci_high=slope + half,
+                     x_lo=float(pts.index.min()), x_hi=float(pts.index.max()), n_points=len(pts),
+                     n_seeds=int(pts["seeds"].min()))
+    return est, E.line(pts.index, pts["exact"])[0]
 
 
-def joint_exponents(table: pd.DataFrame, n_boot: int, diagnostics: list) -> tuple[list[dict], list[dict]]:
-    """Joint fits of R = σ² + (A·M^-p ⊕ B·N_eff^-q) per a (main experiment), with a bootstrap over sketch seeds.
-
-    Two forms are reported: the additive one (the issue's prescribed form, biased when the crossover is wide) and
-    the form that extrapolates best to the held-out large-(M, N) corner (``fit.compare_forms``; chosen by that
-    rule, stated here, before any exponent is compared with theory). Returns (exponent rows, form-comparison rows).
-    """
-    rows, forms = [], []
-    for (experiment, spectrum, a, b), df in table.groupby(["experiment", "spectrum", "a", "b"], sort=True):
+def joint_forms(table: pd.DataFrame) -> list[dict]:
+    """The comparison of joint functional forms R = σ² + A·M^-p ⊕ B·N_eff^-q by held-out-corner extrapolation
+    (its own table: a form chosen this way is not a safe primary estimate of an exponent)."""
+    out = []
+    for (experiment, a, b), df in table.groupby(["experiment", "a", "b"], sort=True):
+        if b > a:
+            continue
         sigma2 = float(df["sigma2"].iloc[0])
         mean = df.groupby(["M", "N_eff"], as_index=False)["risk"].mean()
-        theory = theory_exponents(experiment, a, b)
         try:
             comp = F.compare_forms(mean["M"], mean["N_eff"], mean["risk"], E=sigma2)
-        except ParameterError as err:  # a grid too small for a joint fit: say so in the table, do not fail
-            for variable in ("M", "N_eff"):
-                rows.append(_row(experiment, spectrum, a, b, variable,
-                                 {"fitted": math.nan, "flag": "too-few-points", "window": str(err),
-                                  "n_points": len(mean)}, theory.get(variable, math.nan), "joint additive fit"))
+        except ParameterError:  # a grid too small for a joint fit: no comparison
             continue
         for r in comp.table.to_dict("records"):
-            forms.append({"experiment": experiment, "a": a, **r, "best": r.get("form") == comp.best})
-        for form in dict.fromkeys(("additive", comp.best)):
-            est = F.fit_joint(mean["M"], mean["N_eff"], mean["risk"], E=sigma2, form=form)
-            boot = F.bootstrap(df, _seed_multiset_fit(form, sigma2, (est.p, est.q)), group_cols=["sketch_seed"],
-                               n_boot=n_boot, seed=1)
-            # Systematic: the same fit without the smallest M, or without the smallest N (the most pre-asymptotic).
-            subgrids = [mean[mean["M"] > mean["M"].min()], mean[mean["N_eff"] > mean["N_eff"].min()]]
-            alts = [F.fit_joint(g["M"], g["N_eff"], g["risk"], E=sigma2, form=form, starts=[(est.p, est.q)])
-                    for g in subgrids]
-            label = "joint additive fit" if form == "additive" else f"joint {form} fit (best held-out form)"
-            extra = f", k={est.k:.3g}" if form == "power_mean" else ""
-            for par, variable, th in (("p", "M", theory["M"]), ("q", "N_eff", theory.get("N_eff", math.nan))):
-                samples = -boot.samples[par]
-                res = {"fitted": -getattr(est, par), "ci_low": float(np.nanpercentile(samples, 2.5)),
-                       "ci_high": float(np.nanpercentile(samples, 97.5)), "std": float(samples.std(ddof=1)),
-                       "window": f"all {len(mean)} grid points, E fixed to sigma2{extra}, "
-                                 f"corr(p,q)={boot.corr_pq:.2f}",
-                       "n_points": len(mean), "flag": ",".join(est.flags)}
-                sys_values = [-getattr(f, par) for f in [est, *alts]]
-                res["sys_low"], res["sys_high"] = min(sys_values), max(sys_values)
-                rows.append(_row(experiment, spectrum, a, b, variable, res, th, label))
-            if form == comp.best and experiment == "main":
-                pred = est.predict(mean["M"], mean["N_eff"])
-                diagnostics += [{"experiment": experiment, "a": a, "b": b, "variable": "joint", "kind": "residual",
-                                 "fixed": float(m), "x": float(n), "value": float(np.log(r) - np.log(p))}
-                                for m, n, r, p in zip(mean["M"], mean["N_eff"], mean["risk"], pred)]
-    return rows, forms
-
-
-def _seed_multiset_fit(form: str, sigma2: float, start: tuple[float, float]):
-    """A bootstrap refit that depends only on which seeds were drawn how often (a resample of 3 seeds is one of
-    10 multisets), so each distinct resample is fitted once however many times it is drawn."""
-    cache = {}
-
-    def fit(rows: pd.DataFrame):
-        key = tuple(sorted(rows.groupby("sketch_seed").size().items()))
-        if key not in cache:
-            m = rows.groupby(["M", "N_eff"], as_index=False)["risk"].mean()
-            cache[key] = F.fit_joint(m["M"], m["N_eff"], m["risk"], E=sigma2, form=form, starts=[start])
-        return cache[key]
-
-    return fit
+            out.append({"experiment": experiment, "a": a, "b": b, **{k: r.get(k) for k in FORM_COLUMNS[3:-2]},
+                        "best": r["form"] == comp.best, "flags": r.get("flags", "")})
+    return out
 
 
 def compute_frontier(table: pd.DataFrame) -> pd.DataFrame:
@@ -262,57 +191,93 @@ def compute_frontier(table: pd.DataFrame) -> pd.DataFrame:
             lm, lr = np.log(m["M"].to_numpy(float)), np.log(m["risk"].to_numpy() - sigma2)
             i = int(np.argmin(lr))
             interior = 0 < i < len(lm) - 1
+            best_l, best_r = lm[i], np.exp(lr[i])
             if interior:
                 c2, c1, c0 = np.polyfit(lm[i - 1:i + 2], lr[i - 1:i + 2], 2)
-                x = -c1 / (2 * c2) if c2 > 0 else lm[i]
-                best_l, best_r = x, np.exp(np.polyval([c2, c1, c0], x))
-            else:
-                best_l, best_r = lm[i], np.exp(lr[i])
+                if c2 > 0:
+                    best_l = -c1 / (2 * c2)
+                    best_r = np.exp(np.polyval([c2, c1, c0], best_l))
             out.append({"a": a, "compute": float(C), "M_star": float(np.exp(best_l)),
                         "N_star": float(C / np.exp(best_l)), "reducible_star": float(best_r),
                         "M_grid_best": float(m["M"].iloc[i]), "interior": bool(interior)})
-    return pd.DataFrame(out)
+    return pd.DataFrame(out, columns=["a", "compute", "M_star", "N_star", "reducible_star", "M_grid_best",
+                                      "interior"])
 
 
-def compute_exponents(frontier: pd.DataFrame, n_boot: int) -> list[dict]:
+def compute_rows(frontier: pd.DataFrame, diagnostics: list) -> list[dict]:
+    """Frontier slopes in the theorem's coordinates (theory.frontier_coordinates), budgets with an interior optimum."""
     rows = []
     for a, df in frontier.groupby("a", sort=True):
-        df = df[df["interior"]]
+        df = df[df["interior"]].sort_values("compute")
         theory = theory_exponents("compute", a)
+        key = {"experiment": "compute", "spectrum": "power", "a": a, "b": a}
         for variable in ("M_star", "N_star", "reducible_star"):
-            # regressed in the theorem's own coordinates (theory.frontier_coordinates: C/log C, log factors)
-            def slope_of(r, variable=variable, a=a):
-                x, factor = frontier_coordinates(variable, a, r["compute"])
-                return F.loglog_slope(x, r[variable].to_numpy(float) / factor)
-
-            if len(df) < F.MIN_POINTS:
-                rows.append(_row("compute", "power", a, a, variable,
-                                 {"fitted": math.nan, "flag": "short-window",
-                                  "window": f"{len(df)} budgets with an interior optimum"}, theory[variable],
-                                 "frontier slope"))
-                continue
-            est = slope_of(df)
-            boot = F.bootstrap(df, slope_of, n_boot=n_boot, seed=2)
-            res = {"fitted": est.slope, "ci_low": boot.ci_low["slope"], "ci_high": boot.ci_high["slope"],
-                   "std": float(boot.samples["slope"].std(ddof=1)), "sys_low": math.nan, "sys_high": math.nan,
-                   "window": f"C in [{df['compute'].min():.3g}, {df['compute'].max():.3g}] ({len(df)} budgets "
-                             f"with an interior optimum); slope against "
-                             + ("C, of N*/(log C)^(1/(a+1)) (the theorem's log factor)" if variable == "N_star"
-                                else "C/log C (the theorem's log factor)"),
-                   "n_points": len(df), "flag": est.flag}
-            # Systematic: drop the smallest or the largest budget.
-            alts = [slope_of(df.iloc[1:]), slope_of(df.iloc[:-1])] if len(df) > F.MIN_POINTS else []
-            alts = [s.slope for s in alts if s.ok]
-            res["sys_low"], res["sys_high"] = (min(alts + [est.slope]), max(alts + [est.slope]))
-            rows.append(_row("compute", "power", a, a, variable, res, theory[variable], "frontier slope"))
+            X, factor = frontier_coordinates(variable, a, df["compute"].to_numpy(float))
+            curve = pd.DataFrame({"C": df["compute"].to_numpy(float), "X": X,
+                                  "y": df[variable].to_numpy(float) / factor})
+            est = E.curve_slope(curve.rename(columns={"X": "x"}), "x", "y")
+            extrap = E.extrapolate(curve["X"], curve["y"]) if len(curve) >= 4 else {}
+            if est.ok:  # the window in budgets C, as the contract states
+                sel = curve[(curve["x"] >= est.x_lo * (1 - 1e-12)) & (curve["x"] <= est.x_hi * (1 + 1e-12))]
+                est.x_lo, est.x_hi = float(sel["C"].min()), float(sel["C"].max())
+            rows.append(_row(key, variable, "primary", "frontier", est, theory[variable], math.nan, extrap))
+            if len(curve) >= 2:
+                _diagnose_local(diagnostics, key, variable, "primary", curve["X"], curve["y"], False)
     return rows
 
 
-EXPONENT_MD_COLUMNS = ["experiment", "a", "b", "variable", "fitted", "ci_low", "ci_high", "sys_low", "sys_high",
-                       "theory", "theory_finite", "verdict", "method"]
+def _diagnose_local(diag, key, variable, estimator, x, y, logpower, theory_y=None):
+    """Local slopes of a curve at the geometric midpoints of its grid (and of its finite-size theory)."""
+    for kind, ys in (("local_slope_" + estimator, y), ("local_slope_theory_finite", theory_y)):
+        if ys is None:
+            continue
+        xm, s = E.local_slopes(x, ys, logpower)
+        diag += [{**key, "variable": variable, "kind": kind, "fixed": math.nan, "x": float(u), "value": float(v)}
+                 for u, v in zip(xm, s)]
 
 
-def markdown(df: pd.DataFrame, columns=EXPONENT_MD_COLUMNS) -> str:
+def _diagnose_curves(diag, key, variable, df, x, fixed, logpower):
+    """Local slopes of the raw R − σ² (seed mean) at every held-fixed value: how each curve approaches its slope."""
+    for v, sub in df.groupby(fixed):
+        curve = sub.groupby(x)["reducible"].mean()
+        xm, s = E.local_slopes(curve.index, curve.to_numpy(), logpower)
+        diag += [{**key, "variable": variable, "kind": "local_slope", "fixed": float(v), "x": float(u),
+                  "value": float(w)} for u, w in zip(xm, s)]
+
+
+def exponent_table(tables: dict, limits: dict, analyses: dict) -> tuple[pd.DataFrame, pd.DataFrame,
+                                                                        pd.DataFrame, pd.DataFrame]:
+    """All analyses of the enabled experiments: (exponents, joint forms, compute frontier, diagnostics).
+
+    ``analyses`` maps an experiment name to the analyses the experiment registry gives it.
+    """
+    rows, forms, diagnostics = [], [], []
+    frontier = compute_frontier(pd.DataFrame(columns=["a", "compute", "M", "risk", "sigma2"]))
+    for name, table in tables.items():
+        todo = analyses.get(name, ())
+        if "scaling" in todo:
+            scaling = scaling_rows(table, limits.get(name), diagnostics)
+            rows += scaling
+            if "montecarlo" in todo and (table.get("mc_trials", pd.Series(dtype=int)) > 0).any():
+                rows += montecarlo_rows(table, scaling)
+        if "joint" in todo:
+            forms += joint_forms(table)
+        if "compute" in todo:
+            frontier = compute_frontier(table)
+            rows += compute_rows(frontier, diagnostics)
+    exponents = pd.DataFrame(rows, columns=COLUMNS)
+    if exponents.duplicated(["experiment", "spectrum", "a", "b", "variable", "estimator"]).any():
+        raise AssertionError("duplicate exponent rows")
+    diag = pd.DataFrame(diagnostics, columns=["experiment", "spectrum", "a", "b", "variable", "kind", "fixed", "x",
+                                              "value"])
+    return exponents, pd.DataFrame(forms, columns=FORM_COLUMNS), frontier, diag
+
+
+MARKDOWN_COLUMNS = ["experiment", "a", "b", "variable", "estimator", "fitted", "ci_low", "ci_high", "sys_low",
+                    "sys_high", "theory", "theory_finite", "extrapolated", "verdict"]
+
+
+def markdown(df: pd.DataFrame, columns=MARKDOWN_COLUMNS) -> str:
     """A table as Markdown (numbers to 4 significant digits for reading; the CSV keeps full precision)."""
     cols = list(df.columns) if columns is None else columns
     head = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n"

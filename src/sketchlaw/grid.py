@@ -13,12 +13,9 @@ import math
 from dataclasses import dataclass
 
 from .exact import critical_step_size
+from .registry import EXPERIMENTS
+from .seeds import coordinate_seed
 from .spectra import Spectrum
-
-EXPERIMENTS = {  # name → kind; the notebooks are written for these names
-    "main": "scaling", "source": "scaling", "logpower": "scaling",
-    "compute": "compute", "variance": "variance", "stepsize": "stepsize",
-}
 
 
 class ConfigError(ValueError):
@@ -91,8 +88,13 @@ def _settings(config: dict, name: str) -> dict:
     return {**config.get("defaults", {}), **config["experiments"][name]}
 
 
+def settings(config: dict, name: str) -> dict:
+    """Experiment settings with the defaults filled in."""
+    return _settings(config, name)
+
+
 def truncation(settings: dict, M: int) -> int:
-    """d = max(d_min, d_per_M · M): the tail beyond d is cut (PAPER.md §9); d ∝ M keeps the M-slope of Approx a
+    """d = max(d_min, d_per_M · M): coordinates beyond d are the mean-field tail (docs/METHODS.md §5); d ∝ M keeps the M-slope of Approx a
     clean power law, (1 − (d/M)^(1−a)) being then a constant factor."""
     return max(int(settings["d_min"]), int(settings["d_per_M"]) * int(M))
 
@@ -136,8 +138,8 @@ def check_config(config: dict) -> None:
             raise ConfigError(f"{at}.M", s["M"], "integers >= 1")
         if s["sigma2"] < 0:
             raise ConfigError(f"{at}.sigma2", s["sigma2"], "a number >= 0")
-        grid_N = s.get("N") if EXPERIMENTS[name] != "compute" else s.get("C")
-        _check_grid(f"{at}.{'C' if EXPERIMENTS[name] == 'compute' else 'N'}", grid_N, integer=True, minimum=2)
+        grid_N = s.get("N") if EXPERIMENTS[name].kind != "compute" else s.get("C")
+        _check_grid(f"{at}.{'C' if EXPERIMENTS[name].kind == 'compute' else 'N'}", grid_N, integer=True, minimum=2)
         for M in s["M"]:
             d = truncation(s, M)
             if M > d:
@@ -148,7 +150,16 @@ def check_config(config: dict) -> None:
         for g in gammas:
             if not g > 0:
                 raise ConfigError(f"{at}.gamma", g, "a number > 0")
-        if EXPERIMENTS[name] != "stepsize":
+        if EXPERIMENTS[name].kind == "stepsize":
+            # Nothing would run if every γ diverges even for the unsketched spectrum (each sketch is checked again
+            # at run time, where its own bound decides; points above it are omitted, not run).
+            for a in s["a"]:
+                bound = critical_step_size(Spectrum(s["spectrum"], a, truncation(s, max(s["M"]))).eigenvalues())
+                if min(gammas) >= bound:
+                    raise ConfigError(f"{at}.gamma", gammas, f"at least one gamma < {bound:.4g} (SGD diverges above "
+                                                             f"this for spectrum {s['spectrum']} with a = {a}: "
+                                                             f"the experiment would have nothing to run)")
+        else:
             # Divergence for the spectrum itself (the unsketched limit); a realized sketch is checked at run time.
             for a in s["a"]:
                 bound = critical_step_size(Spectrum(s["spectrum"], a, truncation(s, max(s["M"]))).eigenvalues())
@@ -162,7 +173,7 @@ def check_config(config: dict) -> None:
                 _check_grid(f"{at}.montecarlo.{key}", mc[key], integer=True, minimum=1 if key == "M" else 2)
             if not set(mc["M"]) <= set(s["M"]):
                 raise ConfigError(f"{at}.montecarlo.M", mc["M"], f"a subset of {at}.M = {s['M']}")
-        if EXPERIMENTS[name] == "variance":
+        if EXPERIMENTS[name].kind == "variance":
             ridge = s["ridge"]
             _check_grid(f"{at}.ridge.lambdas", ridge["lambdas"])
 
@@ -175,9 +186,10 @@ def plan(config: dict) -> dict:
     """Expand a checked config: {"problems": {stem: ProblemKey}, "exact": [Job], "montecarlo": [Job],
     "baselines": [Job]} (baselines: least squares and ridge for the variance experiment)."""
     problems, exact, mc, baselines = {}, [], [], []
-    for name, kind in EXPERIMENTS.items():
+    for name, experiment in EXPERIMENTS.items():
         if name not in (config.get("experiments") or {}):
             continue
+        kind = experiment.kind
         s = _settings(config, name)
         for a in s["a"]:
             for b in (s.get("b") or [None]):
@@ -209,3 +221,34 @@ def plan(config: dict) -> dict:
 def n_eff(N: int, log_base: str) -> float:
     base = {"e": math.e, "2": 2.0, "10": 10.0}[str(log_base)]
     return N / math.log(N, base)
+
+
+def job_params(config: dict, job: Job) -> dict:
+    """Everything a training script needs for ``job``, as plain data (a change re-runs exactly the affected jobs).
+
+    The prior: isotropic (w* ~ N(0, I), for which E[λ_i w_i²] = i^-a, recorded as b = a) unless a source exponent b
+    is given; the compute experiment records each N = round(C / M) with its nominal budget C; the step-size
+    experiment omits γ above a sketch's own stability bound (every other experiment refuses them: see
+    ``training.stable_points``); Monte Carlo seeds derive from the grid coordinates, never from job order.
+    """
+    s = _settings(config, job.experiment)
+    p = job.problem
+    prior = "isotropic" if p.b is None else "source"
+    b = p.a if (p.b is None and p.spectrum == "power") else p.b
+    columns = {"experiment": job.experiment, "spectrum": p.spectrum, "a": p.a,
+               "b": float("nan") if b is None else b, "prior": prior, "M": p.M, "d": p.d,
+               "schedule": s["schedule"], "sigma2": float(s["sigma2"]), "sketch_seed": p.seed}
+    return {"points": [list(pt) for pt in job.points], "sigma2": float(s["sigma2"]), "schedule": s["schedule"],
+            "log_base": s["log_base"], "columns": columns, "trials": job.trials,
+            "drop_unstable": EXPERIMENTS[job.experiment].kind == "stepsize",
+            "lambdas": s.get("ridge", {}).get("lambdas", []),
+            "compute_of_N": {str(int(round(C / p.M))): int(C) for C in s.get("C", [])},
+            "mc_seed": coordinate_seed(job.experiment, p.stem, *[x for pt in job.points for x in pt])}
+
+
+def limit_params(config: dict, name: str) -> dict:
+    """The M = ∞ limit curves an experiment's N_eff slopes need: one per (a, b), over the experiment's N grid."""
+    s = _settings(config, name)
+    curves = [{"a": float(a), "b": float(a if b is None else b)} for a in s["a"] for b in (s.get("b") or [None])]
+    return {"spectrum": s["spectrum"], "curves": curves, "N": [int(N) for N in s["N"]], "gamma": float(s["gamma"]),
+            "sigma2": float(s["sigma2"]), "schedule": s["schedule"], "log_base": s["log_base"], "experiment": name}

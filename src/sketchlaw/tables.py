@@ -34,7 +34,7 @@ def write_table(df: pd.DataFrame, path, provenance: dict | None = None, csv: boo
     table = table.replace_schema_metadata(meta)
     atomic_write(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
     if csv:
-        atomic_write(path.with_suffix(".csv"), lambda tmp: df.to_csv(tmp, index=False, float_format="%.10g"))
+        write_csv(df, path.with_suffix(".csv"))
 
 
 def write_text(text: str, path) -> None:
@@ -49,3 +49,8 @@ def read_provenance(path) -> dict:
     meta = pq.read_schema(path).metadata or {}
     raw = meta.get(b"sketchlaw.provenance")
     return json.loads(raw) if raw else {}
+
+
+def write_csv(df: pd.DataFrame, path, float_format: str = "%.10g") -> None:
+    """A CSV written atomically (no half-written table is ever left behind)."""
+    atomic_write(Path(path), lambda tmp: df.to_csv(tmp, index=False, float_format=float_format))

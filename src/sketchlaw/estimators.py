@@ -1,0 +1,230 @@
+"""Slope estimators with honest intervals, extrapolation to infinite size, and verdicts (docs/METHODS.md §8).
+
+Every rule here is fixed before any comparison with theory and is the same for every a and b:
+  window       the upper half of a grid: x ≥ √(x_min·x_max), at least MIN_POINTS points (else the MIN_POINTS largest);
+  estimate     least-squares slope of log y on log X (X = x, or log x for the log power law), fitted per sketch
+               seed, averaged over seeds; deterministic curves (no seeds) are fitted once;
+  interval     t-interval over seeds: mean ± t_{n−1, 0.975}·sd/√n (a bootstrap over three seeds under-covers);
+  systematic   the same fit on the window shifted down by one grid point and on the window without its first or
+               without its last point;
+  extrapolated local slopes between neighbouring grid points, fitted by correction models s∞ + c·x^−ω (ω free),
+               s∞ + c/log x and s∞ + c·x^−ω with ω taken from the finite-size theory's own local slopes; the
+               interval spans every model that fits, widened by the statistical half-width.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, stats
+
+MIN_POINTS = 3
+LEVEL = 0.95
+EXTRAPOLATION_POINTS = 4   # the largest local slopes a correction model is fitted on
+FINITE_AGREEMENT = 0.01    # |estimate − finite-size theory| allowed where no statistical interval exists
+VERDICTS = ("consistent", "pre-asymptotic", "disagrees", "not fitted", "no theory")
+
+
+@dataclass
+class Estimate:
+    """One slope with its window, intervals and the reason when it could not be fitted."""
+
+    fitted: float = math.nan
+    intercept: float = math.nan
+    ci_low: float = math.nan
+    ci_high: float = math.nan
+    sys_low: float = math.nan
+    sys_high: float = math.nan
+    x_lo: float = math.nan
+    x_hi: float = math.nan
+    n_points: int = 0
+    n_seeds: int = 0
+    reason: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.reason and math.isfinite(self.fitted)
+
+    def columns(self) -> dict:
+        return {k: getattr(self, k) for k in ("fitted", "intercept", "ci_low", "ci_high", "sys_low", "sys_high",
+                                              "x_lo", "x_hi", "n_points", "n_seeds", "reason")}
+
+
+def upper_half(xs) -> np.ndarray:
+    """The window rule: grid values x ≥ √(x_min·x_max); at least MIN_POINTS of them (else the largest MIN_POINTS)."""
+    xs = np.unique(np.asarray(xs, dtype=float))
+    if len(xs) < MIN_POINTS:
+        return xs
+    keep = xs[xs >= math.sqrt(xs[0] * xs[-1]) * (1 - 1e-12)]
+    return keep if len(keep) >= MIN_POINTS else xs[-MIN_POINTS:]
+
+
+def line(x, y) -> tuple[float, float]:
+    """Least-squares (slope, intercept) of log y on log x; NaN when fewer than 2 usable points."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    ok = (x > 0) & (y > 0) & np.isfinite(x) & np.isfinite(y)
+    if ok.sum() < 2 or np.ptp(np.log(x[ok])) == 0:
+        return math.nan, math.nan
+    slope, intercept = np.polyfit(np.log(x[ok]), np.log(y[ok]), 1)
+    return float(slope), float(intercept)
+
+
+def t_interval(values, level: float = LEVEL) -> tuple[float, float, float]:
+    """(mean, low, high) of a t-interval for the mean of independent values; NaN bounds for fewer than 2."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if len(v) == 0:
+        return math.nan, math.nan, math.nan
+    mean = float(v.mean())
+    if len(v) < 2:
+        return mean, math.nan, math.nan
+    half = float(stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
+    return mean, mean - half, mean + half
+
+
+def _transformed(x, log_of_log: bool) -> np.ndarray:
+    x = np.asarray(x, dtype=float)
+    return np.log(x) if log_of_log else x
+
+
+def _alternative_windows(grid: np.ndarray, window: np.ndarray) -> list[np.ndarray]:
+    """Shifted down by one grid point; without its first point; without its last point (each ≥ MIN_POINTS)."""
+    idx = np.searchsorted(grid, window)
+    out = []
+    if idx[0] > 0:
+        out.append(grid[idx - 1])
+    if len(window) > MIN_POINTS:
+        out += [window[1:], window[:-1]]
+    return out
+
+
+def curve_slope(curves: pd.DataFrame, x: str, y: str, seed: str | None = None, window=None,
+                log_of_log: bool = False) -> Estimate:
+    """Slope of log y against log x (or log log x) on the upper-half window of the x grid.
+
+    ``curves`` holds one curve per seed (column ``seed``; None: a single deterministic curve). A point counts only
+    where y > 0 for every seed. The estimate is the mean of per-seed slopes with a t-interval over seeds.
+    """
+    data = curves[curves[y] > 0] if len(curves) else curves
+    if seed is not None and len(data):  # a point counts only where every seed has it
+        n_seeds_all = curves[seed].nunique()
+        have = data.groupby(x)[seed].nunique()
+        data = data[data[x].isin(have[have == n_seeds_all].index)]
+    grid = np.unique(data[x].to_numpy(dtype=float))
+    if len(grid) < MIN_POINTS:
+        return Estimate(n_points=len(grid), reason=f"{len(grid)} usable {x} value(s) (need {MIN_POINTS})")
+    win = upper_half(grid) if window is None else np.asarray(window, dtype=float)
+
+    def fit(xs) -> tuple[float, float, list[float], int]:
+        sub = data[data[x].isin(xs)]
+        groups = [g for _, g in sub.groupby(seed)] if seed is not None else [sub]
+        fits = [line(_transformed(g[x], log_of_log), g[y]) for g in groups]
+        slopes = [s for s, _ in fits]
+        mean_curve = sub.groupby(x)[y].mean()
+        _, icpt = line(_transformed(mean_curve.index, log_of_log), mean_curve.to_numpy())
+        return float(np.mean(slopes)), icpt, slopes, len(groups)
+
+    fitted, intercept, slopes, n_groups = fit(win)
+    est = Estimate(fitted=fitted, intercept=intercept, x_lo=float(win[0]), x_hi=float(win[-1]),
+                   n_points=len(win), n_seeds=n_groups if seed is not None else 0)
+    if seed is not None:
+        _, est.ci_low, est.ci_high = t_interval(slopes)
+    alts = [fit(w)[0] for w in _alternative_windows(grid, win)]
+    est.sys_low, est.sys_high = min([fitted, *alts]), max([fitted, *alts])
+    est.extra["seed_slopes"] = slopes
+    return est
+
+
+def local_slopes(x, y, log_of_log: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Slopes between neighbouring points of a curve, at the geometric midpoints of x."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    order = np.argsort(x)
+    x, y = x[order], y[order]
+    ok = (y > 0) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    if len(x) < 2:
+        return np.array([]), np.array([])
+    X = np.log(_transformed(x, log_of_log))
+    return np.sqrt(x[1:] * x[:-1]), np.diff(np.log(y)) / np.diff(X)
+
+
+def _fit_power_correction(xm, s, omega=None):
+    """s∞ and ω of s = s∞ + c·x^−ω (ω fitted on a grid + polish when None); None when it does not fit."""
+    lx = np.log(xm)
+
+    def solve(w):
+        A = np.column_stack([np.ones_like(lx), np.exp(-w * lx)])
+        coef, *_ = np.linalg.lstsq(A, s, rcond=None)
+        return coef, float(np.sum((A @ coef - s) ** 2))
+
+    if omega is not None:
+        if not (np.isfinite(omega) and omega > 0):
+            return None
+        return solve(omega)[0][0], omega
+    if len(s) < 3:
+        return None
+    grid = np.geomspace(0.02, 5.0, 120)
+    costs = [solve(w)[1] for w in grid]
+    i = int(np.argmin(costs))
+    if i in (0, len(grid) - 1):  # no interior optimum: the correction is not resolved by these points
+        return None
+    res = optimize.minimize_scalar(lambda w: solve(w)[1], bracket=(grid[i - 1], grid[i], grid[i + 1]))
+    w = float(res.x) if res.success and res.x > 0 else float(grid[i])
+    return solve(w)[0][0], w
+
+
+def extrapolate(x, y, log_of_log: bool = False, theory_y=None, half_width: float = 0.0) -> dict:
+    """Local slopes extrapolated to x → ∞ by the correction models of the module docstring.
+
+    ``theory_y`` (same x) is the finite-size theory's curve; its local slopes fix ω for model (iii).
+    Returns {extrapolated, extrapolated_low, extrapolated_high, models: {name: value}}.
+    """
+    out = {"extrapolated": math.nan, "extrapolated_low": math.nan, "extrapolated_high": math.nan, "models": {}}
+    xm, s = local_slopes(x, y, log_of_log)
+    if len(s) < 3:
+        return out
+    xm, s = xm[-EXTRAPOLATION_POINTS:], s[-EXTRAPOLATION_POINTS:]
+    models = {}
+    power = _fit_power_correction(xm, s)
+    if power is not None:
+        models["power"] = float(power[0])
+    inv_log = 1.0 / np.log(xm)
+    if np.ptp(inv_log) > 0:
+        models["inverse_log"] = float(np.polyfit(inv_log, s, 1)[1])
+    if theory_y is not None:
+        txm, ts = local_slopes(x, theory_y, log_of_log)
+        tfit = _fit_power_correction(txm[-EXTRAPOLATION_POINTS:], ts[-EXTRAPOLATION_POINTS:]) if len(ts) >= 3 else None
+        if tfit is not None:
+            fixed = _fit_power_correction(xm, s, omega=tfit[1])
+            if fixed is not None:
+                models["theory_omega"] = float(fixed[0])
+    if not models:
+        return out
+    values = list(models.values())
+    out["models"] = models
+    out["extrapolated"] = models.get("power", values[0])
+    hw = half_width if np.isfinite(half_width) else 0.0
+    out["extrapolated_low"], out["extrapolated_high"] = min(values) - hw, max(values) + hw
+    return out
+
+
+def verdict(est: Estimate, theory: float, theory_finite: float, extrap: dict) -> str:
+    """The fixed vocabulary of docs/METHODS.md §8 (consistent, pre-asymptotic, disagrees, not fitted, no theory)."""
+    if not math.isfinite(theory):
+        return "no theory"
+    if not est.ok:
+        return f"not fitted: {est.reason or 'no estimate'}"
+    lo = np.nanmin([est.ci_low, est.sys_low, est.fitted])
+    hi = np.nanmax([est.ci_high, est.sys_high, est.fitted])
+    if lo <= theory <= hi:
+        return "consistent"
+    tol = max(est.fitted - lo, hi - est.fitted) if math.isfinite(est.ci_low) else FINITE_AGREEMENT
+    agrees_finite = not math.isfinite(theory_finite) or abs(est.fitted - theory_finite) <= max(tol, 1e-12)
+    e_lo, e_hi = extrap.get("extrapolated_low", math.nan), extrap.get("extrapolated_high", math.nan)
+    if agrees_finite and math.isfinite(e_lo) and e_lo <= theory <= e_hi:
+        return "pre-asymptotic"
+    return "disagrees"

@@ -1,0 +1,86 @@
+"""The one registry of experiments: what each experiment is, what is computed for it and what reads its tables.
+
+The schema's semantic checks (``grid.check_config``), the workflow's targets (rules/common.smk), the fit step
+(``analysis.exponent_table``), the results page and the tests all read this registry. Adding an experiment means one
+entry here, its block in the config (and the schema) and its notebook.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EXACT_COLUMNS = ("experiment", "spectrum", "a", "b", "prior", "M", "d", "N", "N_eff", "gamma", "sigma2",
+                 "sketch_seed", "risk", "approx", "bias", "variance", "reducible")
+
+
+@dataclass(frozen=True)
+class Notebook:
+    """A figure notebook that reads one experiment's table; ``needs`` names config blocks it cannot do without."""
+
+    name: str
+    needs: tuple = ()
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One experiment of the config.
+
+    kind      how its grid expands into jobs (grid.plan): scaling (an N grid), compute (a budget grid C = M·N),
+              variance (an N grid plus least-squares and ridge baselines), stepsize (a grid of γ; unstable γ dropped)
+    analyses  what the fit step computes from its table: scaling (primary and window slopes), montecarlo (Monte
+              Carlo slopes), joint (the comparison of joint functional forms), compute (the frontier)
+    limit     whether the fit needs the M = ∞ limit (the N_eff slopes' primary quantity)
+    theory    the key of ``theory.exponents`` for its rows
+    """
+
+    name: str
+    kind: str
+    analyses: tuple = ()
+    notebooks: tuple = ()
+    limit: bool = False
+    theory: str | None = None
+    columns: tuple = EXACT_COLUMNS
+
+    @property
+    def grid_key(self) -> str:
+        """The config key of its sample-size grid."""
+        return "C" if self.kind == "compute" else "N"
+
+
+EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
+    Experiment("main", "scaling", ("scaling", "montecarlo", "joint"),
+               (Notebook("fig1_risk_landscape"), Notebook("fig2_scaling_fits"), Notebook("fit_diagnostics"),
+                Notebook("appendix_monte_carlo", needs=("montecarlo",))), limit=True, theory="main"),
+    Experiment("source", "scaling", ("scaling", "joint"), (Notebook("source_condition"),), limit=True,
+               theory="source"),
+    Experiment("logpower", "scaling", ("scaling",), (Notebook("log_power_law"),), limit=True, theory="logpower"),
+    Experiment("compute", "compute", ("compute",), (Notebook("compute_optimal"),), theory="compute",
+               columns=EXACT_COLUMNS + ("compute",)),
+    Experiment("variance", "variance", (), (Notebook("variance_vs_model_size"),),
+               columns=EXACT_COLUMNS + ("method", "ridge_lambda")),
+    Experiment("stepsize", "stepsize", (), (Notebook("stepsize"),), columns=EXACT_COLUMNS + ("gamma_max",)),
+)}
+KINDS = ("scaling", "compute", "variance", "stepsize")
+
+
+def notebooks() -> dict[str, str]:
+    """Every notebook → the experiment whose table it reads."""
+    return {nb.name: e.name for e in EXPERIMENTS.values() for nb in e.notebooks}
+
+
+def enabled(config: dict) -> list[str]:
+    """The config's experiments, in registry order."""
+    return [name for name in EXPERIMENTS if name in (config.get("experiments") or {})]
+
+
+def active_notebooks(config: dict) -> list[str]:
+    """Notebooks whose experiment is enabled and whose needed config blocks are present."""
+    out = []
+    for name in enabled(config):
+        block = config["experiments"][name]
+        out += [nb.name for nb in EXPERIMENTS[name].notebooks if all(block.get(k) for k in nb.needs)]
+    return out
+
+
+def analyses() -> dict[str, tuple]:
+    return {name: e.analyses for name, e in EXPERIMENTS.items()}

@@ -1,0 +1,105 @@
+"""One job's work as a table: exact risks, Monte Carlo statistics, baselines and M = ∞ limit curves.
+
+Each function takes the plain job parameters that ``grid.job_params`` / ``grid.limit_params`` produce and returns a
+tidy DataFrame (one row per grid point); the workflow's scripts only load, call and write.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .baselines import ridge_monte_carlo
+from .exact import ExactEngine, critical_step_size
+from .errors import ParameterError
+from .schedules import Schedule
+from .sgd import monte_carlo
+from .theory import ols_variance
+
+EXACT_RESULT_COLUMNS = ("N", "N_eff", "gamma", "gamma_max", "risk", "sigma2", "approx", "bias", "variance",
+                        "excess", "reducible", "variance_from_noise", "variance_from_approx")
+
+
+def stable_points(points, mu, drop_unstable: bool) -> tuple[list, float]:
+    """The (N, γ) points whose γ is below the sketch's exact stability bound, and the bound.
+
+    The step-size experiment explores γ up to divergence, so its unstable points are omitted (the figure marks the
+    bound); anywhere else an unstable γ is a configuration error and is refused.
+    """
+    bound = critical_step_size(mu)
+    keep = [(int(N), float(g)) for N, g in points if g < bound]
+    if len(keep) < len(points) and not drop_unstable:
+        raise ParameterError("gamma", max(g for _, g in points),
+                             f"0 < gamma < {bound:.6g}, the stability bound of this sketch")
+    return keep, bound
+
+
+def exact_rows(problem, job: dict) -> pd.DataFrame:
+    """Exact expected risk at every stable (N, γ) of the job, all N sharing the phase maps of one engine."""
+    engine = ExactEngine(problem.mu, problem.p0, job["sigma2"], problem.approx)
+    points, bound = stable_points(job["points"], problem.mu, job["drop_unstable"])
+    schedules = [Schedule(g, N, job["schedule"], job["log_base"]) for N, g in points]
+    rows = []
+    for sch, res in zip(schedules, engine.run_many(schedules)):
+        extra = {"compute": job["compute_of_N"][str(sch.N)]} if job["compute_of_N"] else {}
+        rows.append({**job["columns"], **extra, "N": sch.N, "N_eff": sch.N_eff, "gamma": sch.gamma,
+                     "gamma_max": bound, **res.as_dict(), "sigma2": job["sigma2"]})
+    columns = list(job["columns"]) + (["compute"] if job["compute_of_N"] else []) + list(EXACT_RESULT_COLUMNS)
+    return pd.DataFrame(rows, columns=list(dict.fromkeys(columns)))
+
+
+def montecarlo_row(problem, job: dict) -> pd.DataFrame:
+    """Monte Carlo SGD at the job's single grid point: fresh data and a fresh w* per trial."""
+    problem.sigma2 = job["sigma2"]
+    (N, gamma), = job["points"]
+    schedule = Schedule(gamma, N, job["schedule"], job["log_base"])
+    mc = monte_carlo(problem, schedule, job["trials"], job["mc_seed"], progress=True)
+    return pd.DataFrame([{**job["columns"], "N": N, "N_eff": schedule.N_eff, "gamma": gamma,
+                          "mc_seed": job["mc_seed"], **mc.summary()}])
+
+
+def baseline_rows(problem, job: dict) -> pd.DataFrame:
+    """Least squares (exact mean variance, where N > M + 1) and ridge tuned by an oracle at each N.
+
+    The ridge λ is the one of the grid with the smallest population risk averaged over the trials (an oracle: the
+    best any tuning could do), so the comparison with SGD is the most favourable to ridge.
+    """
+    problem.sigma2 = job["sigma2"]
+    M, rows = problem.M, []
+    lambdas = np.array(job["lambdas"], dtype=float)
+    for N, gamma in job["points"]:
+        ols = N > M + 1
+        seed = job["mc_seed"] + N
+        res = ridge_monte_carlo(problem, N, np.concatenate([[0.0], lambdas]) if ols else lambdas, job["trials"], seed)
+        risk = res.risk()
+        base = {**job["columns"], "N": N, "N_eff": Schedule(gamma, N, job["schedule"], job["log_base"]).N_eff,
+                "gamma": gamma, "approx": problem.approx, "mc_trials": job["trials"], "mc_seed": seed}
+        if ols:
+            var_mc, exact_var = res.variance[0], float(ols_variance(problem.noise, M, N))
+            rows.append({**base, "method": "ols", "ridge_lambda": 0.0, "variance": exact_var, "bias": 0.0,
+                         "risk": float(problem.noise + exact_var), "mc_mean": var_mc.mean(),
+                         "mc_sem": var_mc.std(ddof=1) / np.sqrt(len(var_mc))})
+            res.lambdas, res.bias, res.variance, risk = res.lambdas[1:], res.bias[1:], res.variance[1:], risk[1:]
+        best = int(np.argmin(risk.mean(axis=1)))
+        v = res.variance[best]
+        # the trials' own targets: the risk averages σ² + Approx(S, w*_r) + bias + variance over them
+        rows.append({**base, "method": "ridge", "ridge_lambda": float(res.lambdas[best]), "approx": res.approx.mean(),
+                     "variance": v.mean(), "bias": res.bias[best].mean(), "risk": risk[best].mean(),
+                     "mc_mean": v.mean(), "mc_sem": v.std(ddof=1) / np.sqrt(len(v))})
+    table = pd.DataFrame(rows)
+    table["excess"] = table["bias"] + table["variance"]
+    table["reducible"] = table["risk"] - job["sigma2"]
+    return table
+
+
+def limit_rows(job: dict) -> pd.DataFrame:
+    """Bias and variance of the M = ∞ limit at every N of the experiment, for each (a, b) of the job."""
+    from .limit import limit_curve
+
+    out = []
+    for curve in job["curves"]:
+        df = limit_curve(job["spectrum"], curve["a"], curve["b"], job["sigma2"], job["gamma"], job["N"],
+                         schedule=job["schedule"], log_base=job["log_base"])
+        out.append(df.assign(experiment=job["experiment"], spectrum=job["spectrum"], a=curve["a"], b=curve["b"],
+                             gamma=job["gamma"], sigma2=job["sigma2"]))
+    return pd.concat(out, ignore_index=True)
