@@ -74,10 +74,10 @@ def far_tail_energy(kind: str, a: float, b: float | None, x_end: float, power: i
         if kind == "power":
             return x_end ** (1.0 - e) / (e - 1.0)
 
-    def integrand(u):  # in u = log x (dx = x du), written so that nothing overflows: log(1 + x) = u + log1p(e^-u)
-        x = math.exp(u)
-        lam = 1.0 / (x * (u + math.log1p(math.exp(-u))) ** a)
-        return x * lam ** power * float(prior_variance(kind, a, b, x))
+    def integrand(u):  # x·λ^power·s in u = log x (dx = x du), in logs so nothing overflows
+        log_x_lam = -a * math.log(u + math.log1p(math.exp(-u)))  # log(x·λ(x)) = −a·log log(1 + x)
+        log_s = 0.0 if b is None else (1.0 - b) * u - log_x_lam
+        return math.exp(power * log_x_lam + (1 - power) * u + log_s)
 
     val, _ = integrate.quad(integrand, math.log(x_end), np.inf, epsabs=0, epsrel=1e-12, limit=500)
     return val
