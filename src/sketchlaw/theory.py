@@ -114,3 +114,102 @@ def optimal_step_size_range(M, N_eff, a, gamma_max):
     """PAPER.md §3.1: if N_eff ≲ M^a take γ ≂ 1 (capped by stability); else any γ in [M^a/N_eff, γ_max] reaches the floor."""
     lo = np.minimum(np.asarray(M, dtype=float) ** a / np.asarray(N_eff, dtype=float), gamma_max)
     return lo, gamma_max
+
+
+def _sketch_resolvent_kappa(lam_w, lam, M, z, kappa0):
+    """κ(z) solving −z = κ(1 − df(κ)/M), df(κ) = Σ_i n_i λ_i/(λ_i + κ), for complex z on the branch with
+    Im κ < 0 (the Stieltjes transform (1/M) tr(Σ − z)⁻¹ = 1/κ has positive imaginary part), by Newton's method
+    with continuation along z (``kappa0`` is the previous solution); n_i are multiplicities in ``lam_w``."""
+    k = kappa0
+    for _ in range(100):
+        r = lam + k
+        df = np.sum(lam_w * lam / r)
+        ddf = -np.sum(lam_w * lam / r**2)
+        F = -k + k * df / M - z
+        Fp = -1.0 + (df + k * ddf) / M
+        step = F / Fp
+        k_new = k - step
+        if k_new.imag > 0:  # stay on the physical branch
+            k_new = complex(k_new.real, 0.5 * k.imag)
+        k = k_new
+        if abs(step) <= 1e-13 * abs(k):
+            break
+    return k
+
+
+def sketched_modes_de(kind: str, a: float, M: int, b: float | None = None, grid_step: float = 0.002,
+                      cell: int = 10, head_factor: int = 8):
+    """Deterministic equivalent of the sketched problem's modes: weighted modes (μ_k, p_k(0), n_k) standing for the
+    M eigenvalues μ_j of Σ = SHSᵀ (S Gaussian with N(0, 1/M) entries, d = ∞) and their initial error profile p_j(0),
+    plus the deterministic equivalent of E Approx. Returns (mu, p0, multiplicity, approx).
+
+    Method. Σ's nonzero spectrum is that of the sample covariance Ĥ = H^(1/2) SᵀS H^(1/2) of M Gaussian samples, whose
+    resolvent has the deterministic equivalent Ĥ(Ĥ − z)⁻¹ ≍ H(H + κ)⁻¹ with κ(z) solving −z = κ(1 − df(κ)/M),
+    df(κ) = Σ_i λ_i/(λ_i + κ). Hence
+        counting measure  Σ_j δ(μ − μ_j):            (1/M) tr(Σ − z)⁻¹ ≍ 1/κ(z),
+        energy measure    Σ_j μ_j² p_j(0) δ(μ − μ_j):  tr((Σ − z)⁻¹ S H Λ_w H Sᵀ) ≍ Σ_i λ_i² s_i/(λ_i + κ(z))
+    (the second by the push-through identity; at z = 0 it gives E Approx = Σ_i λ_i s_i κ₀/(λ_i + κ₀), as
+    ``sketch_approx_de``). Their densities are (1/π) Im of these at z = μ + iη. They are evaluated on a grid in
+    log μ of step ``grid_step`` with η = grid_step·μ (a Poisson smoothing of relative width equal to the grid step,
+    which shifts smooth functionals of the spectrum by O(grid_step²) only) and each grid cell becomes one mode:
+    n_k = density of counts × cell width, p_k(0) = (energy density × cell width)/(μ_k² n_k). The infinite sums over i
+    use the limit engine's representation (``sketchlaw.limit.LimitModes``: exact head of ``head_factor``·M modes,
+    where κ can come close to −λ_i; Gauss–Legendre quadrature in log i beyond; the far tail to first order in λ/κ).
+    κ is followed by Newton's method from above the spectrum downwards. The modes are a theory: no sketch is drawn.
+    """
+    from .limit import LimitModes, far_tail_energy
+
+    rep = LimitModes(kind, a, b, horizon=1.0, head=max(head_factor * M, 64), nodes_per_octave=8, frozen_tol=1.0)
+    # extend the body until λ is 1e-8 of the smallest relevant scale
+    kappa0 = _kappa_real(rep, M)
+    rep = LimitModes(kind, a, b, horizon=1e8 / kappa0, head=max(head_factor * M, 64), nodes_per_octave=8,
+                     frozen_tol=1.0)
+    lam, n, s = rep.mu, rep.multiplicity, rep.p0
+    lam_w = n.copy()
+    energy_w = n * lam**2 * s  # n_i λ_i² s_i
+    # the far tail (λ ≪ |κ|): Σ λ/(λ+κ) ≈ τ/κ, Σ λ²s/(λ+κ) ≈ τ₂/κ; append it as one mode of tiny λ carrying both
+    tau = rep.tail_energy if b is None and kind == "power" else _far_sum(kind, a, rep.x_end)
+    lam_far = _far_sum(kind, a, rep.x_end, power=2) / tau
+    lam = np.append(lam, lam_far)
+    lam_w = np.append(lam_w, tau / lam_far)
+    energy_w = np.append(energy_w, rep.tail_decay)
+    kappa0 = _kappa_from(lam, lam_w, M)
+    far_energy = far_tail_energy(kind, a, b, rep.x_end)  # Σ_far λ s: the far tail is all Approx (λ ≪ κ₀)
+    approx = float(np.sum((energy_w / lam * kappa0 / (lam + kappa0))[:-1])) + far_energy  # Σ λ s κ/(λ+κ)
+
+    top = float(lam[0] + np.sum(lam_w * lam) / M)
+    logmu = np.arange(np.log(4.0 * top), np.log(1e-3 * kappa0), -grid_step)
+    mu = np.exp(logmu)
+    k = complex(-mu[0], 0.0)
+    counts, energy = np.empty_like(mu), np.empty_like(mu)
+    for idx, m in enumerate(mu):
+        z = complex(m, grid_step * m)
+        k = _sketch_resolvent_kappa(lam_w, lam, M, z, k if idx else complex(-m, -1e-3 * m))
+        counts[idx] = M * (1.0 / k).imag / np.pi
+        energy[idx] = np.sum(energy_w / (lam + k)).imag / np.pi
+    width = mu * grid_step
+    n_k = counts * width
+    c_k = energy * width  # c_j = μ_j² p_j(0): T(z) = Σ_j c_j/(μ_j − z), Im T = −Σ_i λ_i² s_i Im κ/|λ_i + κ|² > 0
+    # lump ``cell`` grid points into one mode: its count, its mean μ, its bias energy Σ c/μ
+    edges = np.arange(0, len(mu), cell)
+    n_c = np.add.reduceat(n_k, edges)
+    mu_c = np.add.reduceat(n_k * mu, edges) / n_c
+    e_c = np.add.reduceat(c_k / mu, edges)
+    keep = (n_c > 1e-12 * M) & (e_c > 0)
+    mu_c, n_c, e_c = mu_c[keep], n_c[keep], e_c[keep]
+    return mu_c, e_c / (mu_c * n_c), n_c, approx
+
+
+def _far_sum(kind, a, x_end, power=1):
+    from .limit import far_tail_energy
+
+    return far_tail_energy(kind, a, None, x_end, power=power)
+
+
+def _kappa_from(lam, lam_w, M):
+    f = lambda t: float(np.sum(lam_w * lam / (lam + np.exp(t)))) - M  # noqa: E731
+    return float(np.exp(optimize.brentq(f, np.log(lam.min()) - 5, np.log(lam.max()) + 10, xtol=1e-14)))
+
+
+def _kappa_real(rep, M):
+    return _kappa_from(rep.mu, rep.multiplicity, M)
