@@ -159,17 +159,17 @@ def sketched_modes_de(kind: str, a: float, M: int, b: float | None = None, grid_
     """
     from .limit import LimitModes, far_tail_energy
 
-    rep = LimitModes(kind, a, b, horizon=1.0, head=max(head_factor * M, 64), nodes_per_octave=8, frozen_tol=1.0)
-    # extend the body until λ is 1e-8 of the smallest relevant scale
-    kappa0 = _kappa_real(rep, M)
-    rep = LimitModes(kind, a, b, horizon=1e8 / kappa0, head=max(head_factor * M, 64), nodes_per_octave=8,
-                     frozen_tol=1.0)
+    head = max(head_factor * M, 64)
+    # the quadrature must reach λ ≪ κ₀ (found on a short representation first): run it out to λ ≤ 1e-8·κ₀/2
+    rep = LimitModes(kind, a, b, horizon=1.0, head=head, nodes_per_octave=8, frozen_tol=1.0)
+    kappa0 = _kappa_from(rep.mu, rep.multiplicity, M)
+    rep = LimitModes(kind, a, b, horizon=1e8 / kappa0, head=head, nodes_per_octave=8, frozen_tol=1.0)
     lam, n, s = rep.mu, rep.multiplicity, rep.p0
     lam_w = n.copy()
     energy_w = n * lam**2 * s  # n_i λ_i² s_i
     # the far tail (λ ≪ |κ|): Σ λ/(λ+κ) ≈ τ/κ, Σ λ²s/(λ+κ) ≈ τ₂/κ; append it as one mode of tiny λ carrying both
-    tau = rep.tail_energy if b is None and kind == "power" else _far_sum(kind, a, rep.x_end)
-    lam_far = _far_sum(kind, a, rep.x_end, power=2) / tau
+    tau = far_tail_energy(kind, a, None, rep.x_end)  # Σ_far λ
+    lam_far = far_tail_energy(kind, a, None, rep.x_end, power=2) / tau  # Σ_far λ² / Σ_far λ
     lam = np.append(lam, lam_far)
     lam_w = np.append(lam_w, tau / lam_far)
     energy_w = np.append(energy_w, rep.tail_decay)
@@ -180,6 +180,7 @@ def sketched_modes_de(kind: str, a: float, M: int, b: float | None = None, grid_
     top = float(lam[0] + np.sum(lam_w * lam) / M)
     logmu = np.arange(np.log(4.0 * top), np.log(1e-3 * kappa0), -grid_step)
     mu = np.exp(logmu)
+
     def densities(rel_eta):
         counts, energy = np.zeros_like(mu), np.zeros_like(mu)
         k = complex(-mu[0], -1e-3 * mu[0])
@@ -211,19 +212,10 @@ def sketched_modes_de(kind: str, a: float, M: int, b: float | None = None, grid_
     return mu_c, e_c / (mu_c * n_c), n_c, approx
 
 
-def _far_sum(kind, a, x_end, power=1):
-    from .limit import far_tail_energy
-
-    return far_tail_energy(kind, a, None, x_end, power=power)
-
-
 def _kappa_from(lam, lam_w, M):
+    """κ₀ > 0 solving Σ_i n_i λ_i/(λ_i + κ₀) = M (n_i the multiplicities in ``lam_w``)."""
     f = lambda t: float(np.sum(lam_w * lam / (lam + np.exp(t)))) - M  # noqa: E731
     return float(np.exp(optimize.brentq(f, np.log(lam.min()) - 5, np.log(lam.max()) + 10, xtol=1e-14)))
-
-
-def _kappa_real(rep, M):
-    return _kappa_from(rep.mu, rep.multiplicity, M)
 
 
 def sketched_excess_de(kind: str, a: float, b: float | None, M: int, sigma2: float, gamma: float, N_grid,
