@@ -114,3 +114,130 @@ def optimal_step_size_range(M, N_eff, a, gamma_max):
     """PAPER.md §3.1: if N_eff ≲ M^a take γ ≂ 1 (capped by stability); else any γ in [M^a/N_eff, γ_max] reaches the floor."""
     lo = np.minimum(np.asarray(M, dtype=float) ** a / np.asarray(N_eff, dtype=float), gamma_max)
     return lo, gamma_max
+
+
+def _sketch_resolvent_kappa(lam_w, lam, M, z, kappa0):
+    """κ(z) solving −z = κ(1 − df(κ)/M), df(κ) = Σ_i n_i λ_i/(λ_i + κ), for complex z on the branch with
+    Im κ < 0 (the Stieltjes transform (1/M) tr(Σ − z)⁻¹ = 1/κ has positive imaginary part), by Newton's method
+    with continuation along z (``kappa0`` is the previous solution); n_i are multiplicities in ``lam_w``."""
+    k = kappa0
+    for _ in range(100):
+        r = lam + k
+        df = np.sum(lam_w * lam / r)
+        ddf = -np.sum(lam_w * lam / r**2)
+        F = -k + k * df / M - z
+        Fp = -1.0 + (df + k * ddf) / M
+        step = F / Fp
+        k_new = k - step
+        if k_new.imag > 0:  # stay on the physical branch
+            k_new = complex(k_new.real, 0.5 * k.imag)
+        k = k_new
+        if abs(step) <= 1e-13 * abs(k):
+            break
+    return k
+
+
+def sketched_modes_de(kind: str, a: float, M: int, b: float | None = None, grid_step: float = 0.002,
+                      cell: int = 10, head_factor: int = 8):
+    """Deterministic equivalent of the sketched problem's modes: weighted modes (μ_k, p_k(0), n_k) standing for the
+    M eigenvalues μ_j of Σ = SHSᵀ (S Gaussian with N(0, 1/M) entries, d = ∞) and their initial error profile p_j(0),
+    plus the deterministic equivalent of E Approx. Returns (mu, p0, multiplicity, approx).
+
+    Method. Σ's nonzero spectrum is that of the sample covariance Ĥ = H^(1/2) SᵀS H^(1/2) of M Gaussian samples, whose
+    resolvent has the deterministic equivalent Ĥ(Ĥ − z)⁻¹ ≍ H(H + κ)⁻¹ with κ(z) solving −z = κ(1 − df(κ)/M),
+    df(κ) = Σ_i λ_i/(λ_i + κ). Hence
+        counting measure  Σ_j δ(μ − μ_j):            (1/M) tr(Σ − z)⁻¹ ≍ 1/κ(z),
+        energy measure    Σ_j μ_j² p_j(0) δ(μ − μ_j):  tr((Σ − z)⁻¹ S H Λ_w H Sᵀ) ≍ Σ_i λ_i² s_i/(λ_i + κ(z))
+    (the second by the push-through identity; at z = 0 it gives E Approx = Σ_i λ_i s_i κ₀/(λ_i + κ₀), as
+    ``sketch_approx_de``). Their densities are (1/π) Im of these at z = μ + iη. They are evaluated on a grid in
+    log μ of step ``grid_step`` with η = grid_step·μ (a Poisson smoothing of relative width equal to the grid step,
+    which shifts smooth functionals of the spectrum by O(grid_step²) only) and each grid cell becomes one mode:
+    n_k = density of counts × cell width, p_k(0) = (energy density × cell width)/(μ_k² n_k). The infinite sums over i
+    use the limit engine's representation (``sketchlaw.limit.LimitModes``: exact head of ``head_factor``·M modes,
+    where κ can come close to −λ_i; Gauss–Legendre quadrature in log i beyond; the far tail to first order in λ/κ).
+    κ is followed by Newton's method from above the spectrum downwards. The modes are a theory: no sketch is drawn.
+    """
+    from .limit import LimitModes, far_tail_energy
+
+    head = max(head_factor * M, 64)
+    # the quadrature must reach λ ≪ κ₀ (found on a short representation first): run it out to λ ≤ 1e-8·κ₀/2
+    rep = LimitModes(kind, a, b, horizon=1.0, head=head, nodes_per_octave=8, frozen_tol=1.0)
+    kappa0 = _kappa_from(rep.mu, rep.multiplicity, M)
+    rep = LimitModes(kind, a, b, horizon=1e8 / kappa0, head=head, nodes_per_octave=8, frozen_tol=1.0)
+    lam, n, s = rep.mu, rep.multiplicity, rep.p0
+    lam_w = n.copy()
+    energy_w = n * lam**2 * s  # n_i λ_i² s_i
+    # the far tail (λ ≪ |κ|): Σ λ/(λ+κ) ≈ τ/κ, Σ λ²s/(λ+κ) ≈ τ₂/κ; append it as one mode of tiny λ carrying both
+    tau = far_tail_energy(kind, a, None, rep.x_end)  # Σ_far λ
+    lam_far = far_tail_energy(kind, a, None, rep.x_end, power=2) / tau  # Σ_far λ² / Σ_far λ
+    lam = np.append(lam, lam_far)
+    lam_w = np.append(lam_w, tau / lam_far)
+    energy_w = np.append(energy_w, rep.tail_decay)
+    kappa0 = _kappa_from(lam, lam_w, M)
+    far_energy = far_tail_energy(kind, a, b, rep.x_end)  # Σ_far λ s: the far tail is all Approx (λ ≪ κ₀)
+    approx = float(np.sum((energy_w / lam * kappa0 / (lam + kappa0))[:-1])) + far_energy  # Σ λ s κ/(λ+κ)
+
+    top = float(lam[0] + np.sum(lam_w * lam) / M)
+    logmu = np.arange(np.log(4.0 * top), np.log(1e-3 * kappa0), -grid_step)
+    mu = np.exp(logmu)
+
+    def densities(rel_eta):
+        counts, energy = np.zeros_like(mu), np.zeros_like(mu)
+        k = complex(-mu[0], -1e-3 * mu[0])
+        for idx, m in enumerate(mu):
+            z = complex(m, rel_eta * m)
+            k = _sketch_resolvent_kappa(lam_w, lam, M, z, k)
+            if abs(-k * (1.0 - np.sum(lam_w * lam / (lam + k)) / M) - z) > 1e-8 * abs(z) or k.imag >= 0:
+                k = complex(-m, -rel_eta * m)  # not converged: leave this point out, restart the continuation
+                continue
+            counts[idx] = M * (1.0 / k).imag / np.pi
+            energy[idx] = np.sum(energy_w / (lam + k)).imag / np.pi
+        return counts, energy
+
+    # Poisson smoothing of width η biases the densities by O(η), inside the support and in the Cauchy tails
+    # outside it (whose second moment diverges); Richardson extrapolation in η removes that first-order term.
+    c1, e1 = densities(grid_step)
+    c2, e2 = densities(grid_step / 2)
+    counts, energy = np.maximum(2 * c2 - c1, 0.0), np.maximum(2 * e2 - e1, 0.0)
+    width = mu * grid_step
+    n_k = counts * width
+    c_k = energy * width  # c_j = μ_j² p_j(0): T(z) = Σ_j c_j/(μ_j − z), Im T = −Σ_i λ_i² s_i Im κ/|λ_i + κ|² > 0
+    # lump ``cell`` grid points into one mode: its count, its mean μ, its bias energy Σ c/μ
+    edges = np.arange(0, len(mu), cell)
+    n_c = np.add.reduceat(n_k, edges)
+    mu_c = np.add.reduceat(n_k * mu, edges) / n_c
+    e_c = np.add.reduceat(c_k / mu, edges)
+    keep = (n_c > 1e-12 * M) & (e_c > 0)
+    mu_c, n_c, e_c = mu_c[keep], n_c[keep], e_c[keep]
+    return mu_c, e_c / (mu_c * n_c), n_c, approx
+
+
+def _kappa_from(lam, lam_w, M):
+    """κ₀ > 0 solving Σ_i n_i λ_i/(λ_i + κ₀) = M (n_i the multiplicities in ``lam_w``)."""
+    f = lambda t: float(np.sum(lam_w * lam / (lam + np.exp(t)))) - M  # noqa: E731
+    return float(np.exp(optimize.brentq(f, np.log(lam.min()) - 5, np.log(lam.max()) + 10, xtol=1e-14)))
+
+
+def sketched_excess_de(kind: str, a: float, b: float | None, M: int, sigma2: float, gamma: float, N_grid,
+                       schedule: str = "geometric", log_base: str = "e", **modes_options):
+    """Finite-M theory of the N_eff direction: deterministic-equivalent bias and variance of the sketched model
+    along the step-size schedule. DataFrame with columns N, N_eff, bias, variance, excess, approx.
+
+    The modes of ``sketched_modes_de`` (the deterministic equivalent of the sketched spectrum {μ_j} and initial
+    profile {p_j(0)}, no sketch drawn) are run through the exact per-mode recursion as weighted modes
+    (``ExactEngine`` with multiplicities), with noise σ² + E Approx (E Approx from the same κ₀): bias from p(0)
+    without noise, variance from 0 with that noise. All N in one ``run_many`` call.
+    """
+    import pandas as pd
+
+    from .exact import ExactEngine
+    from .schedules import Schedule
+
+    mu, p0, n, approx = sketched_modes_de(kind, a, M, b, **modes_options)
+    schedules = [Schedule(gamma, int(round(float(x))), schedule, log_base) for x in np.atleast_1d(N_grid)]
+    rows = ExactEngine(mu, p0, sigma2, approx, multiplicity=n).run_many(schedules)
+    df = pd.DataFrame({"N": [s.N for s in schedules], "N_eff": [s.N_eff for s in schedules],
+                       "bias": [r.bias for r in rows], "variance": [r.variance for r in rows]})
+    df["excess"] = df["bias"] + df["variance"]
+    df["approx"] = approx
+    return df

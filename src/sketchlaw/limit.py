@@ -1,0 +1,187 @@
+"""The M → ∞ limit of the sketched model: one-pass SGD on the unsketched, infinite-dimensional problem.
+
+As M → ∞ (with d = ∞) the sketch resolves every direction SGD can reach, Approx → 0, and the expected risk
+recursion of ``sketchlaw.exact`` becomes the one of the original problem: modes μ_i = λ_i (i = 1, 2, ...),
+p_i(0) = s_i (the prior variance: 1 isotropic, i^-b/λ_i under a source condition), noise σ². The theorem's N_eff
+term (Bias + Var at M = ∞) is this limit. The infinite sum over i is represented in three parts:
+
+1. head: modes i = 1..K exactly (multiplicity 1), with an Euler–Maclaurin end correction (below);
+2. body: the continuum i ≥ K + ½ by Gauss–Legendre quadrature in u = log i, ``nodes_per_octave`` nodes on each
+   octave [x₀2^k, x₀2^(k+1)], x₀ = K + ½. A node at x with weight w_u stands for w_u·x modes of eigenvalue λ(x) and
+   prior variance s(x) (an ExactEngine mode of multiplicity w_u·x). The recursion couples modes only through the
+   scalar Σ_k μ_k p_k, and every p(λ, t) is a smooth function of λ, so the quadrature of that sum is the only
+   approximation; the octaves run out to x_end, the first octave end with 2λ(x_end)·T ≤ ``frozen_tol``
+   (T = Σ_t γ_t, the schedule's total step of the longest N): beyond it no mode moves by more than frozen_tol;
+3. far tail x > x_end, in closed form: its modes hardly move (2λT ≤ frozen_tol), so to first order in λT they add
+   τ_far − 2T·τ₂,far to the excess, with τ_far = ∫_{x_end}^∞ λ(x)s(x) dx and τ₂,far = ∫_{x_end}^∞ λ(x)²s(x) dx
+   (λs = x^-b, λ²s = x^-(a+b) for the power law; log power law by quadrature in log x). The constant τ_far also
+   drives the other modes exactly as label noise of variance τ_far would (the modes couple only through
+   Σ_k μ_k p_k), so with V₁ the engine's variance at unit noise:
+       bias = B_engine + τ_far·(1 + V₁) − 2T·τ₂,far,     variance = σ²·V₁.
+   Neglected: second order in frozen_tol (decay), the far tail's own variance (≤ frozen_tol·γ(excess + σ²)·τ_far)
+   and the effect of its decay on the other modes (≤ frozen_tol·τ_far·γ tr H).
+   Why a closed form rather than more quadrature nodes: the engine deflates modes whose rank-one weight √n·μ is
+   below ~1e-14 (it then drops their coupling to the others), and the energy such frozen modes carry acts on the
+   others as noise over all N steps; here that energy is carried exactly instead.
+
+Sum to integral: Σ_{i>K} f(i) = ∫_{K+½}^∞ f(x) dx + f'(K+½)/24 + O(f'''), and f'(K+½) ≈ f(K+1) − f(K); the head
+carries this as multiplicity 23/24 on mode K and an extra mode K + 1 of multiplicity 1/24 (all weights stay
+positive), which leaves an error O(f'''(K)) ~ K^-3 relative to a mode's own term.
+
+Discretization error (tests/test_limit.py, ``refinement_error``): doubling the head and the nodes per octave changes
+the excess by < 1e-6 relative on a = 1.5, 2, 3 with b ≠ a, for N from 10² to 10¹⁰, both schedules.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import integrate
+
+from .errors import ParameterError, check_int, check_real
+from .exact import ExactEngine
+from .schedules import Schedule
+from .spectra import SPECTRA
+
+HEAD = 1000
+NODES_PER_OCTAVE = 8
+FROZEN_TOL = 1e-6
+
+
+def eigenvalue(kind: str, a: float, x) -> np.ndarray:
+    """λ(x) at real index x ≥ 1: x^-a (power) or 1/(x log^a(x + 1)) (log power), as in ``spectra.Spectrum``."""
+    x = np.asarray(x, dtype=float)
+    if kind == "power":
+        return x ** -a
+    return 1.0 / (x * np.log1p(x) ** a)
+
+
+def prior_variance(kind: str, a: float, b: float | None, x) -> np.ndarray:
+    """s(x): 1 for the isotropic prior, x^-b/λ(x) under the source condition E[λ_i w_i²] = i^-b."""
+    x = np.asarray(x, dtype=float)
+    if b is None:
+        return np.ones_like(x)
+    return x ** -b / eigenvalue(kind, a, x)
+
+
+def far_tail_energy(kind: str, a: float, b: float | None, x_end: float, power: int = 1) -> float:
+    """∫_{x_end}^∞ λ(x)^power s(x) dx (power 1: the prior energy of the modes the limit engine keeps frozen;
+    power 2: the rate at which that energy starts to decay, d/dT = −2·this)."""
+    if kind == "power" or b is not None:
+        e = (a if b is None else b) + (power - 1) * a  # λ^power·s = x^-e (power law), x^-b·λ^(power−1) (source)
+        if kind == "power":
+            return x_end ** (1.0 - e) / (e - 1.0)
+
+    def integrand(u):  # x·λ^power·s in u = log x (dx = x du), in logs so nothing overflows
+        log_x_lam = -a * math.log(u + math.log1p(math.exp(-u)))  # log(x·λ(x)) = −a·log log(1 + x)
+        log_s = 0.0 if b is None else (1.0 - b) * u - log_x_lam
+        return math.exp(power * log_x_lam + (1 - power) * u + log_s)
+
+    val, _ = integrate.quad(integrand, math.log(x_end), np.inf, epsabs=0, epsrel=1e-12, limit=500)
+    return val
+
+
+def total_step(schedule: Schedule) -> float:
+    """T = Σ_t γ_t: the 'time' a schedule runs for (a mode of eigenvalue λ decays as ≈ exp(−2λT))."""
+    return float(sum(g * n for g, n in schedule.phases()))
+
+
+class LimitModes:
+    """The weighted modes (μ, p(0), multiplicity) of the M → ∞ problem and its frozen far-tail energy.
+
+    Built for a horizon T (the largest total step it will be run for); see the module docstring for the method.
+    """
+
+    def __init__(self, kind: str, a: float, b: float | None, horizon: float, head: int = HEAD,
+                 nodes_per_octave: int = NODES_PER_OCTAVE, frozen_tol: float = FROZEN_TOL):
+        if kind not in SPECTRA:
+            raise ParameterError("spectrum", kind, f"one of {', '.join(SPECTRA)}")
+        self.kind, self.a = kind, check_real("a", a, gt=1.0)
+        self.b = None if b is None else check_real("b", b, gt=1.0)
+        self.head = check_int("head", head, minimum=2)
+        self.nodes_per_octave = check_int("nodes_per_octave", nodes_per_octave, minimum=1)
+        self.horizon = check_real("horizon", horizon, gt=0.0)
+        self.frozen_tol = check_real("frozen_tol", frozen_tol, gt=0.0)
+
+        K = self.head
+        idx = np.arange(1, K + 2, dtype=float)
+        n_head = np.ones(K + 1)
+        n_head[K - 1], n_head[K] = 23.0 / 24.0, 1.0 / 24.0  # Euler–Maclaurin end correction (module docstring)
+
+        x0 = K + 0.5
+        t, w = np.polynomial.legendre.leggauss(self.nodes_per_octave)
+        octave = math.log(2.0)
+        u_nodes, u_weights = [], []
+        k = 0
+        while True:
+            lo = math.log(x0) + k * octave
+            u_nodes.append(lo + 0.5 * octave * (t + 1.0))
+            u_weights.append(0.5 * octave * w)
+            k += 1
+            x_end = x0 * 2.0 ** k
+            if 2.0 * float(eigenvalue(kind, a, x_end)) * self.horizon <= self.frozen_tol:
+                break
+        x = np.exp(np.concatenate(u_nodes))
+        n_body = np.concatenate(u_weights) * x
+
+        pos = np.concatenate([idx, x])
+        self.index = pos
+        self.multiplicity = np.concatenate([n_head, n_body])
+        self.mu = eigenvalue(kind, a, pos)
+        self.p0 = prior_variance(kind, a, self.b, pos)
+        self.x_end = x_end
+        self.octaves = k
+        self.tail_energy = far_tail_energy(kind, a, self.b, x_end)
+        self.tail_decay = far_tail_energy(kind, a, self.b, x_end, power=2)
+
+    def __len__(self) -> int:
+        return len(self.mu)
+
+    def initial_excess(self) -> float:
+        """Σ_i λ_i s_i as represented (head + quadrature + far tail): the excess risk at N = 0."""
+        return float(np.dot(self.multiplicity, self.mu * self.p0)) + self.tail_energy
+
+    def run(self, schedules, sigma2: float) -> list[dict]:
+        """Bias and variance after each schedule (one ``ExactEngine.run_many`` call), far tail included."""
+        schedules = list(schedules)
+        if max(total_step(s) for s in schedules) > self.horizon * (1 + 1e-12):
+            raise ParameterError("schedules", "longer than the horizon", f"total step <= {self.horizon:.6g}")
+        engine = ExactEngine(self.mu, self.p0, 1.0, 0.0, multiplicity=self.multiplicity)
+        out = []
+        for sch, r in zip(schedules, engine.run_many(schedules)):
+            v1 = r.variance
+            tail = self.tail_energy * (1.0 + v1) - 2.0 * total_step(sch) * self.tail_decay
+            out.append({"bias": r.bias + tail, "variance": sigma2 * v1})
+        return out
+
+
+def limit_curve(spectrum: str, a: float, b: float | None, sigma2: float, gamma: float, N_grid,
+                schedule: str = "geometric", log_base: str = "e", head: int = HEAD,
+                nodes_per_octave: int = NODES_PER_OCTAVE, frozen_tol: float = FROZEN_TOL) -> pd.DataFrame:
+    """Expected excess risk of one-pass SGD at M = ∞ (no sketch, d = ∞) along an N grid: columns N, N_eff, bias,
+    variance, excess (= bias + variance; the risk is σ² + excess, Approx = 0).
+
+    spectrum "power" (λ_i = i^-a) or "logpower" (λ_i = i^-1 log^-a(i + 1)); b None (isotropic prior, s_i = 1) or
+    the source exponent (s_i = i^-b/λ_i); schedule and log_base as in ``sketchlaw.schedules.Schedule``. The modes
+    are those of ``LimitModes`` (exact head of ``head`` modes, Gauss–Legendre quadrature in log i over octaves,
+    closed-form frozen far tail), built once for the largest N, and all N are run in one ``ExactEngine.run_many``
+    call (phases with the same step size are decomposed once).
+    """
+    sigma2 = check_real("sigma2", sigma2, ge=0.0)
+    Ns = [int(round(float(n))) for n in np.atleast_1d(N_grid)]
+    schedules = [Schedule(gamma, n, schedule, log_base) for n in Ns]
+    horizon = max(total_step(s) for s in schedules)
+    modes = LimitModes(spectrum, a, b, horizon, head, nodes_per_octave, frozen_tol)
+    rows = modes.run(schedules, sigma2)
+    df = pd.DataFrame({"N": Ns, "N_eff": [s.N_eff for s in schedules],
+                       "bias": [r["bias"] for r in rows], "variance": [r["variance"] for r in rows]})
+    df["excess"] = df["bias"] + df["variance"]
+    return df
+
+
+def local_slopes(x, y) -> np.ndarray:
+    """Local log–log slopes d log y / d log x between consecutive points (length len(x) − 1)."""
+    x, y = np.log(np.asarray(x, dtype=float)), np.log(np.asarray(y, dtype=float))
+    return np.diff(y) / np.diff(x)
