@@ -43,8 +43,8 @@ rule report:
         f"{R}/logs/report.log",
     params:
         # The page links every table in the directory (the fit rule writes several beside exponents.csv).
-        tables_dir=f"{R}/tables",
-        logs_dir=f"{R}/logs",
+        tables_dir=lambda wc, input: os.path.dirname(input.exponents),
+        logs_dir=lambda wc, output: os.path.join(os.path.dirname(output[0]), "logs"),
     conda:
         "../envs/sketchlaw.yaml"
     script:
