@@ -182,21 +182,28 @@ def test_contents_come_first_and_point_to_sections(built):
 
 def test_exponent_table_is_readable(built):
     page, _ = built
-    table = next(t for t in page.tables if t["id"] == "exponent-table")
-    head = table["head"][0]
+    tables = {t["id"]: t for t in page.tables}
+    head = tables["exponent-table"]["head"][0]
     assert head == [h for h, _, _ in report.EXPONENT_COLUMNS]
-    rows = [r for r in table["body"] if len(r) == len(head)]
-    assert len(rows) == len(contract_exponents())
-    first = dict(zip(head, rows[0]))
+    assert tables["exponent-table-secondary"]["head"][0] == head
+
+    def rows(table_id):
+        return [dict(zip(head, r)) for r in tables[table_id]["body"] if len(r) == len(head)]
+
+    primary, secondary = rows("exponent-table"), rows("exponent-table-secondary")
+    expected = contract_exponents()
+    assert [r["estimator"] for r in primary] == ["primary"] * int((expected["estimator"] == "primary").sum())
+    assert [r["estimator"] for r in secondary] == ["window"]
+    first = primary[0]
     assert first["fitted"] == "-0.9877" and first["95 % interval"] == "[-1.012, -0.9629]"
     assert first["extrapolated [low, high]"] == "-1.001 [-1.02, -0.98]"
-    missing = dict(zip(head, rows[2]))
+    missing = next(r for r in primary if r["experiment"] == "source")
     assert missing["fitted"] == "—" and missing["verdict"] == "not fitted: too-few-points"
 
 
 def test_forms_are_a_table_of_their_own(built):
     page, _ = built
-    forms = [t for t in page.tables if t["id"] != "exponent-table"]
+    forms = [t for t in page.tables if not str(t["id"]).startswith("exponent-table")]
     assert len(forms) == 1
     assert forms[0]["head"] == [list(FORMS.columns)]
     assert len(forms[0]["body"]) == len(FORMS) and forms[0]["body"][0][FORMS.columns.get_loc("holdout_rmse")] == "0.01235"
@@ -221,3 +228,18 @@ def test_old_exponent_columns_and_missing_provenance_keys(tmp_path):
     text = " ".join(page.text)
     assert "not recorded" in text and "No comparison of functional forms" in text
     assert len(page.tables) == 1
+
+
+def test_multi_panel_rows_get_the_whole_width(tmp_path):
+    def png(name, width, height):
+        path = tmp_path / f"{name}.png"
+        path.write_bytes(b"\x89PNG\r\n\x1a\n" + (13).to_bytes(4, "big") + b"IHDR" + width.to_bytes(4, "big")
+                         + height.to_bytes(4, "big") + bytes(5))
+        return report.read_figure(path, tmp_path / f"{name}.html")
+
+    row, square, grid = png("row", 2802, 785), png("square", 865, 745), png("grid", 2718, 2230)
+    assert row.size == (2802, 785) and row.wide and grid.wide
+    assert square.size == (865, 745) and not square.wide
+    assert report.read_figure(tmp_path / "row.png", tmp_path / "row.html").caption == ""
+    (tmp_path / "not_png.png").write_bytes(b"GIF89a" + bytes(30))
+    assert report.png_size(tmp_path / "not_png.png") is None

@@ -12,6 +12,7 @@ import html
 import json
 import math
 import os
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,19 +50,23 @@ body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;line-height:1.45;
 h1{font-size:1.6em;margin:.2em 0}
 h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
 nav{background:#f6f8fa;border:1px solid #e1e4e8;padding:.4em 1em;border-radius:4px}
-nav ol{margin:.3em 0;columns:2;column-gap:2em}
+nav ol{margin:.3em 0}
+nav ol ol{padding-left:1.2em;font-size:92%}
+nav ol ol li{display:inline}
+nav ol ol li+li:before{content:" · "}
 .scroll{overflow-x:auto;max-width:100%}
-table{border-collapse:collapse;font-size:85%;font-variant-numeric:tabular-nums}
+table{border-collapse:collapse;font-size:85%;font-variant-numeric:tabular-nums;overflow-wrap:normal}
 th,td{border:1px solid #d0d7de;padding:2px 6px;text-align:right;white-space:nowrap}
-th{background:#f6f8fa;position:sticky;top:0}
-td.text{text-align:left}
-tr.primary td{font-weight:600}
+th{background:#f6f8fa;position:sticky;top:0;white-space:normal;vertical-align:bottom}
+td.text{text-align:left;white-space:normal;min-width:6em;max-width:22em}
+td.verdict{min-width:12em}
 tr.group td{background:#eef2f6;text-align:left;font-weight:600}
 .legend{background:#fffbe6;border-left:4px solid #e3b341;padding:.5em 1em;margin:.6em 0;max-width:75em}
 .v-consistent{color:#116329}.v-pre-asymptotic{color:#9a6700}.v-disagrees{color:#b42318;font-weight:700}
 .v-not-fitted,.v-no-theory{color:#6e7781}
 .figures{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(100%,560px),1fr));gap:1.2em}
-figure{margin:0;border:1px solid #e1e4e8;border-radius:4px;padding:.5em;min-width:0}
+figure.wide{grid-column:1/-1}
+figure{margin:0;align-self:start;border:1px solid #e1e4e8;border-radius:4px;padding:.5em;min-width:0}
 figure img{width:100%;height:auto;display:block}
 figcaption{font-size:90%;margin-top:.4em}
 figcaption .title{font-weight:600}
@@ -80,6 +85,25 @@ class FigureEntry:
     notebook: Path
     title: str
     caption: str
+    size: tuple[int, int] | None = None  # pixels (width, height), from the PNG header
+
+    @property
+    def wide(self) -> bool:
+        """Rows of panels (width ≥ 1.8 × height) and grids of many panels (≥ 2400 px wide at the notebooks'
+        resolution) get the page's whole width, so that their panels stay legible."""
+        return self.size is not None and (self.size[0] >= WIDE_ASPECT * self.size[1] or self.size[0] >= WIDE_PIXELS)
+
+
+WIDE_ASPECT, WIDE_PIXELS = 1.8, 2400
+
+
+def png_size(path) -> tuple[int, int] | None:
+    """(width, height) from a PNG's IHDR chunk; None if the file is not a PNG."""
+    with open(path, "rb") as fh:
+        head = fh.read(24)
+    if len(head) < 24 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        return None
+    return struct.unpack(">II", head[16:24])
 
 
 def read_figure(png, notebook) -> FigureEntry:
@@ -88,7 +112,8 @@ def read_figure(png, notebook) -> FigureEntry:
     sidecar = png.with_suffix(".json")
     meta = json.loads(sidecar.read_text()) if sidecar.exists() else {}
     return FigureEntry(name=png.stem, png=png, pdf=png.with_suffix(".pdf"), notebook=Path(notebook),
-                       title=str(meta.get("title") or png.stem), caption=str(meta.get("caption") or ""))
+                       title=str(meta.get("title") or png.stem), caption=str(meta.get("caption") or ""),
+                       size=png_size(png))
 
 
 def read_forms(tables_dir) -> pd.DataFrame | None:
@@ -140,25 +165,39 @@ def _cell(kind: str, row, cols: list[str]) -> str:
         return f"<td>{value if span == '—' else f'{value} {span}'}</td>"
     if kind == "verdict":
         text = str(row[cols[0]]) if fmt(row[cols[0]]) != "—" else "—"
-        return f'<td class="text {_verdict_class(text)}">{html.escape(text)}</td>'
+        return f'<td class="text verdict {_verdict_class(text)}">{html.escape(text)}</td>'
     cls = ' class="text"' if kind == "text" else ""
     return f"<td{cls}>{html.escape(fmt(row[cols[0]]))}</td>"
 
 
-def exponent_table(exponents: pd.DataFrame) -> str:
-    """The exponent table: the reader's columns, one block per experiment, primary estimates in bold."""
-    if exponents.empty:
-        return "<p>No exponents were fitted in this run.</p>"
-    df = _normalize(exponents)
+def _exponent_rows(df: pd.DataFrame, table_id: str) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h, _, _ in EXPONENT_COLUMNS)
     body = []
     for experiment, block in df.groupby("experiment", sort=False):
         body.append(f'<tr class="group"><td colspan="{len(EXPONENT_COLUMNS)}">{html.escape(str(experiment))}</td></tr>')
         for _, row in block.iterrows():
-            cls = ' class="primary"' if row["estimator"] == "primary" else ""
-            body.append(f"<tr{cls}>" + "".join(_cell(kind, row, cols) for _, cols, kind in EXPONENT_COLUMNS) + "</tr>")
-    return (f'<div class="scroll"><table id="exponent-table"><thead><tr>{head}</tr></thead>'
+            body.append("<tr>" + "".join(_cell(kind, row, cols) for _, cols, kind in EXPONENT_COLUMNS) + "</tr>")
+    return (f'<div class="scroll"><table id="{table_id}"><thead><tr>{head}</tr></thead>'
             f'<tbody>{"".join(body)}</tbody></table></div>')
+
+
+def exponent_table(exponents: pd.DataFrame) -> str:
+    """The exponent table in the reader's columns, one block per experiment.
+
+    The primary estimates (one per theorem exponent) are shown; the secondary estimators follow in a collapsed
+    block, so that the figures start right after the table. A table without primary rows is shown whole.
+    """
+    if exponents.empty:
+        return "<p>No exponents were fitted in this run.</p>"
+    df = _normalize(exponents)
+    primary = df["estimator"] == "primary"
+    if not primary.any():
+        return _exponent_rows(df, "exponent-table")
+    secondary = df[~primary]
+    rest = (f'<details><summary>Secondary estimates ({len(secondary)} rows: the window slope the paper\'s figure '
+            f'shows, joint fits, Monte Carlo)</summary>{_exponent_rows(secondary, "exponent-table-secondary")}'
+            f'</details>') if len(secondary) else ""
+    return _exponent_rows(df[primary], "exponent-table") + rest
 
 
 def plain_table(df: pd.DataFrame | None, empty: str) -> str:
@@ -194,14 +233,17 @@ def build_page(out, exponents: pd.DataFrame, forms: pd.DataFrame | None, figures
         "<ol>" + "".join(f'<li><a href="#fig-{_slug(f.name)}">{html.escape(f.title)}</a></li>' for f in figures)
         + "</ol>" if i == "figures" and figures else "") + "</li>" for i, t in contents)
 
-    figure_html = "".join(
-        f'<figure id="fig-{_slug(f.name)}"><a href="{href(f.png)}"><img src="{href(f.png)}" '
-        f'alt="{html.escape(f.title)}" loading="lazy"></a>'
-        f'<figcaption><span class="title">{html.escape(f.title)}.</span> '
-        f'{html.escape(f.caption) if f.caption else ""} '
-        f'<br><a href="{href(f.notebook)}">notebook</a> · <a href="{href(f.pdf)}">PDF</a> · '
-        f'<code>{html.escape(f.name)}</code></figcaption></figure>'
-        for f in figures) or "<p>No figures in this run.</p>"
+    def figure(f: FigureEntry) -> str:
+        wide = ' class="wide"' if f.wide else ""
+        size = f' width="{f.size[0]}" height="{f.size[1]}"' if f.size else ""
+        caption = html.escape(f.caption) if f.caption else ""
+        return (f'<figure id="fig-{_slug(f.name)}"{wide}><a href="{href(f.png)}"><img src="{href(f.png)}" '
+                f'alt="{html.escape(f.title)}"{size}></a>'
+                f'<figcaption><span class="title">{html.escape(f.title)}.</span> {caption}'
+                f'<br><a href="{href(f.notebook)}">notebook</a> · <a href="{href(f.pdf)}">PDF</a> · '
+                f'<code>{html.escape(f.name)}</code></figcaption></figure>')
+
+    figure_html = "".join(figure(f) for f in figures) or "<p>No figures in this run.</p>"
 
     tables_dir = Path(tables_dir)
     stems = sorted({p.stem for p in tables_dir.iterdir() if p.suffix in (".csv", ".parquet", ".md")})
@@ -240,7 +282,7 @@ commit <code>{html.escape(str(provenance.get("git_commit", "unknown"))[:12])}</c
 <nav><b>Contents</b><ol>{nav}</ol></nav>
 <h2 id="exponents">Fitted exponents against theory</h2>
 <p class="legend">{VERDICT_LEGEND}</p>
-<p>Slopes are signed; primary estimates are in bold; numbers to 4 significant digits (the CSV keeps full precision).</p>
+<p>Slopes are signed; numbers to 4 significant digits (the CSV keeps full precision). Estimators, windows and\nintervals: <code>docs/METHODS.md</code> §13–§15.</p>
 {exponent_table(exponents)}
 <h2 id="forms">Functional forms compared</h2>
 <p>Joint fits of the whole risk surface, each scored by how well it extrapolates to the held-out large-(M, N)
