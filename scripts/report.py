@@ -1,4 +1,4 @@
-"""Snakemake script: results/index.html (sketchlaw.report builds it from the workflow's tables, figures and provenance)."""
+"""Snakemake script: results/index.html, built by sketchlaw.report from the tables, figures and provenance."""
 
 import json
 import sys

@@ -206,7 +206,8 @@ def test_forms_are_a_table_of_their_own(built):
     forms = [t for t in page.tables if not str(t["id"]).startswith("exponent-table")]
     assert len(forms) == 1
     assert forms[0]["head"] == [list(FORMS.columns)]
-    assert len(forms[0]["body"]) == len(FORMS) and forms[0]["body"][0][FORMS.columns.get_loc("holdout_rmse")] == "0.01235"
+    body = forms[0]["body"]
+    assert len(body) == len(FORMS) and body[0][FORMS.columns.get_loc("holdout_rmse")] == "0.01235"
 
 
 def test_legend_config_and_provenance_are_shown(built):

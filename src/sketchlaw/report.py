@@ -271,18 +271,20 @@ def build_page(out, exponents: pd.DataFrame, forms: pd.DataFrame | None, figures
     config_block = (f"<details><summary>The configuration that was run</summary><pre>{html.escape(config_text)}"
                     f"</pre></details>") if config_text else "<p>The configuration's content was not recorded.</p>"
     title = "Scaling laws in linear regression: replication results"
+    config_name = html.escape(str(config_file or "not recorded"))
+    commit = html.escape(str(provenance.get("git_commit", "unknown"))[:12])
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}</title><style>{CSS}</style></head><body>
 <h1>{title}</h1>
 <p>Lin, Wu, Kakade, Bartlett, Lee, "Scaling Laws in Linear Regression: Compute, Parameters, and Data" (NeurIPS 2024),
-recomputed by the <code>sketchlaw</code> workflow. Configuration <code>{html.escape(str(config_file or "not recorded"))}</code>,
-commit <code>{html.escape(str(provenance.get("git_commit", "unknown"))[:12])}</code>. Methods, estimators and defaults:
-<code>docs/METHODS.md</code> in the repository.</p>
+recomputed by the <code>sketchlaw</code> workflow. Configuration <code>{config_name}</code>,
+commit <code>{commit}</code>. Methods, estimators and defaults: <code>docs/METHODS.md</code> in the repository.</p>
 <nav><b>Contents</b><ol>{nav}</ol></nav>
 <h2 id="exponents">Fitted exponents against theory</h2>
 <p class="legend">{VERDICT_LEGEND}</p>
-<p>Slopes are signed; numbers to 4 significant digits (the CSV keeps full precision). Estimators, windows and\nintervals: <code>docs/METHODS.md</code> §13–§15.</p>
+<p>Slopes are signed; numbers to 4 significant digits (the CSV keeps full precision). Estimators, windows and
+intervals: <code>docs/METHODS.md</code> §13–§15.</p>
 {exponent_table(exponents)}
 <h2 id="forms">Functional forms compared</h2>
 <p>Joint fits of the whole risk surface, each scored by how well it extrapolates to the held-out large-(M, N)
