@@ -34,13 +34,18 @@ rule report:
     input:
         notebooks=[f"{R}/notebooks/{nb}.html" for nb in ACTIVE_NOTEBOOKS],
         figures=[f"{R}/figures/{nb}.png" for nb in ACTIVE_NOTEBOOKS],
-        tables=[f"{R}/tables/{e}.csv" for e in ENABLED] + [f"{R}/tables/exponents.csv"],
-        exponents_md=f"{R}/tables/exponents.md",
+        pdfs=[f"{R}/figures/{nb}.pdf" for nb in ACTIVE_NOTEBOOKS],
+        tables=[f"{R}/tables/{e}.csv" for e in ENABLED],
+        exponents=f"{R}/tables/exponents.csv",
         provenance=f"{R}/provenance.json",
     output:
         f"{R}/index.html",
     log:
         f"{R}/logs/report.log",
+    params:
+        # The page links every table in the directory (the fit rule writes several beside exponents.csv).
+        tables_dir=lambda wc, input: os.path.dirname(input.exponents),
+        logs_dir=lambda wc, output: os.path.join(os.path.dirname(output[0]), "logs"),
     conda:
         "../envs/sketchlaw.yaml"
     script:
