@@ -10,7 +10,7 @@ from sketchlaw.schedules import Schedule
 from sketchlaw.spectra import Prior, Spectrum
 from sketchlaw.theory import sketch_approx_de, sketched_excess_de, sketched_modes_de
 
-N_GRID = [1000, 10000, 100000]
+N_GRID = [100, 1000, 10000, 100000]
 SEEDS = range(4)
 
 
@@ -27,6 +27,9 @@ def test_modes_carry_the_whole_sketched_problem(a, b):
 
 @pytest.mark.parametrize("a,b,M", [(1.5, None, 256), (2.0, 1.5, 256), (2.0, None, 1024), (1.5, 1.25, 64)])
 def test_deterministic_equivalent_matches_exact_engine_within_2_percent(a, b, M):
+    """Within 2 % plus 4 standard errors of the 4-sketch mean. Measured: |bias dev| ≤ 1.0 % at M ≥ 256 and
+    |variance dev| ≤ 0.6 % for N ≥ 1000, but the variance at N = 100 (the first ~20 steps, top eigenvalues only) is
+    2.7–3.5 % low at M = 256 (se 0.6 %: beyond 2 % by its point estimate) and 0.9–1.1 % low at M = 1024."""
     de = sketched_excess_de("power", a, b, M, 1.0, 0.1, N_GRID)
     exact = np.array([[(r.bias, r.variance) for r in ExactEngine.from_problem(
         build_problem(Spectrum("power", a, 8 * M), M, 1.0, s, Prior(b), tail="mean")).run_many(
@@ -35,3 +38,4 @@ def test_deterministic_equivalent_matches_exact_engine_within_2_percent(a, b, M)
     for col, name in [(0, "bias"), (1, "variance")]:
         dev = np.abs(de[name].to_numpy() - mean[:, col])
         assert np.all(dev <= 0.02 * mean[:, col] + 4 * se[:, col]), (name, (dev / mean[:, col]).tolist())
+
