@@ -1,5 +1,5 @@
 """The estimators of the exponent table: known exponents recovered, intervals that cover, verdicts that mean what
-they say (docs/METHODS.md §8)."""
+they say (docs/METHODS.md §13, §14)."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""From the workflow's tidy tables to the typed exponent table (columns: docs/METHODS.md §9; rules: §8).
+"""From the workflow's tidy tables to the typed exponent table (columns: docs/METHODS.md §15; rules: §13, §14).
 
 One `primary` row per theorem exponent, on a quantity only an exact engine gives:
   M slopes      E Approx of each sketch against M (the theorem's M term), per seed, upper half of the M grid;
@@ -75,9 +75,10 @@ def scaling_rows(table: pd.DataFrame, limit: pd.DataFrame | None, diagnostics: l
         Ms = np.unique(approx["M"].to_numpy(float))
         de_approx = sketch_approx_de(spectrum, a, Ms, prior_b)
         mean_approx = approx.groupby("M")["approx"].mean().reindex(Ms).to_numpy()
-        extrap_m = E.extrapolate(Ms, mean_approx, logpower, theory_y=de_approx, half_width=_half_width(est_m))
-        rows.append(_row(key, var_m, "primary", "approx", est_m, theory.get(var_m, math.nan),
-                         _finite_slope(Ms, de_approx, est_m, logpower), extrap_m))
+        finite_m = _finite_slope(Ms, de_approx, est_m, logpower)
+        extrap_m = E.extrapolate(Ms, mean_approx, logpower, theory_y=de_approx, half_width=_half_width(est_m),
+                                 shift=(est_m.fitted, finite_m, theory.get(var_m, math.nan)))
+        rows.append(_row(key, var_m, "primary", "approx", est_m, theory.get(var_m, math.nan), finite_m, extrap_m))
         _diagnose_local(diagnostics, key, var_m, "primary", Ms, mean_approx, logpower, de_approx)
 
         # N_eff: the M = ∞ limit's bias + variance, against N_eff.
@@ -85,6 +86,8 @@ def scaling_rows(table: pd.DataFrame, limit: pd.DataFrame | None, diagnostics: l
         lim_b = a if not np.isfinite(b) else b  # the log power law's isotropic prior is run with b = a
         lim = None if limit is None else limit[(limit["spectrum"] == spectrum) & np.isclose(limit["a"], a)
                                                & np.isclose(limit["b"], lim_b)]
+        de = None if lim is None else lim[lim["model"] == "deterministic_equivalent"].sort_values("N_eff")
+        lim = None if lim is None else lim[lim["model"] == "limit"]
         if lim is None or lim.empty:
             est_n = E.Estimate(reason="no M = inf limit table")
         else:
@@ -106,7 +109,12 @@ def scaling_rows(table: pd.DataFrame, limit: pd.DataFrame | None, diagnostics: l
                                                               f"at {fixed} = {value:g} (need {E.MIN_POINTS})")
             else:
                 est = E.curve_slope(curve, x, "reducible", seed="sketch_seed", window=window, log_of_log=logpower)
-            finite = _finite_slope(Ms, de_approx, est, logpower) if x == "M" else math.nan
+            if x == "M":
+                finite = _finite_slope(Ms, de_approx, est, logpower)
+            elif de is not None and len(de) and np.isclose(de["M"].iloc[0], value):
+                finite = _finite_slope(de["N_eff"], de["approx"] + de["excess"], est, logpower)
+            else:
+                finite = math.nan
             rows.append(_row(key, variable, "window", "reducible", est, theory.get(variable, math.nan), finite,
                              extrap, fixed, value))
             _diagnose_curves(diagnostics, key, variable, df, x, fixed, logpower)
@@ -218,7 +226,7 @@ def compute_rows(frontier: pd.DataFrame, diagnostics: list) -> list[dict]:
             est = E.curve_slope(curve.rename(columns={"X": "x"}), "x", "y")
             extrap = E.extrapolate(curve["X"], curve["y"]) if len(curve) >= 4 else {}
             if est.ok:  # the window in budgets C, as the contract states
-                sel = curve[(curve["x"] >= est.x_lo * (1 - 1e-12)) & (curve["x"] <= est.x_hi * (1 + 1e-12))]
+                sel = curve[(curve["X"] >= est.x_lo * (1 - 1e-12)) & (curve["X"] <= est.x_hi * (1 + 1e-12))]
                 est.x_lo, est.x_hi = float(sel["C"].min()), float(sel["C"].max())
             rows.append(_row(key, variable, "primary", "frontier", est, theory[variable], math.nan, extrap))
             if len(curve) >= 2:

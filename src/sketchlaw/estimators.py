@@ -1,4 +1,4 @@
-"""Slope estimators with honest intervals, extrapolation to infinite size, and verdicts (docs/METHODS.md §8).
+"""Slope estimators with honest intervals, extrapolation to infinite size, and verdicts (docs/METHODS.md §13, §14).
 
 Every rule here is fixed before any comparison with theory and is the same for every a and b:
   window       the upper half of a grid: x ≥ √(x_min·x_max), at least MIN_POINTS points (else the MIN_POINTS largest);
@@ -8,8 +8,9 @@ Every rule here is fixed before any comparison with theory and is the same for e
   systematic   the same fit on the window shifted down by one grid point and on the window without its first or
                without its last point;
   extrapolated local slopes between neighbouring grid points, fitted by correction models s∞ + c·x^−ω (ω free),
-               s∞ + c/log x and s∞ + c·x^−ω with ω taken from the finite-size theory's own local slopes; the
-               interval spans every model that fits, widened by the statistical half-width.
+               s∞ + c/log x, s∞ + c·x^−ω with ω taken from the finite-size theory's own local slopes, and the
+               estimate shifted by the finite-size theory's own distance to its limit; the interval spans every
+               model that fits, widened by the statistical half-width.
 """
 
 from __future__ import annotations
@@ -177,10 +178,13 @@ def _fit_power_correction(xm, s, omega=None):
     return solve(w)[0][0], w
 
 
-def extrapolate(x, y, log_of_log: bool = False, theory_y=None, half_width: float = 0.0) -> dict:
+def extrapolate(x, y, log_of_log: bool = False, theory_y=None, half_width: float = 0.0, shift=None) -> dict:
     """Local slopes extrapolated to x → ∞ by the correction models of the module docstring.
 
     ``theory_y`` (same x) is the finite-size theory's curve; its local slopes fix ω for model (iii).
+    ``shift`` = (estimate, finite-size theory on its window, the theory's own limit) adds model (iv): the estimate
+    corrected by the finite-size theory's own convergence, estimate + (limit − finite). It enters the interval but
+    is never the headline value (which is model (i), else (ii)).
     Returns {extrapolated, extrapolated_low, extrapolated_high, models: {name: value}}.
     """
     out = {"extrapolated": math.nan, "extrapolated_low": math.nan, "extrapolated_high": math.nan, "models": {}}
@@ -204,16 +208,19 @@ def extrapolate(x, y, log_of_log: bool = False, theory_y=None, half_width: float
                 models["theory_omega"] = float(fixed[0])
     if not models:
         return out
+    headline = models.get("power", next(iter(models.values())))
+    if shift is not None and all(np.isfinite(shift)):
+        models["theory_shift"] = float(shift[0] + shift[2] - shift[1])
     values = list(models.values())
     out["models"] = models
-    out["extrapolated"] = models.get("power", values[0])
+    out["extrapolated"] = headline
     hw = half_width if np.isfinite(half_width) else 0.0
     out["extrapolated_low"], out["extrapolated_high"] = min(values) - hw, max(values) + hw
     return out
 
 
 def verdict(est: Estimate, theory: float, theory_finite: float, extrap: dict) -> str:
-    """The fixed vocabulary of docs/METHODS.md §8 (consistent, pre-asymptotic, disagrees, not fitted, no theory)."""
+    """The fixed vocabulary of docs/METHODS.md §14 (consistent, pre-asymptotic, disagrees, not fitted, no theory)."""
     if not math.isfinite(theory):
         return "no theory"
     if not est.ok:

@@ -94,8 +94,8 @@ def settings(config: dict, name: str) -> dict:
 
 
 def truncation(settings: dict, M: int) -> int:
-    """d = max(d_min, d_per_M · M): coordinates beyond d are the mean-field tail (docs/METHODS.md §5); d ∝ M keeps the M-slope of Approx a
-    clean power law, (1 − (d/M)^(1−a)) being then a constant factor."""
+    """d = max(d_min, d_per_M · M): coordinates beyond d are the mean-field tail (docs/METHODS.md §9, or cut with
+    tail: none); d ∝ M keeps the M-slope of Approx a clean power law, (1 − (d/M)^(1−a)) being then a constant factor."""
     return max(int(settings["d_min"]), int(settings["d_per_M"]) * int(M))
 
 
@@ -247,8 +247,10 @@ def job_params(config: dict, job: Job) -> dict:
 
 
 def limit_params(config: dict, name: str) -> dict:
-    """The M = ∞ limit curves an experiment's N_eff slopes need: one per (a, b), over the experiment's N grid."""
+    """The M = ∞ limit curves an experiment's N_eff slopes need, one per (a, b) over the experiment's N grid, and the
+    deterministic equivalent at the largest M (the finite-size theory of the N_eff window slopes)."""
     s = _settings(config, name)
     curves = [{"a": float(a), "b": float(a if b is None else b)} for a in s["a"] for b in (s.get("b") or [None])]
     return {"spectrum": s["spectrum"], "curves": curves, "N": [int(N) for N in s["N"]], "gamma": float(s["gamma"]),
+            "M_window": int(max(s["M"])),
             "sigma2": float(s["sigma2"]), "schedule": s["schedule"], "log_base": s["log_base"], "experiment": name}

@@ -93,13 +93,28 @@ def baseline_rows(problem, job: dict) -> pd.DataFrame:
 
 
 def limit_rows(job: dict) -> pd.DataFrame:
-    """Bias and variance of the M = ∞ limit at every N of the experiment, for each (a, b) of the job."""
+    """Bias and variance of the M = ∞ limit (model ``limit``, M = inf) at every N of the experiment, and their
+    deterministic equivalent at the largest M of the grid (model ``deterministic_equivalent``, with its E Approx),
+    for each (a, b) of the job."""
     from .limit import limit_curve
+    from .theory import sketched_excess_de
 
     out = []
     for curve in job["curves"]:
-        df = limit_curve(job["spectrum"], curve["a"], curve["b"], job["sigma2"], job["gamma"], job["N"],
-                         schedule=job["schedule"], log_base=job["log_base"])
-        out.append(df.assign(experiment=job["experiment"], spectrum=job["spectrum"], a=curve["a"], b=curve["b"],
-                             gamma=job["gamma"], sigma2=job["sigma2"]))
-    return pd.concat(out, ignore_index=True)
+        a, b = curve["a"], curve["b"]
+        prior_b = None if b == a else b
+        common = dict(experiment=job["experiment"], spectrum=job["spectrum"], a=a, b=b, gamma=job["gamma"],
+                      sigma2=job["sigma2"])
+        limit = limit_curve(job["spectrum"], a, prior_b, job["sigma2"], job["gamma"], job["N"],
+                            schedule=job["schedule"], log_base=job["log_base"])
+        out.append(limit.assign(model="limit", M=float("inf"), approx=0.0, **common))
+        try:
+            de = sketched_excess_de(job["spectrum"], a, prior_b, job["M_window"], job["sigma2"], job["gamma"],
+                                    job["N"], schedule=job["schedule"], log_base=job["log_base"])
+        except ParameterError as err:  # the equivalent's modes can be less stable than any real sketch: no theory
+            print(f"no deterministic equivalent for a = {a}, b = {b}: {err}", flush=True)
+            continue
+        out.append(de.assign(model="deterministic_equivalent", M=float(job["M_window"]), **common))
+    columns = ["experiment", "spectrum", "a", "b", "model", "M", "N", "N_eff", "gamma", "sigma2", "bias", "variance",
+               "excess", "approx"]
+    return pd.concat(out, ignore_index=True)[columns]
