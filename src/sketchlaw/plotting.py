@@ -129,7 +129,7 @@ def load_exponents(tables_dir: str | os.PathLike) -> pd.DataFrame:
     """Read ``exponents.csv``, check the typed columns the figures use, and make its text columns plain strings."""
     df = load_table(tables_dir, "exponents.csv", required=EXPONENT_COLUMNS)
     for c in _EXPONENT_TEXT:
-        df[c] = df[c].fillna("").astype(str)
+        df[c] = df[c].astype(object).where(df[c].notna(), "").astype(str)
     return df
 
 
@@ -465,9 +465,12 @@ def note(ax: plt.Axes, text: str, *, loc: str = "center") -> mpl.text.Text:
 def split_caption(caption: str) -> tuple[str, str]:
     """(title, text) of a notebook's CAPTION: the first line, and the rest as one paragraph."""
     lines = caption.strip().splitlines()
-    if not lines or not lines[0].strip():
+    if not lines:
         raise ValueError("a caption needs a first line (the figure's short title)")
-    return lines[0].strip(), " ".join(" ".join(lines[1:]).split())
+    text = " ".join(" ".join(lines[1:]).split())
+    if not text:
+        raise ValueError(f"the caption {lines[0].strip()!r} has only its first line: add what is plotted and why")
+    return lines[0].strip(), text
 
 
 def provenance_fields(provenance: Mapping[str, Any]) -> dict[str, str]:
