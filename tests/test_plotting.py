@@ -364,7 +364,10 @@ def test_aggregate_mc_pools_seeds_with_total_variance():
     out = slp.aggregate_mc(df, ["M"], subtract_sigma2=True)
     assert out["y"].iloc[0] == pytest.approx(1.5)
     assert slp.aggregate_mc(df.assign(mc_trials=0), ["M"]).empty
-    assert list(slp.aggregate_mc(df.drop(columns="mc_trials"), ["M"]).columns) == ["M", "y", "err", "trials"]
+    none = slp.aggregate_mc(df.drop(columns="mc_trials"), ["M"])
+    assert list(none.columns) == ["M", "y", "err", "trials"]
+    # typed even when empty, so a figure can merge it with the exact curves of a run without Monte Carlo
+    assert none.merge(slp.aggregate_exact(df, ["M"], "mc_mean"), on="M").empty
 
 
 def test_aggregate_exact_over_seeds():

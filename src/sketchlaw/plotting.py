@@ -311,12 +311,13 @@ def aggregate_mc(df: pd.DataFrame, by: Sequence[str], *, subtract_sigma2: bool =
     ``err`` is the standard deviation over all trials of all seeds (law of total variance: the mean within-seed
     variance plus the variance of the per-seed means).  Columns: by..., y, err, trials; empty without MC rows.
     """
-    cols = list(by) + ["y", "err", "trials"]
+    empty = pd.DataFrame({c: pd.Series(dtype=df[c].dtype if c in df.columns else float)
+                          for c in list(by) + ["y", "err", "trials"]})
     if "mc_trials" not in df.columns:
-        return pd.DataFrame(columns=cols)
+        return empty
     mc = df[(df["mc_trials"].fillna(0) > 0) & df[value].notna()]
     if mc.empty:
-        return pd.DataFrame(columns=cols)
+        return empty
     m = mc[value].astype(float) - (mc["sigma2"].astype(float) if subtract_sigma2 else 0.0)
     w = mc["mc_trials"].astype(float)
     s = mc[std].astype(float).fillna(0.0)
