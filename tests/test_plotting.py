@@ -1,5 +1,5 @@
-"""Fast tests of the presentation layer: deterministic figure files with embedded provenance, slope annotations,
-table loading errors, and the shape of the committed notebooks."""
+"""Fast tests of the notebooks' shared helpers: deterministic figure files with embedded provenance and the caption
+sidecar, fit lines drawn exactly from an exponent row's typed columns, slope annotations, table loading errors."""
 
 import json
 import os
@@ -13,26 +13,14 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
-import nbformat  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from sketchlaw import plotting as slp  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-NOTEBOOK_DIR = REPO / "notebooks"
-EXPECTED_NOTEBOOKS = {
-    "fig1_risk_landscape",
-    "fig2_scaling_fits",
-    "appendix_monte_carlo",
-    "fit_diagnostics",
-    "source_condition",
-    "log_power_law",
-    "compute_optimal",
-    "variance_vs_model_size",
-    "stepsize",
-}
+CAPTION = """Demo: a power law and a histogram
+The left panel shows 3 x^-0.5 with error bars; the right one a histogram.  The reader should see a straight line."""
 PARAMETER_DEFAULTS = {
     "tables_dir": "results/tables",
     "figures_dir": "results/figures",
@@ -60,15 +48,15 @@ def _figure():
     x = np.geomspace(1e2, 1e6, 25)
     axes[0].plot(x, 3 * x**-0.5, label="curve")
     axes[0].errorbar(x[::5], 3 * x[::5] ** -0.5, yerr=0.1 * x[::5] ** -0.5, fmt="o")
-    slp.loglog(axes[0], r"$N_\mathrm{eff}$", r"$R - \sigma^2$")
-    slp.annotate_slope(axes[0], -0.4981, -0.5032, -0.4921, -0.5)
+    slp.log_axes(axes[0], r"$N_\mathrm{eff}$", r"$R - \sigma^2$")
+    slp.annotate_slope(axes[0], slp.format_slope(-0.4981, -0.5032, -0.4921, -0.5))
     axes[1].hist(np.linspace(-1, 1, 101) ** 3, bins=20)
     axes[0].legend()
     return fig
 
 
 def _save(tmp_path, sub, fig=None):
-    return slp.save_figure(fig or _figure(), tmp_path / sub, "demo", PROV)
+    return slp.save_figure(fig or _figure(), tmp_path / sub, "demo", PROV, CAPTION)
 
 
 @pytest.fixture(scope="module")
@@ -153,12 +141,31 @@ def test_source_date_epoch_is_honoured(tmp_path, monkeypatch, saved):
 def test_save_figure_reads_provenance_file_and_checks_keys(tmp_path, saved):
     p = tmp_path / "provenance.json"
     p.write_text(json.dumps(PROV))
-    png, _ = slp.save_figure(_figure(), tmp_path / "f", "demo", p)
+    png, _ = slp.save_figure(_figure(), tmp_path / "f", "demo", p, CAPTION)
     assert png.read_bytes() == saved["a"][0].read_bytes()
     with pytest.raises(slp.MissingColumnError, match="config_hash"):
-        slp.save_figure(_figure(), tmp_path / "h", "demo", {"git_commit": "x", "git_dirty": False})
+        slp.save_figure(_figure(), tmp_path / "h", "demo", {"git_commit": "x", "git_dirty": False}, CAPTION)
     with pytest.raises(slp.MissingTableError, match="provenance file not found"):
         slp.load_provenance(tmp_path / "absent.json")
+
+
+def test_save_figure_writes_the_caption_sidecar(saved):
+    png, _ = saved["a"]
+    sidecar = json.loads(png.with_suffix(".json").read_text(encoding="utf-8"))
+    assert sidecar == {
+        "name": "demo",
+        "title": "Demo: a power law and a histogram",
+        "caption": "The left panel shows 3 x^-0.5 with error bars; the right one a histogram. "
+                   "The reader should see a straight line.",
+    }
+
+
+def test_save_figure_refuses_a_caption_without_title_or_text(tmp_path):
+    with pytest.raises(ValueError, match="first line"):
+        slp.save_figure(_figure(), tmp_path, "demo", PROV, "  \n ")
+    with pytest.raises(ValueError, match="has only its first line"):
+        slp.save_figure(_figure(), tmp_path, "demo", PROV, "A title\n\n")
+    assert not (tmp_path / "demo.png").exists()
 
 
 # ---------------------------------------------------------------------------------------------------- annotations
@@ -180,16 +187,112 @@ def test_format_slope(args, expected):
     assert slp.format_slope(*args) == expected
 
 
-def test_annotate_slope_writes_and_stacks():
+def _row(**kw):
+    """One exponents.csv row with the contract's columns (a window slope in M at N = 10⁶ unless overridden)."""
+    base = dict(experiment="main", spectrum="power", a=2.0, b=2.0, variable="M", estimator="window",
+                quantity="reducible", fixed_variable="N", fixed_value=1e6, x_lo=16.0, x_hi=256.0, n_points=5,
+                n_seeds=3, fitted=-0.9981, intercept=0.7, ci_low=-1.01, ci_high=-0.985, theory=-1.0,
+                verdict="consistent", reason="")
+    base.update(kw)
+    return pd.Series(base)
+
+
+def test_slope_text_prints_slope_interval_theory_and_verdict():
+    assert slp.slope_text(_row()) == "k = \u22120.998 [\u22121.010, \u22120.985] (theory \u22121) \u00b7 consistent"
+    assert slp.slope_text(_row(verdict="pre-asymptotic"), symbol="e_M").startswith("e_M = \u22120.998")
+
+
+@pytest.mark.parametrize(
+    "row, expected",
+    [
+        (None, "k: no row in exponents.csv"),
+        (_row(fitted=np.nan, verdict="not fitted: window has 1 point (need 3)", reason="window has 1 point (need 3)"),
+         "k: not fitted (window has 1 point (need 3))"),
+        (_row(fitted=np.nan, verdict="not fitted: too few seeds", reason=""), "k: not fitted (too few seeds)"),
+        (_row(fitted=np.nan, verdict="consistent", reason=""), "k: not fitted (no slope)"),
+        (_row(verdict="not fitted: short window", reason="short window"), "k: not fitted (short window)"),
+    ],
+)
+def test_slope_text_says_why_there_is_no_slope(row, expected):
+    assert slp.slope_text(row) == expected
+
+
+def test_annotations_stack_and_grey_out_unfitted_rows():
     fig, ax = plt.subplots()
-    t1 = slp.annotate_slope(ax, -0.4981, -0.5032, -0.4921, -0.5)
-    t2 = slp.annotate_slope(ax, -0.333, -0.34, -0.32, -1 / 3, label="vs N_eff: ")
-    assert t1.get_text() == "k = \u22120.498 [\u22120.503, \u22120.492] (theory \u22120.5)"
-    assert t2.get_text().startswith("vs N_eff: k = \u22120.333")
-    assert t2.get_position()[1] > t1.get_position()[1]  # lower-left stack grows upwards
-    assert t1.get_transform() == ax.transAxes
-    t3 = slp.annotate_fit(ax, None, loc="upper right")
-    assert "no fit" in t3.get_text()
+    t1 = slp.annotate_fit(ax, _row(), label="window: ")
+    t2 = slp.annotate_fit(ax, _row(fitted=np.nan, verdict="not fitted: x", reason="x"))
+    assert t1.get_text().startswith("window: k = \u22120.998")
+    assert t2.get_position()[1] > t1.get_position()[1]  # the lower-left stack grows upwards
+    assert t1.get_color() == "black" and t2.get_color() == "0.4"
+    t3 = slp.note(ax, "one M only: no contour")
+    assert t3.get_text() == "one M only: no contour" and t3.get_position() == (0.5, 0.5)
+
+
+# ---------------------------------------------------------------------------------------------------- fit lines
+
+
+def test_fit_line_draws_the_rows_line_exactly_on_its_window():
+    fig, ax = plt.subplots()
+    row = _row(fitted=-0.75, intercept=1.3, x_lo=16.0, x_hi=256.0)
+    assert slp.draw_fit_line(ax, row)
+    xs, ys = (np.asarray(v, dtype=float) for v in ax.lines[-1].get_data())
+    assert xs[0] == pytest.approx(16.0, rel=1e-12) and xs[-1] == pytest.approx(256.0, rel=1e-12)
+    assert np.all(np.diff(xs) > 0)
+    np.testing.assert_allclose(ys, np.exp(1.3) * xs**-0.75, rtol=1e-12)
+    assert ax.lines[-1].get_linestyle() == "--"
+
+
+def test_fit_line_of_a_log_power_row_is_a_power_of_log_x():
+    row = _row(experiment="logpower", spectrum="logpower", variable="log_M", fitted=-1.2, intercept=-0.4,
+               x_lo=8.0, x_hi=4096.0)
+    line = slp.fit_line(row)
+    np.testing.assert_allclose(line["X"], np.log(line["x"]), rtol=1e-12)
+    np.testing.assert_allclose(line["y"], np.exp(-0.4) * np.log(line["x"]) ** -1.2, rtol=1e-12)
+    fig, ax = plt.subplots()
+    slp.draw_fit_line(ax, row, along="X")  # the axis shows ln M
+    np.testing.assert_allclose(ax.lines[-1].get_xdata(), np.log(line["x"]), rtol=1e-12)
+
+
+@pytest.mark.parametrize("variable", ["M_star", "N_star", "reducible_star"])
+def test_fit_line_of_the_compute_frontier_uses_the_theory_coordinates(variable):
+    from sketchlaw.theory import frontier_coordinates
+
+    a = 1.7
+    row = _row(experiment="compute", variable=variable, a=a, fitted=0.37, intercept=-2.0, x_lo=1e4, x_hi=1e9,
+               fixed_variable="", fixed_value=np.nan)
+    line = slp.fit_line(row)
+    X, factor = frontier_coordinates(variable, a, line["x"].to_numpy())
+    np.testing.assert_allclose(line["y"], factor * np.exp(-2.0) * X**0.37, rtol=1e-12)
+    # log(y / factor) is the stated straight line in log X
+    np.testing.assert_allclose(np.log(line["y"] / factor), -2.0 + 0.37 * np.log(X), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("change", [dict(fitted=np.nan), dict(intercept=np.nan), dict(x_lo=np.nan),
+                                    dict(x_lo=300.0), dict(verdict="not fitted: window has 2 points (need 3)")])
+def test_no_fit_line_without_a_fitted_row(change):
+    fig, ax = plt.subplots()
+    assert slp.fit_line(_row(**change)) is None
+    assert not slp.draw_fit_line(ax, _row(**change))
+    assert not slp.draw_fit_line(ax, None)
+    assert len(ax.lines) == 0
+
+
+def test_exponent_row_selects_on_typed_columns():
+    e = pd.DataFrame([_row(estimator="window", fitted=-1.0), _row(estimator="primary", quantity="approx", fitted=-0.99),
+                      _row(estimator="montecarlo", quantity="reducible_mc", fitted=-1.1),
+                      _row(estimator="montecarlo", quantity="reducible", fitted=-1.05),
+                      _row(experiment="source", b=1.5, fitted=-0.5), _row(variable="N_eff", fitted=-0.5)])
+    for c in ("experiment", "variable", "estimator", "quantity"):
+        e[c] = e[c].astype(str)
+    assert slp.exponent_row(e, "main", "M", 2.0)["fitted"] == -1.0
+    assert slp.exponent_row(e, "main", "M", 2.0, estimator="primary")["fitted"] == -0.99
+    assert slp.exponent_row(e, "main", "M", 2.0, estimator="montecarlo", quantity="reducible")["fitted"] == -1.05
+    assert slp.exponent_row(e, "main", "M", 2.0, estimator="montecarlo", quantity="reducible_mc")["fitted"] == -1.1
+    assert slp.exponent_row(e, "source", "M", 2.0, 1.5)["fitted"] == -0.5
+    assert slp.exponent_row(e, "source", "M", 2.0, 2.5) is None
+    assert slp.exponent_row(e, "main", "M", 1.5) is None
+    assert slp.exponent_row(e, "main", "M", 2.0, estimator=("joint_form", "primary"))["fitted"] == -0.99
+    assert slp.exponent_row(e.iloc[0:0], "main", "M", 2.0) is None
 
 
 # ---------------------------------------------------------------------------------------------------- loading
@@ -210,25 +313,13 @@ def test_load_table_missing_column_names_it(tmp_path):
         slp.load_table(tmp_path, "main", required=["a", "M", "N_eff"])
 
 
-@pytest.mark.parametrize(
-    "call",
-    [
-        lambda df: slp.fig_risk_landscape(df),
-        lambda df: slp.fig_scaling_fits(df, None),
-        lambda df: slp.fig_appendix_monte_carlo(df),
-        lambda df: slp.fig_fit_diagnostics(df),
-        lambda df: slp.fig_source_condition(df),
-        lambda df: slp.fig_log_power_law(df),
-        lambda df: slp.fig_compute_optimal(df, df),
-        lambda df: slp.fig_variance_vs_model_size(df),
-        lambda df: slp.fig_stepsize(df),
-    ],
-)
-def test_figures_fail_clearly_on_missing_columns(call):
-    df = pd.DataFrame({"a": [2.0], "M": [16]})
-    df.attrs["table"] = "some_table.parquet"
-    with pytest.raises(slp.MissingColumnError, match=r"some_table\.parquet is missing column"):
-        call(df)
+def test_load_exponents_requires_the_typed_columns(tmp_path):
+    pd.DataFrame([_row()]).drop(columns=["intercept", "x_hi"]).to_csv(tmp_path / "exponents.csv", index=False)
+    with pytest.raises(slp.MissingColumnError, match=r"\['x_hi', 'intercept'\]"):
+        slp.load_exponents(tmp_path)
+    pd.DataFrame([_row(reason=np.nan, fixed_variable=np.nan)]).to_csv(tmp_path / "exponents.csv", index=False)
+    e = slp.load_exponents(tmp_path)
+    assert e["reason"].iloc[0] == "" and e["fixed_variable"].iloc[0] == ""
 
 
 def test_resolve_paths_from_repo_root_and_from_notebooks(tmp_path, monkeypatch):
@@ -244,47 +335,22 @@ def test_resolve_paths_from_repo_root_and_from_notebooks(tmp_path, monkeypatch):
     assert p.figures_dir == tmp_path / "results" / "figures"
 
 
-# ---------------------------------------------------------------------------------------------------- fit helpers
+# ---------------------------------------------------------------------------------------------------- levels, aggregation
 
 
-@pytest.mark.parametrize(
-    "window, fixed, expected",
-    [
-        ("1000:1e6", None, (1000.0, 1e6, {})),
-        ("[16, 128]", "N=10000000", (16.0, 128.0, {"N": 1e7})),
-        ("1e3:1e6 @ M=1024", None, (1e3, 1e6, {"M": 1024.0})),
-        ("144.7-1.75e4; N_eff=2.5e5", "", (144.7, 1.75e4, {"N_eff": 2.5e5})),
-        # the forms sketchlaw.analysis writes
-        ("N=1e+09, M in [16, 256] (5 points)", None, (16.0, 256.0, {"N": 1e9})),
-        ("M=1024, N_eff in [144.8, 1.755e+04] (7 points)", None, (144.8, 1.755e4, {"M": 1024.0})),
-        ("C in [1e+05, 1e+10] (9 budgets with an interior optimum); theory up to log factors", None,
-         (1e5, 1e10, {})),
-    ],
-)
-def test_parse_window(window, fixed, expected):
-    assert slp.parse_window(window, fixed) == expected
+def test_pick_levels():
+    grid = [16, 32, 64, 128, 256, 512, 1024]
+    assert slp.pick_levels(grid, 4) == [16, 128, 256, 1024] or slp.pick_levels(grid, 4) == [16, 64, 256, 1024]
+    assert slp.pick_levels([1, 2, 3], 4) == [1, 2, 3]
+    assert 32.0 in slp.pick_levels(grid, 3, include=[32])
+    assert slp.pick_levels(grid, 3, include=[np.nan]) == slp.pick_levels(grid, 3)
+    assert slp.pick_levels([], 3) == []
 
 
-def test_parse_window_missing():
-    lo, hi, fx = slp.parse_window(float("nan"))
-    assert np.isnan(lo) and np.isnan(hi) and fx == {}
-
-
-def test_draw_fit_line_sits_on_power_law():
-    fig, ax = plt.subplots()
-    x = np.geomspace(10, 1e4, 13)
-    y = 7.0 * x**-0.5
-    lo, hi = slp.draw_fit_line(ax, x, y, -0.5, 100, 1000)
-    xs, ys = ax.lines[-1].get_data()
-    assert (lo, hi) == (100, 1000) and xs[0] == pytest.approx(100) and xs[-1] == pytest.approx(1000)
-    np.testing.assert_allclose(ys, 7.0 * xs**-0.5, rtol=1e-12)
-
-
-def test_loglog_fit_recovers_slope():
-    x = np.geomspace(1, 1e3, 10)
-    fit = slp.loglog_fit(x, 2 * x**-0.75 * np.exp(0.01 * np.sin(np.arange(10))))
-    assert fit["ci_low"] < -0.75 < fit["ci_high"]
-    assert fit["fitted"] == pytest.approx(-0.75, abs=0.01)
+def test_complete_levels_skips_values_only_a_subgrid_has():
+    df = pd.DataFrame({"M": [8, 8, 8, 64, 64], "N": [200, 1000, 10000, 1000, 10000]})
+    assert slp.complete_levels(df, "N", "M") == [1000.0, 10000.0]
+    assert slp.complete_levels(df.iloc[[0]], "N", "M") == [200.0]
 
 
 def test_aggregate_mc_pools_seeds_with_total_variance():
@@ -298,189 +364,13 @@ def test_aggregate_mc_pools_seeds_with_total_variance():
     out = slp.aggregate_mc(df, ["M"], subtract_sigma2=True)
     assert out["y"].iloc[0] == pytest.approx(1.5)
     assert slp.aggregate_mc(df.assign(mc_trials=0), ["M"]).empty
+    none = slp.aggregate_mc(df.drop(columns="mc_trials"), ["M"])
+    assert list(none.columns) == ["M", "y", "err", "trials"]
+    # typed even when empty, so a figure can merge it with the exact curves of a run without Monte Carlo
+    assert none.merge(slp.aggregate_exact(df, ["M"], "mc_mean"), on="M").empty
 
 
-def test_find_exponent_workflow_method_names():
-    e = pd.DataFrame({
-        "experiment": ["main"] * 3, "a": [2.0] * 3, "b": [2.0] * 3, "variable": ["M"] * 3,
-        "method": ["window slope", "joint additive fit", "mc window slope"], "fitted": [-1.0, -0.9, -1.1],
-    })
-    assert slp.find_exponent(e, "main", "M", 2.0)["fitted"] == -1.0
-    assert slp.find_exponent(e, "main", "M", 2.0, joint=True)["fitted"] == -0.9
-    assert slp.find_exponent(e, "main", "M", 2.0, monte_carlo=True)["fitted"] == -1.1
-
-
-def test_find_exponent_selects_method():
-    e = pd.DataFrame({
-        "experiment": ["main"] * 3, "a": [2.0] * 3, "b": [2.0] * 3, "variable": ["M"] * 3,
-        "method": ["ols", "joint", "mc_ols"], "fitted": [-1.0, -0.9, -1.1],
-    })
-    assert slp.find_exponent(e, "main", "M", 2.0)["fitted"] == -1.0
-    assert slp.find_exponent(e, "main", "M", 2.0, joint=True)["fitted"] == -0.9
-    assert slp.find_exponent(e, "main", "M", 2.0, monte_carlo=True)["fitted"] == -1.1
-    assert slp.find_exponent(e, "main", "N_eff", 2.0) is None
-    assert slp.find_exponent(e, "main", "M", 1.5) is None
-
-
-def test_pick_levels():
-    assert slp.pick_levels([16, 32, 64, 128, 256, 512, 1024], 4) == [16, 128, 512, 1024] or \
-        slp.pick_levels([16, 32, 64, 128, 256, 512, 1024], 4) == [16, 64, 256, 1024]
-    assert slp.pick_levels([1, 2, 3], 4) == [1, 2, 3]
-    assert 32.0 in slp.pick_levels([16, 32, 64, 128, 256, 512, 1024], 3, include=[32])
-
-
-# ---------------------------------------------------------------------------------------------------- figures
-# A tiny schema-shaped data set (theory-shaped formulas, not the engine) so every figure function's code path runs.
-
-
-def _rows(experiment, a, b, Ms, Ns, spectrum="power", seeds=(0, 1), mc=(), gamma=0.1, sigma2=1.0):
-    out = []
-    for M in Ms:
-        for N in Ns:
-            for s in seeds:
-                neff = N / np.log(N)
-                approx = M ** (1 - b) * (1 + 0.01 * s)
-                bias = (2 * gamma * neff) ** ((1 - b) / a)
-                var = sigma2 * min(M, (gamma * neff) ** (1 / a)) / neff
-                risk = sigma2 + approx + bias + var
-                r = dict(experiment=experiment, spectrum=spectrum, a=a, b=b, prior="isotropic", M=M, d=32 * M, N=N,
-                         N_eff=neff, gamma=gamma, schedule="geometric", sigma2=sigma2, sketch_seed=s, risk=risk,
-                         approx=approx, bias=bias, variance=var, excess=bias + var, reducible=risk - sigma2,
-                         mc_trials=0, mc_mean=np.nan, mc_std=np.nan, mc_sem=np.nan)
-                if (M, N) in mc:
-                    r.update(mc_trials=50, mc_mean=risk * 1.001, mc_std=0.1 * (risk - sigma2), mc_sem=0.01)
-                out.append(r)
-    return out
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    Ms, Ns = [16, 64, 256], [1000, 10000, 100000, 1000000]
-    mc = {(M, N) for M in (16, 64) for N in (1000, 10000)}
-    main = pd.DataFrame([r for a in (1.5, 2.0) for r in _rows("main", a, a, Ms, Ns, mc=mc)])
-    source = pd.DataFrame([r for b in (1.5, 3.0) for r in _rows("source", 2.0, b, Ms, Ns)])
-    logpower = pd.DataFrame(_rows("logpower", 2.0, 2.0, Ms, Ns, spectrum="logpower")).assign(b=np.nan)
-    compute = pd.DataFrame([dict(r, compute=r["M"] * r["N"]) for r in _rows("compute", 2.0, 2.0, Ms, Ns)])
-    frontier = pd.DataFrame({"a": 2.0, "compute": [1e5, 1e6, 1e7, 1e8], "M_star": [16, 30, 60, 120.0],
-                             "N_star": [6e3, 3e4, 1.6e5, 8e5], "reducible_star": [0.1, 0.05, 0.02, 0.01]})
-    window = {"M": "N=1e+06, M in [16, 64] (2 points)", "N_eff": "M=256, N_eff in [144.8, 1.4e+04] (3 points)"}
-    exps = []
-    for exp_, a, b in (("main", 1.5, 1.5), ("main", 2.0, 2.0), ("source", 2.0, 1.5), ("source", 2.0, 3.0)):
-        for var, th in (("M", -(b - 1)), ("N_eff", -(b - 1) / a if b <= a else np.nan)):
-            exps.append(dict(experiment=exp_, a=a, b=b, variable=var, fitted=th, ci_low=th - 0.01,
-                             ci_high=th + 0.01, theory=th, window=window[var], method="window slope"))
-            if exp_ == "main":
-                exps.append(dict(exps[-1], method="joint additive fit", window="all 24 grid points"))
-    for var in ("log_M", "log_N_eff"):
-        exps.append(dict(experiment="logpower", a=2.0, b=np.nan, variable=var, fitted=-1.0, ci_low=-1.1,
-                         ci_high=-0.9, theory=-1.0, window="", method="window slope"))
-    for var, th in (("M_star", 1 / 3), ("N_star", 2 / 3), ("reducible_star", -1 / 3)):
-        exps.append(dict(experiment="compute", a=2.0, b=2.0, variable=var, fitted=th, ci_low=th - 0.05,
-                         ci_high=th + 0.05, theory=th, window="C in [1e+05, 1e+08] (4 budgets)",
-                         method="frontier slope"))
-    exps = pd.DataFrame(exps)
-    diag = []
-    for a in (1.5, 2.0):
-        for var in ("M", "N_eff"):
-            for fixed in (256.0, 1e6):
-                diag += [dict(experiment="main", a=a, b=a, variable=var, kind="local_slope", fixed=fixed,
-                              x=float(x), value=-0.5 + 0.01 * i) for i, x in enumerate((16, 64, 256))]
-            diag += [dict(experiment="main", a=a, b=a, variable=var, kind="bootstrap", fixed=np.nan, x=float(i),
-                          value=-0.5 + 0.001 * i) for i in range(20)]
-            diag += [dict(experiment="main", a=a, b=a, variable=var, kind="window_start", fixed=256.0, x=x,
-                          value=-0.5) for x in (16.0, 64.0)]
-        diag += [dict(experiment="main", a=a, b=a, variable="joint", kind="residual", fixed=float(M),
-                      x=N / np.log(N), value=0.01) for M in Ms for N in Ns]
-    diag = pd.DataFrame(diag)
-    var_rows = []
-    for r in _rows("variance", 2.0, 2.0, [4, 16, 64, 200], [256, 1024], seeds=(0,)):
-        var_rows.append(dict(r, method="sgd", ridge_lambda=np.nan))
-        if r["M"] < r["N"] - 1:
-            v = r["M"] / (r["N"] - r["M"] - 1)
-            var_rows.append(dict(r, method="ols", variance=v, mc_trials=20, mc_mean=v, mc_std=np.nan,
-                                 mc_sem=0.1 * v, ridge_lambda=0.0))
-        var_rows.append(dict(r, method="ridge", variance=0.01, mc_trials=20, mc_mean=0.01, mc_std=np.nan,
-                             mc_sem=0.001, ridge_lambda=0.1))
-    variance = pd.DataFrame(var_rows)
-    stepsize = pd.DataFrame([dict(r, gamma_max=0.5) for g in (0.05, 0.1, 0.2, 0.4)
-                             for r in _rows("stepsize", 2.0, 2.0, [64, 256], Ns, seeds=(0,), gamma=g)])
-    return dict(main=main, source=source, logpower=logpower, compute=compute, frontier=frontier, exps=exps,
-                diag=diag, variance=variance, stepsize=stepsize)
-
-
-FIGURES = {
-    "fig1_risk_landscape": lambda t: slp.fig_risk_landscape(t["main"], t["exps"]),
-    "fig2_scaling_fits": lambda t: slp.fig_scaling_fits(t["main"], t["exps"]),
-    "appendix_monte_carlo": lambda t: slp.fig_appendix_monte_carlo(t["main"], t["exps"]),
-    "fit_diagnostics": lambda t: slp.fig_fit_diagnostics(t["diag"], t["exps"]),
-    "source_condition": lambda t: slp.fig_source_condition(t["source"], t["exps"]),
-    "log_power_law": lambda t: slp.fig_log_power_law(t["logpower"], t["exps"]),
-    "compute_optimal": lambda t: slp.fig_compute_optimal(t["compute"], t["frontier"], t["exps"]),
-    "variance_vs_model_size": lambda t: slp.fig_variance_vs_model_size(t["variance"]),
-    "stepsize": lambda t: slp.fig_stepsize(t["stepsize"]),
-}
-
-
-@pytest.mark.parametrize("name", sorted(FIGURES))
-def test_figure_functions_build(name, tiny):
-    slp.set_style()
-    fig = FIGURES[name](tiny)
-    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
-    if name not in ("variance_vs_model_size", "stepsize"):
-        assert any(t.startswith(("k = ", "fit at", "joint fit", "OLS on MC", "e_")) or " k = " in t for t in texts), texts
-    assert all(ax.get_xscale() == "log" for ax in fig.axes if ax.get_visible() and ax.get_label() != "<colorbar>"
-               and name != "fit_diagnostics")
-    plt.close(fig)
-
-
-def test_scaling_fit_annotation_reads_exponents(tiny):
-    slp.set_style()
-    fig = slp.fig_scaling_fits(tiny["main"], tiny["exps"])
-    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
-    assert "fit at M = 256: k = \u22120.333 [\u22120.343, \u22120.323] (theory \u22120.333)" in texts
-    assert any(t.endswith("k = \u22121.000 [\u22121.010, \u22120.990] (theory \u22121)") for t in texts)
-    plt.close(fig)
-
-
-def test_summary_tables(tiny):
-    assert not slp.table_risk_landscape(tiny["main"]).empty
-    assert not slp.table_monte_carlo(tiny["main"]).empty
-    assert set(slp.table_exponents(tiny["exps"], "main")["variable"]) == {"M", "N_eff"}
-    assert not slp.table_fit_diagnostics(tiny["diag"], tiny["exps"]).empty
-    assert not slp.table_source_condition(tiny["source"]).empty
-    assert len(slp.table_compute_frontier(tiny["frontier"])) == 4
-    assert {"ols", "ridge", "sgd"} <= set(slp.table_variance(tiny["variance"]).columns)
-    st = slp.table_stepsize(tiny["stepsize"])
-    assert (st["gamma_best"] <= st["gamma_max"]).all()
-
-
-# ---------------------------------------------------------------------------------------------------- notebooks
-
-
-def _notebooks():
-    return sorted(NOTEBOOK_DIR.glob("*.ipynb"))
-
-
-def test_expected_notebooks_exist():
-    assert {p.stem for p in _notebooks()} >= EXPECTED_NOTEBOOKS
-
-
-@pytest.mark.parametrize("path", _notebooks(), ids=lambda p: p.stem)
-def test_notebook_is_clean_and_parameterized(path):
-    nb = nbformat.read(path, as_version=4)
-    nbformat.validate(nb)
-    assert nb.metadata["kernelspec"]["name"] == "python3"
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    for c in code:
-        assert c.get("outputs") == [], f"{path.name}: a code cell has outputs"
-        assert c.get("execution_count") is None, f"{path.name}: a code cell has an execution count"
-    tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
-    assert len(tagged) == 1, f"{path.name}: needs exactly one cell tagged 'parameters'"
-    ns: dict = {}
-    exec(tagged[0].source, {}, ns)  # the parameters cell is plain assignments
-    assert ns == PARAMETER_DEFAULTS
-    assert code.index(tagged[0]) == 0, "the parameters cell must come before any other code"
-    src = "\n".join(c.source for c in code)
-    assert f'NAME = "{path.stem}"' in src, "the notebook must write figures_dir/<its own name>.png|pdf"
-    assert "slp.save_figure(" in src and "paths.figures_dir" in src
-    assert any(c.cell_type == "markdown" for c in nb.cells)
+def test_aggregate_exact_over_seeds():
+    df = pd.DataFrame({"M": [16, 16, 32], "risk": [1.0, 3.0, 5.0]})
+    out = slp.aggregate_exact(df, ["M"], "risk")
+    assert out.to_dict("list") == {"M": [16, 32], "y": [2.0, 5.0], "y_lo": [1.0, 5.0], "y_hi": [3.0, 5.0]}
