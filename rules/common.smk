@@ -4,6 +4,7 @@ import json
 import os
 import sys
 from dataclasses import asdict
+from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
@@ -13,10 +14,10 @@ from snakemake_interface_executor_plugins.settings import DeploymentMethod
 # to the checkout. Jobs inherit PYTHONPATH from this process, locally and through the SLURM executor.
 SRC = os.path.join(workflow.basedir, "src")
 sys.path.insert(0, SRC)
-os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
+os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p))
 try:
     from sketchlaw.grid import EXPERIMENTS, ConfigError, check_config, exact_groups, plan
-    from sketchlaw.provenance import canonical_hash, git_state
+    from sketchlaw.provenance import canonical_hash, config_file_label, git_state
     from sketchlaw.seeds import coordinate_seed
 except ImportError as err:
     raise WorkflowError(
