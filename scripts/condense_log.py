@@ -22,31 +22,33 @@ STEPS = 20  # progress lines per run
 
 
 def condense(lines: Iterable[str]) -> Iterator[str]:
-    bucket, in_job_block, previous = -1, False, ""
+    bucket, in_job_block, blank = -1, False, False  # blank: a blank line is pending (kept before text, not progress)
     for raw in lines:
         line = raw.rstrip("\n")
         if in_job_block:
             if line.startswith((" ", "\t")):
                 continue
             in_job_block = False
-            if not line.strip():  # the blank line closing the block
-                continue
         if JOB_BLOCK.match(line):
             in_job_block = True
             continue
         if TIMESTAMP.match(line) or CHATTER.match(line):
             continue
+        if not line.strip():
+            blank = True
+            continue
         m = PROGRESS.match(line)
         if m:
+            blank = False
             done, total = int(m.group(1)), int(m.group(2))
             if done * STEPS // total > bucket or done == total:
                 bucket = done * STEPS // total
                 yield line
-                previous = line
             continue
-        if line.strip() or previous.strip():  # no runs of blank lines
-            yield line
-        previous = line
+        if blank:
+            yield ""
+            blank = False
+        yield line
 
 
 def main() -> None:
