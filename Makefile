@@ -8,10 +8,20 @@ UV := .tools/bin/uv
 VENV := .venv
 CORES ?= 2
 
-.PHONY: replicate test install ci-artifacts envs clean-results
+.PHONY: replicate report test install ci-artifacts envs captions config-doc clean-results
+
+# Snakemake's output is condensed (scripts/condense_log.py: progress every 5 %, errors and failed jobs' logs in
+# full); the complete log is in .snakemake/log/, each job's own output in results/logs/.
+SNAKEMAKE := set -o pipefail; $(VENV)/bin/snakemake --profile profiles/default --cores $(CORES)
+CONDENSE := 2>&1 | $(VENV)/bin/python scripts/condense_log.py
+CI_RESULTS := results_ci
 
 replicate: install
-	$(VENV)/bin/snakemake --profile profiles/default --cores $(CORES)
+	$(SNAKEMAKE) $(CONDENSE)
+
+# Snakemake's report of the default replication (after `make replicate`): every figure and table with its caption.
+report: install
+	$(SNAKEMAKE) --report results/report.zip $(CONDENSE)
 
 test: install
 	$(VENV)/bin/python -m pytest -q
@@ -26,13 +36,23 @@ $(VENV)/.installed: $(UV) uv.lock pyproject.toml
 	$(UV) sync --locked --all-extras --compile-bytecode --python $(PYTHON)
 	touch $@
 
-# The tiny configuration into results/ (what CI keeps as artifacts).
+# The tiny configuration and its Snakemake report into results_ci/ (what CI keeps as artifacts), apart from a
+# replication's results/.
 ci-artifacts: install
-	$(VENV)/bin/snakemake --profile profiles/default --cores $(CORES) --configfile config/test.yaml
+	$(SNAKEMAKE) --configfile config/test.yaml --config results_dir=$(CI_RESULTS) $(CONDENSE)
+	$(SNAKEMAKE) --configfile config/test.yaml --report $(CI_RESULTS)/report.zip --config results_dir=$(CI_RESULTS) $(CONDENSE)
 
 # Regenerate the conda environment file from the lock (a test checks they agree).
 envs: $(UV)
 	$(VENV)/bin/python scripts/dev/conda_env.py > envs/sketchlaw.yaml
 
+# report/<notebook>.rst from the notebooks' CAPTION cells (a test checks they agree).
+captions: install
+	$(VENV)/bin/python scripts/dev/captions.py
+
+# config/README.md from the schema's descriptions (a test checks they agree).
+config-doc: install
+	$(VENV)/bin/python scripts/dev/config_doc.py > config/README.md
+
 clean-results:
-	rm -rf results/*/ results/index.html results/provenance.json
+	rm -rf results/*/ results/index.html results/provenance.json results/report.zip $(CI_RESULTS)

@@ -9,6 +9,9 @@ from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
+
+report: "report/workflow.rst"
+
 # config.yaml is the default, used only when no --configfile is given: Snakemake would otherwise deep-merge a
 # user's file into it, silently filling the user's missing keys (and experiments) from config.yaml.
 if not workflow.overwrite_configfiles:

@@ -1,14 +1,16 @@
-# Aggregation into tidy tables, provenance, and exponent fitting.
+# Aggregation into tidy tables, provenance, and exponent fitting. Tables (CSV) and provenance.json are in
+# Snakemake's report (captions in report/).
 
 
 rule provenance:
     output:
-        f"{R}/provenance.json",
+        report(f"{R}/provenance.json", caption="../report/provenance.rst", category="Provenance"),
     log:
         f"{R}/logs/provenance.log",
     params:
         state=provenance_params(),
         root=workflow.basedir,
+        config_file=config_file_label(workflow.overwrite_configfiles, workflow.basedir),
     conda:
         "../envs/sketchlaw.yaml"
     script:
@@ -23,7 +25,8 @@ rule aggregate:
         provenance=f"{R}/provenance.json",
     output:
         parquet=f"{R}/tables/{{experiment}}.parquet",
-        csv=f"{R}/tables/{{experiment}}.csv",
+        csv=report(f"{R}/tables/{{experiment}}.csv", caption="../report/table.rst", category="Tables",
+                   subcategory="experiments"),
     log:
         f"{R}/logs/aggregate/{{experiment}}.log",
     benchmark:
@@ -40,11 +43,14 @@ rule fit:
         limits=[f"{R}/tables/{e}_limit.parquet" for e in LIMITS],
         provenance=f"{R}/provenance.json",
     output:
-        exponents=f"{R}/tables/exponents.csv",
-        forms=f"{R}/tables/exponent_forms.csv",
+        exponents=report(f"{R}/tables/exponents.csv", caption="../report/exponents.rst", category="Tables",
+                         subcategory="fits"),
+        forms=report(f"{R}/tables/exponent_forms.csv", caption="../report/exponent_forms.rst", category="Tables",
+                     subcategory="fits"),
         markdown=f"{R}/tables/exponents.md",
         diagnostics=f"{R}/tables/fit_diagnostics.parquet",
-        frontier=f"{R}/tables/compute_frontier.csv",
+        frontier=report(f"{R}/tables/compute_frontier.csv", caption="../report/compute_frontier.rst",
+                        category="Tables", subcategory="fits"),
     log:
         f"{R}/logs/fit.log",
     benchmark:

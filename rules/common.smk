@@ -4,12 +4,26 @@
 import os
 import sys
 from dataclasses import asdict
+from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
-from sketchlaw import registry
-from sketchlaw.grid import ConfigError, check_config, exact_groups, job_params, limit_params, plan
-from sketchlaw.provenance import canonical_hash, git_state
+# The planner and every job use the package of this checkout (src/), whichever Python runs them: Snakemake's own
+# (which need not have sketchlaw installed) and a job's conda env (--sdm conda), whose env file cannot name a path
+# to the checkout. Jobs inherit PYTHONPATH from this process, locally and through the SLURM executor.
+SRC = os.path.join(workflow.basedir, "src")
+sys.path.insert(0, SRC)
+os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p))
+try:
+    from sketchlaw import registry
+    from sketchlaw.grid import ConfigError, check_config, exact_groups, job_params, limit_params, plan
+    from sketchlaw.provenance import canonical_hash, config_file_label, git_state
+except ImportError as err:
+    raise WorkflowError(
+        f"Planning the grid needs numpy and scipy in the Python that runs Snakemake ({sys.executable}): {err}. "
+        "`make install` provides them in .venv; with your own Snakemake: pip install numpy scipy."
+    ) from None
 
 try:
     check_config(config)
@@ -17,9 +31,11 @@ except ConfigError as err:
     raise WorkflowError(f"Invalid configuration: {err}") from None
 
 R = config["results_dir"]
-# Shell rules run tools with the interpreter running Snakemake: the right environment even when Snakemake is
-# called by path without activating the venv, and inside cluster jobs (shared file system).
-PYTHON = sys.executable
+# Shell rules run tools with the interpreter running Snakemake (the right environment even when Snakemake is called
+# by path without activating the venv, and inside cluster jobs on a shared file system), except in a conda env
+# (--sdm conda), whose activation puts its own `python` first on PATH.
+_deployment = getattr(workflow, "deployment_settings", None)
+PYTHON = "python" if _deployment and DeploymentMethod.CONDA in _deployment.deployment_method else sys.executable
 PLAN = plan(config)
 ENABLED = registry.enabled(config)
 NOTEBOOKS = registry.notebooks()  # notebook → the experiment whose table it reads

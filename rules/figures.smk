@@ -1,4 +1,8 @@
 # Figures: one papermill notebook per figure (it only reads tables), then the HTML index.
+#
+# Snakemake's report (`snakemake --report report.zip`): each figure's caption is report/<notebook>.rst, generated
+# from the notebook's CAPTION cell by `make captions`. A report() caption is one file per rule, so the notebook
+# rule's report/figure.rst inserts the figure's own text from params.
 
 
 rule notebook:
@@ -13,7 +17,8 @@ rule notebook:
     output:
         ipynb=f"{R}/notebooks/{{notebook}}.ipynb",
         html=f"{R}/notebooks/{{notebook}}.html",
-        png=f"{R}/figures/{{notebook}}.png",
+        png=report(f"{R}/figures/{{notebook}}.png", caption="../report/figure.rst", category="Figures",
+                   subcategory="{notebook}"),
         pdf=f"{R}/figures/{{notebook}}.pdf",
     log:
         f"{R}/logs/notebook/{{notebook}}.log",
@@ -21,6 +26,7 @@ rule notebook:
         tables=lambda wc, input: os.path.dirname(input.exponents),
         figures=lambda wc, output: os.path.dirname(output.png),
         python=PYTHON,
+        caption=lambda wc: Path(workflow.basedir, "report", f"{wc.notebook}.rst").read_text(),
     conda:
         "../envs/sketchlaw.yaml"
     shell:

@@ -1,6 +1,10 @@
 # Problem generation and training. Cheap work is batched (every M and N of a sketch family in one exact job);
 # Monte Carlo, the expensive part, is one job per grid point so a cluster can spread it.
 
+# Problems whose eigenvectors U are stored: only jobs that draw targets (Monte Carlo, baselines) read U, and U is
+# all but O(M) of a problem file (8·M² bytes: 33.6 MB at M = 2048). The exact engine needs μ, p(0) and E Approx only.
+EIGENVECTOR_PROBLEMS = {job.problem.stem for job in [*PLAN["montecarlo"], *PLAN["baselines"]]}
+
 
 rule problem:
     output:
@@ -11,6 +15,7 @@ rule problem:
         f"{R}/benchmarks/problem/{{stem}}.tsv"
     params:
         key=lambda wc: asdict(PLAN["problems"][wc.stem]),
+        eigenvectors=lambda wc: wc.stem in EIGENVECTOR_PROBLEMS,
     resources:
         mem_mb=lambda wc: 1000 + 48 * PLAN["problems"][wc.stem].M ** 2 // 2**20 * 8,
     conda:

@@ -1,4 +1,4 @@
-"""Provenance attached to every table and figure: code version, config hash, lock hash, package versions.
+"""Provenance attached to every table and figure: code version, config file and hash, lock hash, package versions.
 
 Nothing time- or host-dependent is recorded, so two runs of the same commit and config write identical bytes.
 """
@@ -38,16 +38,38 @@ def git_state(root) -> tuple[str, bool]:
 
 
 def versions() -> dict:
+    from . import __version__
+
     out = {"python": platform.python_version()}
     for name in PACKAGES:
         try:
             out[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
-            out[name] = "not installed"
+            # sketchlaw imported from a checkout's src/ (a conda env of the workflow) has no installed metadata
+            out[name] = __version__ if name == "sketchlaw" else "not installed"
     return out
 
 
-def collect(config: dict, root=".", lock_file="uv.lock") -> dict:
+def config_file_label(config_files, workflow_dir) -> str:
+    """The config file(s) a workflow run was given, relative to the workflow directory where they lie inside it;
+    "config.yaml (default)" when none was given (the workflow then reads its own config.yaml)."""
+    if not config_files:
+        return "config.yaml (default)"
+    labels = []
+    for f in config_files:
+        path = Path(f).resolve()
+        try:
+            labels.append(str(path.relative_to(Path(workflow_dir).resolve())))
+        except ValueError:  # outside the workflow directory
+            labels.append(str(path))
+    return ", ".join(labels)
+
+
+def collect(config: dict, root=".", lock_file="uv.lock", config_file: str | None = None) -> dict:
+    """Provenance of a run of ``config`` (its science content, embedded whole) from the file ``config_file``."""
     commit, dirty = git_state(root)
-    return {"git_commit": commit, "git_dirty": dirty, "config_hash": canonical_hash(config),
-            "lock_hash": file_hash(Path(root) / lock_file), "versions": versions()}
+    out = {"git_commit": commit, "git_dirty": dirty, "config_hash": canonical_hash(config),
+           "lock_hash": file_hash(Path(root) / lock_file), "versions": versions(), "config": config}
+    if config_file is not None:
+        out["config_file"] = config_file
+    return out
