@@ -90,3 +90,23 @@ def test_phase_schedule_reports_its_largest_step_and_length():
 def test_bad_schedule_parameters_are_named(bad):
     with pytest.raises(ValueError):
         Schedule(0.1, 100, **bad)
+
+
+@pytest.mark.parametrize("a,b", [(2.0, None), (1.5, None), (2.0, 1.5)])
+def test_compressed_unsketched_problem_matches_the_full_one(a, b):
+    """The claim check's power-law problem: groups of modes with multiplicities against every mode one by one."""
+    from sketchlaw.followups import make_schedule, power_law_modes
+
+    K = 5000
+    i = np.arange(1, K + 1.0)
+    lam = i**-a
+    p0 = np.ones(K) if b is None else i**-b / lam
+    mu, n, q = power_law_modes(a, b, exact=64, fine_until=1e3, end=K + 1)
+    assert len(mu) < K / 10 and n.sum() == K
+    assert math.isclose(float(n @ mu), float(lam.sum()), rel_tol=1e-12)
+    assert math.isclose(float(n @ (mu * q)), float(lam @ p0), rel_tol=1e-12)
+    for spec in ({"kind": "geometric"}, {"kind": "power"}):
+        s = make_schedule(0.2, 2000, spec, a)
+        full = ExactEngine(lam, p0, 1.0, 0.0).run(s, method="step")
+        grouped = ExactEngine(mu, q, 1.0, 0.0, multiplicity=n).run(s, method="step")
+        assert abs(grouped.excess - full.excess) < 1e-4 * full.excess
