@@ -50,8 +50,10 @@ class MonteCarloResult:
 
 
 def run_sgd(mu: np.ndarray, targets: np.ndarray, approx: np.ndarray, sigma2: float, schedule: Schedule,
-            seed: int, checkpoints=None, progress: bool = False) -> MonteCarloResult:
+            seed: int, checkpoints=None, progress: bool = False, batch: int = 1) -> MonteCarloResult:
     """One-pass SGD from v_0 = 0 for each row of ``targets`` (Uᵀv*, shape (trials, M)), all trials at once.
+
+    ``batch`` B > 1: each of the schedule's updates averages the gradient over B fresh samples (N·B samples in all).
 
     ``approx`` (trials,) gives each trial's Approx(S, w*), hence its noise level σ² + Approx. Data are drawn from
     ``seeds.rng(seed, SGD_DATA, block)``; the same seed gives identical results.
@@ -60,14 +62,15 @@ def run_sgd(mu: np.ndarray, targets: np.ndarray, approx: np.ndarray, sigma2: flo
     targets = np.atleast_2d(np.asarray(targets, dtype=float))
     R, M = targets.shape
     approx = np.broadcast_to(np.asarray(approx, dtype=float), (R,))
-    check_stable(schedule.gamma, mu)
+    batch = check_int("batch", batch, minimum=1)
+    check_stable(schedule.gamma, mu, batch=batch)
     cps = np.array(sorted(set(int(c) for c in ([schedule.N] if checkpoints is None else checkpoints))))
     sqrt_mu = np.sqrt(mu)
     noise_sd = np.sqrt(sigma2 + approx)
     err = -targets.copy()  # e_0 = v_0 − θ* = −θ*
     limit = _EXPLOSION_FACTOR * max(1.0, float(np.max(np.sum(mu * targets ** 2, axis=1))))
     gammas = schedule.step_sizes()
-    block = max(1, _STEP_BLOCK_BYTES // (8 * R * (M + 1)))
+    block = max(1, _STEP_BLOCK_BYTES // (8 * R * batch * (M + 1)))
     cp_risks, ci, t = [], 0, 0
     if cps[0] == 0:
         cp_risks.append(_risks(err, mu, sigma2, approx)); ci = 1
@@ -79,6 +82,12 @@ def run_sgd(mu: np.ndarray, targets: np.ndarray, approx: np.ndarray, sigma2: flo
     for b, start in enumerate(starts):
         n = min(block, schedule.N - start)
         gen = seeds.rng(seed, seeds.SGD_DATA, b)
+        if batch > 1:
+            t = _batched_steps(gen, err, sqrt_mu, noise_sd, gammas[start:start + n], batch, t, cps, cp_risks,
+                               lambda e: _risks(e, mu, sigma2, approx))
+            ci = int(np.searchsorted(cps, t, side="right"))
+            _check_divergence(err, mu, limit, t, schedule.gamma)
+            continue
         Z = gen.standard_normal((n, R, M)) * sqrt_mu       # z̃_t ~ N(0, diag μ)
         XI = gen.standard_normal((n, R)) * noise_sd         # ξ_t ~ N(0, σ_M²), independent of z̃_t
         G = gammas[start:start + n]
@@ -90,14 +99,32 @@ def run_sgd(mu: np.ndarray, targets: np.ndarray, approx: np.ndarray, sigma2: flo
             t += 1
             if ci < len(cps) and cps[ci] == t:
                 cp_risks.append(_risks(err, mu, sigma2, approx)); ci += 1
-        energy = np.sum(mu * err * err, axis=1)
-        if not np.all(np.isfinite(energy)) or energy.max() > limit:
-            raise DivergenceError(f"Monte Carlo SGD diverged by step {t} at gamma={schedule.gamma} "
-                                  f"(iterate error grew beyond {limit:.3g} or became non-finite)")
+        _check_divergence(err, mu, limit, t, schedule.gamma)
     risks = _risks(err, mu, sigma2, approx)
     if checkpoints is None:
         return MonteCarloResult(risks, np.array(approx), sigma2)
     return MonteCarloResult(risks, np.array(approx), sigma2, cps, np.array(cp_risks))
+
+
+def _check_divergence(err, mu, limit, t, gamma):
+    energy = np.sum(mu * err * err, axis=1)
+    if not np.all(np.isfinite(energy)) or energy.max() > limit:
+        raise DivergenceError(f"Monte Carlo SGD diverged by step {t} at gamma={gamma} "
+                              f"(iterate error grew beyond {limit:.3g} or became non-finite)")
+
+
+def _batched_steps(gen, err, sqrt_mu, noise_sd, gammas, batch, t, cps, cp_risks, risks):
+    """len(gammas) mini-batch updates on ``err`` in place: e ← e − (γ/B) Σ_b (<z_b, e> − ξ_b) z_b."""
+    n, (R, M) = len(gammas), err.shape
+    Z = gen.standard_normal((n, R, batch, M)) * sqrt_mu
+    XI = gen.standard_normal((n, R, batch)) * noise_sd[:, None]
+    for i in range(n):
+        resid = np.einsum("rbm,rm->rb", Z[i], err) - XI[i]
+        err -= (gammas[i] / batch) * np.einsum("rb,rbm->rm", resid, Z[i])
+        t += 1
+        if t in cps:
+            cp_risks.append(risks(err))
+    return t
 
 
 def _risks(err, mu, sigma2, approx):
@@ -105,11 +132,11 @@ def _risks(err, mu, sigma2, approx):
 
 
 def monte_carlo(problem, schedule: Schedule, trials: int, seed: int, fresh_target: bool = True,
-                checkpoints=None, progress: bool = False) -> MonteCarloResult:
+                checkpoints=None, progress: bool = False, batch: int = 1) -> MonteCarloResult:
     """R independent SGD runs on ``problem``: fresh data per trial, and a fresh w* per trial unless
     ``fresh_target`` is False (then one w* is drawn and shared, and the risk is conditional on it)."""
     trials = check_int("trials", trials, minimum=1)
     targets, approx = problem.sample_targets(trials if fresh_target else 1, seed)
     if not fresh_target:
         targets, approx = np.repeat(targets, trials, axis=0), np.repeat(approx, trials)
-    return run_sgd(problem.mu, targets, approx, problem.sigma2, schedule, seed, checkpoints, progress)
+    return run_sgd(problem.mu, targets, approx, problem.sigma2, schedule, seed, checkpoints, progress, batch)
