@@ -1,8 +1,8 @@
 """Least squares and ridge on the same sketched features: the 'conventional wisdom' baselines whose variance grows
-with M (PAPER.md §5, last paragraph), against which SGD's implicit regularization is shown.
+with M (docs/METHODS.md §11), against which SGD's implicit regularization is shown.
 
 In Σ's eigenbasis, N samples z_i ~ N(0, diag μ), y_i = <z_i, θ*> + ξ_i with ξ_i ~ N(0, σ_M²) (exact reduction,
-PAPER.md §8.2). For ridge v̂ = (Ĝ + λI)⁻¹ Zᵀy / N with Ĝ = ZᵀZ / N, conditional on Z the errors are exact:
+docs/METHODS.md §3). For ridge v̂ = (Ĝ + λI)⁻¹ Zᵀy / N with Ĝ = ZᵀZ / N, conditional on Z the errors are exact:
     bias     = λ² θ*ᵀ (Ĝ+λ)⁻¹ diag(μ) (Ĝ+λ)⁻¹ θ*
     variance = σ_M² / N · tr( diag(μ) (Ĝ+λ)⁻¹ Ĝ (Ĝ+λ)⁻¹ )
 and only the design Z (and the target) is averaged by Monte Carlo. λ = 0 is least squares, whose variance has the

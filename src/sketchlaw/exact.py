@@ -198,7 +198,7 @@ def _powers(theta: np.ndarray, n: np.ndarray):
 
 @dataclass
 class RiskBreakdown:
-    """Expected risk E R_M(v_N) = σ² + Approx + Bias + Var (PAPER.md §2.4), conditional on the sketch."""
+    """Expected risk E R_M(v_N) = σ² + Approx + Bias + Var (docs/METHODS.md §2, §4), conditional on the sketch."""
 
     sigma2: float
     approx: float

@@ -1,4 +1,4 @@
-"""Scaling-law fits of the risk surface R(M, N), with honest uncertainties (PAPER.md §3, §5, §6).
+"""Scaling-law fits of the risk surface R(M, N), with honest uncertainties (docs/METHODS.md §12, §13).
 
 The main theorem gives, for SGD on an M-parameter sketch trained on N samples (N_eff = N / ln N),
 

@@ -1,9 +1,9 @@
 """A sketched problem instance and its exact reduction to an M-dimensional Gaussian regression.
 
-Paper notation (PAPER.md §2.2, §8.1): sketch S ∈ R^{M×d} with i.i.d. N(0, 1/M) entries, Σ = S H Sᵀ = U diag(μ) Uᵀ,
+Notation (docs/METHODS.md §2, §3): sketch S ∈ R^{M×d} with i.i.d. N(0, 1/M) entries, Σ = S H Sᵀ = U diag(μ) Uᵀ,
 best sketched parameter v* = Σ⁻¹ S H w*, approximation error Approx = ‖Sᵀv* − w*‖²_H. Given (S, w*), SGD on the
 sketched features is SGD on a well-specified regression in R^M with covariance Σ, target v* and noise variance
-σ_M² = σ² + Approx (PAPER.md §8.2 step 1), so only (μ, Uᵀv*, Approx) matter.
+σ_M² = σ² + Approx (docs/METHODS.md §3), so only (μ, Uᵀv*, Approx) matter.
 
 S is never held whole: its columns are drawn in fixed chunks of ``CHUNK`` columns, each chunk from its own random
 stream (``seeds.rng(seed, SKETCH, M, chunk)``), so memory is O(M² + M·CHUNK), any chunk can be regenerated on demand,
@@ -158,7 +158,7 @@ def build_problem(spectrum: Spectrum, M: int, sigma2: float, seed: int, prior: P
     eigendecomposition U diag(μ) Uᵀ. The second accumulates, with C = S H Λ_w^{1/2} (Λ_w the prior covariance),
     t_j = ‖u_jᵀ C‖² = (Uᵀ C Cᵀ U)_jj, a sum of squares: forming T = C Cᵀ first and then u_jᵀ T u_j would carry an
     absolute error ε‖T‖, which swamps t_j ~ μ_j² once μ_j < 1e-8 (a ≥ 3 at M ~ 1000 gave p(0) < 0). Then
-    (PAPER.md §8.1)   E Approx = tr(H Λ_w) − Σ_j t_j / μ_j,      p_j(0) = t_j / μ_j².
+    (docs/METHODS.md §3)   E Approx = tr(H Λ_w) − Σ_j t_j / μ_j,      p_j(0) = t_j / μ_j².
     """
     prior = prior or Prior()
     M = check_int("M", M, minimum=1)

@@ -1,6 +1,6 @@
 """Step-size schedules, represented as constant-step phases [(γ_ℓ, n_ℓ), ...].
 
-The paper's schedule (PAPER.md §2.3): γ_t = γ · 2^-⌊(t-1)/K⌋ with K = N_eff = N / log N. The log base is not
+The paper's schedule (docs/METHODS.md §2; log base: §16): γ_t = γ · 2^-⌊(t-1)/K⌋ with K = N_eff = N / log N. The log base is not
 stated in the paper; it is an option here (default: natural log, ``log_base="e"``). The last phase may be partial.
 
 Other kinds (t = 1, ..., N counts updates; γ is always the largest step size, which the stability check uses):

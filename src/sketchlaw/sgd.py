@@ -1,4 +1,4 @@
-"""Monte Carlo one-pass SGD in the reduced coordinates (PAPER.md §8.3), vectorized over independent trials.
+"""Monte Carlo one-pass SGD in the reduced coordinates (docs/METHODS.md §10), vectorized over independent trials.
 
 Given (S, w*), SGD on sketched features z = Sx is SGD on z ~ N(0, Σ), y = <z, v*> + ξ with ξ ~ N(0, σ_M²)
 independent of z (σ_M² = σ² + Approx(S, w*)). In Σ's eigenbasis (z̃ = Uᵀz ~ N(0, diag μ), θ* = Uᵀv*) every step costs

@@ -1,6 +1,6 @@
 """Data spectra λ_i of H = diag(λ_1, ..., λ_d) and Gaussian priors on the true parameter w*.
 
-Paper notation (PAPER.md §2.1, §4): x ~ N(0, H), y = <x, w*> + ε.
+Notation (docs/METHODS.md §2): x ~ N(0, H), y = <x, w*> + ε.
 - power law        λ_i = i^-a,                   a > 1
 - log power law    λ_i = i^-1 · log^-a(i + 1),   a > 1
 Priors, diagonal in H's eigenbasis: w*_i ~ N(0, s_i) independently, with
@@ -21,7 +21,7 @@ SPECTRA = ("power", "logpower")
 
 @dataclass(frozen=True)
 class Spectrum:
-    """A spectrum truncated to dimension d (the paper's x is infinite-dimensional; PAPER.md §9)."""
+    """A spectrum truncated to dimension d (the paper's x is infinite-dimensional; docs/METHODS.md §9)."""
 
     kind: str
     a: float

@@ -1,4 +1,4 @@
-"""The paper's predicted rates and exponents (PAPER.md §3, §4, §10), as functions of (M, N_eff, γ, a, b, σ²).
+"""The paper's predicted rates and exponents (docs/METHODS.md §12), as functions of (M, N_eff, γ, a, b, σ²).
 
 Rates hold up to constants that depend only on a (and b); the exponents are what the fits are checked against.
 Slopes are signed: the slope of log(R − σ²) against log M is −(a − 1) for the main theorem.
@@ -92,7 +92,7 @@ def sketch_approx_de(kind: str, a: float, M, b: float | None = None, head: int =
 
 
 def frontier_coordinates(variable: str, a: float, C) -> tuple[np.ndarray, np.ndarray]:
-    """(x, factor) in which the compute-optimal law is a pure power, y / factor ∝ x^e (PAPER.md §4.3):
+    """(x, factor) in which the compute-optimal law is a pure power, y / factor ∝ x^e (docs/METHODS.md §12):
     M* and R* − σ² ∝ (C/log C)^e, so x = C/log C and factor 1; N* ∝ C^e·(log C)^(1/(a+1)), so x = C and the
     log factor divided out."""
     C = np.asarray(C, dtype=float)
@@ -111,7 +111,7 @@ def ols_variance(noise, M, N):
 
 
 def optimal_step_size_range(M, N_eff, a, gamma_max):
-    """PAPER.md §3.1: if N_eff ≲ M^a take γ ≂ 1 (capped by stability); else any γ in [M^a/N_eff, γ_max] reaches the floor."""
+    """docs/METHODS.md §12: if N_eff ≲ M^a take γ ≂ 1 (capped by stability); else any γ in [M^a/N_eff, γ_max] reaches the floor."""
     lo = np.minimum(np.asarray(M, dtype=float) ** a / np.asarray(N_eff, dtype=float), gamma_max)
     return lo, gamma_max
 
