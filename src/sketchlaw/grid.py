@@ -124,6 +124,9 @@ def check_config(config: dict) -> None:
             raise ConfigError(f"experiments.{name}", name, f"one of {', '.join(EXPERIMENTS)}")
         s = _settings(config, name)
         at = f"experiments.{name}"
+        key = EXPERIMENTS[name].grid_key
+        if key not in experiments[name]:
+            raise ConfigError(f"{at}.{key}", None, f"a grid of {'budgets C = M·N' if key == 'C' else 'sample sizes N'}")
         for key in ("a", "M", "sketch_seeds"):
             _check_grid(f"{at}.{key}", s.get(key), integer=key != "a")
         if any(a <= 1 for a in s["a"]):
