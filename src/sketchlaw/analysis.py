@@ -118,6 +118,7 @@ def scaling_rows(table: pd.DataFrame, limit: pd.DataFrame | None, diagnostics: l
             rows.append(_row(key, variable, "window", "reducible", est, theory.get(variable, math.nan), finite,
                              extrap, fixed, value))
             _diagnose_curves(diagnostics, key, variable, df, x, fixed, logpower)
+            _diagnose_window(diagnostics, key, variable, curve, x, window, est, logpower)
     return rows
 
 
@@ -242,6 +243,21 @@ def _diagnose_local(diag, key, variable, estimator, x, y, logpower, theory_y=Non
         xm, s = E.local_slopes(x, ys, logpower)
         diag += [{**key, "variable": variable, "kind": kind, "fixed": math.nan, "x": float(u), "value": float(v)}
                  for u, v in zip(xm, s)]
+
+
+def _diagnose_window(diag, key, variable, curve, x, window, est: E.Estimate, logpower):
+    """The window slope as its start moves up the window (a drift means a crossover, not the asymptote), and the
+    per-seed slopes behind its t-interval."""
+    if not est.ok:
+        return
+    mean = curve.groupby(x)["reducible"].mean()
+    for start in window[:-2]:
+        xs = mean.index[(mean.index >= start) & (mean.index <= window[-1])]
+        slope = E.line(np.log(xs) if logpower else xs, mean.loc[xs].to_numpy())[0]
+        diag.append({**key, "variable": variable, "kind": "window_start", "fixed": math.nan, "x": float(start),
+                     "value": slope})
+    diag += [{**key, "variable": variable, "kind": "seed_slope", "fixed": math.nan, "x": float(i), "value": float(v)}
+             for i, v in enumerate(est.extra.get("seed_slopes", []))]
 
 
 def _diagnose_curves(diag, key, variable, df, x, fixed, logpower):
