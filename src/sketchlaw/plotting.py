@@ -227,6 +227,8 @@ def level_colors(levels: Sequence[float], cmap: str = "viridis") -> dict[float, 
     levels = sorted(float(v) for v in levels)
     cm = mpl.colormaps[cmap]
     top = {"viridis": 0.88, "magma": 0.78}.get(cmap, 0.85)
+    if not levels:
+        return {}
     if len(levels) == 1:
         return {levels[0]: cm(0.35)}
     lo, hi = math.log(levels[0]), math.log(levels[-1])
