@@ -31,7 +31,7 @@ from sketchlaw.spectra import Prior, Spectrum
     (lambda: Schedule(0.0, 1000), "gamma"),
     (lambda: Schedule(-0.1, 1000), "gamma"),
     (lambda: Schedule(float("nan"), 1000), "gamma"),
-    (lambda: Schedule(0.1, 1000, kind="cosine"), "schedule"),
+    (lambda: Schedule(0.1, 1000, kind="exponential"), "schedule"),
     (lambda: Schedule(0.1, 1000, log_base="3"), "log_base"),
     (lambda: effective_sample_size(1), "N"),
 ])

@@ -274,3 +274,23 @@ def test_only_problems_that_draw_targets_keep_their_eigenvectors(request, tmp_pa
     assert set(stored) == set(jobs["problems"])
     assert {stem for stem, has_u in stored.items() if has_u} == drawing
     assert drawing and set(stored) - drawing
+
+
+def test_problem_saved_without_eigenvectors_is_small_and_complete_for_the_exact_engine(tmp_path):
+    import numpy as np
+
+    from sketchlaw.problem import Problem
+
+    from .conftest import make_problem
+
+    problem = make_problem(M=64, d=1024)
+    problem.save(tmp_path / "full.npz")
+    problem.save(tmp_path / "compact.npz", eigenvectors=False)
+    full, compact = Problem.load(tmp_path / "full.npz"), Problem.load(tmp_path / "compact.npz")
+    assert np.array_equal(full.U, problem.U) and compact.U is None
+    for name in ("mu", "p0"):
+        assert np.array_equal(getattr(compact, name), getattr(problem, name))
+    assert (compact.approx, compact.meta) == (full.approx, full.meta)
+    assert (tmp_path / "full.npz").stat().st_size - (tmp_path / "compact.npz").stat().st_size >= 8 * 64 * 64
+    with pytest.raises(ValueError, match="without its eigenvectors"):
+        compact.sample_targets(2, seed=0)

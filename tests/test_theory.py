@@ -43,18 +43,21 @@ def test_source_exponents_follow_the_saturation():
     assert exponents("source", 2.0, 3.5) == {"M": -2.0}
 
 
-def test_joint_fit_on_a_too_small_grid_is_reported_not_fitted():
-    """A valid but tiny grid (2 M × 2 N) cannot carry a 4-parameter joint fit: the exponent rows say so instead of
-    the fit rule failing."""
+def test_joint_forms_on_a_too_small_grid_are_left_out_not_failed():
+    """A valid but tiny grid (2 M × 2 N) cannot carry a 4-parameter joint fit: the comparison of forms is empty
+    instead of the fit rule failing; on a proper grid every form is compared and exactly one is best."""
     import pandas as pd
 
     from sketchlaw import analysis
 
-    M, N = np.meshgrid([32.0, 64.0], [1e3, 1e4])
-    df = pd.DataFrame({"M": M.ravel(), "N_eff": N.ravel(), "sketch_seed": 0})
-    df["risk"] = 1.0 + df["M"] ** -1.0 + df["N_eff"] ** -0.5
-    df = df.assign(experiment="main", spectrum="power", a=2.0, b=2.0, sigma2=1.0)
-    rows, forms = analysis.joint_exponents(df, 10, [])
-    assert forms == [] and len(rows) == 2
-    assert all(np.isnan(r["fitted"]) and r["flag"] == "too-few-points" and r["verdict"] == "not fitted"
-               for r in rows)
+    def surface(Ms, Ns):
+        M, N = np.meshgrid(Ms, Ns)
+        df = pd.DataFrame({"M": M.ravel(), "N_eff": N.ravel(), "sketch_seed": 0})
+        df["risk"] = 1.0 + df["M"] ** -1.0 + df["N_eff"] ** -0.5
+        return df.assign(experiment="main", spectrum="power", a=2.0, b=2.0, sigma2=1.0)
+
+    assert analysis.joint_forms(surface([32.0, 64.0], [1e3, 1e4])) == []
+    forms = pd.DataFrame(analysis.joint_forms(surface(2.0 ** np.arange(3, 10), np.geomspace(1e2, 1e7, 8))))
+    assert len(forms) >= 2 and forms["best"].sum() == 1
+    additive = forms[forms["form"] == "additive"].iloc[0]
+    assert additive["p"] == pytest.approx(1.0, abs=0.02) and additive["q"] == pytest.approx(0.5, abs=0.02)
