@@ -63,10 +63,14 @@ def check_stable(gamma: float, mu: np.ndarray, multiplicity=None, batch: int = 1
 _FAST = {"reassoc", "contract", "nsz", "arcp"}
 
 
-@njit(cache=True, fastmath=_FAST, error_model="numpy")
-def _deflate(e, z, rho, tol):
+@njit(cache=True, error_model="numpy")
+def _deflate(e, z, rho, rel):
     """Deflate in place: modes with negligible weight, and Givens rotations merging nearly-equal poles (sequential:
-    each rotation acts on the survivor of the previous one). Returns (is_kept, rotation index pairs, (c, s))."""
+    each rotation acts on the survivor of the previous one). Returns (is_kept, rotation index pairs, (c, s)).
+
+    "Negligible" is measured on each mode's own decay rate (rel·e_j), not on the largest one: a perturbation of size
+    ε·e_max is harmless for one step but is multiplied by n in κⁿ, which for a slow mode (e_j ≪ e_max) run for
+    n ~ 1/e_j steps is an O(ε·e_max/e_j) relative error (1e-9 on spectra spanning 1 … 1e-30 with the global rule)."""
     M = e.size
     kept = np.zeros(M, np.bool_)
     rot_idx = np.empty((M, 2), np.int64)
@@ -74,12 +78,12 @@ def _deflate(e, z, rho, tol):
     nrot = 0
     prev = -1
     for j in range(M):
-        if rho * abs(z[j]) <= tol:
+        if rho * abs(z[j]) <= rel * abs(e[j]):
             continue
         if prev >= 0:
             tau = math.hypot(z[prev], z[j])
             c, s = z[j] / tau, -z[prev] / tau
-            if abs((e[prev] - e[j]) * c * s) <= tol:
+            if abs((e[prev] - e[j]) * c * s) <= rel * min(abs(e[prev]), abs(e[j])):
                 rot_idx[nrot, 0], rot_idx[nrot, 1] = prev, j
                 rot_cs[nrot, 0], rot_cs[nrot, 1] = c, s
                 nrot += 1
@@ -109,26 +113,42 @@ def _apply_rotations(X, rot_idx, rot_cs, inverse):
             X[k, col] = -s * xi + c * xk
 
 
-@njit(cache=True, fastmath=_FAST, error_model="numpy")
-def _secular_sums(e, w, o, x, I):
-    """f = 1 + Σ_j w_j / (θ − e_j) at θ = e_o + x, split into poles j ≤ I (right of the root, φ) and j > I (ψ):
-    (φ, Σ w/δ², ψ, Σ w/δ²). Each δ_j = (e_o − e_j) + x is a difference of e's plus the small offset x.
-    One loop over all j with the split done by selection: it vectorizes (two loops over j ≤ I and j > I did not)."""
+@njit(cache=True, error_model="numpy")
+def _inverse_distances(e, o, x, out):
+    """out_j = 1 / δ_j with δ_j = (e_o − e_j) + x: a difference of e's plus the small offset x. No fastmath here
+    (reassociation would turn it into (e_o + x) − e_j and lose x's low bits)."""
     eo = e[o]
+    for j in range(e.size):
+        out[j] = 1.0 / ((eo - e[j]) + x)
+
+
+@njit(cache=True, fastmath=_FAST, error_model="numpy")
+def _split_sums(w, inv, I):
+    """(φ, Σ w/δ², ψ, Σ w/δ²) over poles j ≤ I and j > I; one loop with the split done by selection, which
+    vectorizes (two loops over the index ranges did not)."""
     phi = 0.0
     dphi = 0.0
     psi = 0.0
     dpsi = 0.0
-    for j in range(e.size):
-        inv = 1.0 / ((eo - e[j]) + x)
-        t = w[j] * inv
+    for j in range(w.size):
+        t = w[j] * inv[j]
         r = t if j <= I else 0.0
         q = t - r
         phi += r
-        dphi += r * inv
+        dphi += r * inv[j]
         psi += q
-        dpsi += q * inv
+        dpsi += q * inv[j]
     return phi, dphi, psi, dpsi
+
+
+@njit(cache=True, error_model="numpy")
+def _secular_sums(e, w, o, x, I, buf):
+    """f = 1 + Σ_j w_j / (θ − e_j) at θ = e_o + x, split into poles j ≤ I (right of the root, φ) and j > I (ψ)."""
+    _inverse_distances(e, o, x, buf)
+    return _split_sums(w, buf, I)
+
+
+_POLISH = 1
 
 
 @njit(cache=True, error_model="numpy")
@@ -143,10 +163,11 @@ def _secular_root(e, w, rho, I):
     m = e.size
     I = np.int64(I)  # a prange index may be unsigned; int64 throughout so o stays an integer
     eps = 2.220446049250313e-16
+    buf = np.empty(m)
     has_left = I < m - 1
     if has_left:
         gap = e[I] - e[I + 1]
-        phi, dphi, psi, dpsi = _secular_sums(e, w, I + 1, 0.5 * gap, I)
+        phi, dphi, psi, dpsi = _secular_sums(e, w, I + 1, 0.5 * gap, I, buf)
         if 1.0 + phi + psi >= 0.0:  # root in the right half: measure from pole I
             o = I
             lo, hi, a, b, x = -0.5 * gap, 0.0, -gap, 0.0, -0.5 * gap
@@ -156,7 +177,7 @@ def _secular_root(e, w, rho, I):
     else:
         o = I
         lo, hi, a, b, x = -rho, 0.0, 0.0, 0.0, -0.5 * rho
-        phi, dphi, psi, dpsi = _secular_sums(e, w, o, x, I)
+        phi, dphi, psi, dpsi = _secular_sums(e, w, o, x, I, buf)
     for _ in range(200):
         f = 1.0 + phi + psi
         if f == 0.0:
@@ -190,7 +211,12 @@ def _secular_root(e, w, rho, I):
             x = xn
             break
         x = xn
-        phi, dphi, psi, dpsi = _secular_sums(e, w, o, x, I)
+        phi, dphi, psi, dpsi = _secular_sums(e, w, o, x, I, buf)
+    for _ in range(_POLISH):  # Newton from the converged iterate: the last bits of x (Gu–Eisenstat needs them)
+        phi, dphi, psi, dpsi = _secular_sums(e, w, o, x, I, buf)
+        xn = x + (1.0 + phi + psi) / (dphi + dpsi)
+        if lo <= xn <= hi:
+            x = xn
     return o, x
 
 
@@ -215,7 +241,15 @@ def _block_product(r, start):
     return p
 
 
-@njit(cache=True, parallel=True, fastmath=_FAST, error_model="numpy")
+@njit(cache=True, fastmath=_FAST, error_model="numpy")
+def _sum_squares(v):
+    s = 0.0
+    for j in range(v.size):
+        s += v[j] * v[j]
+    return s
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
 def _eigenvectors(e, z, rho, eo, x):
     """Gu–Eisenstat: ẑ_j² = Π_I (κ_I − d_j) / (ρ Π_{k≠j} (d_k − d_j)) from the computed roots, paired as
     (κ_j − d_j)/ρ · Π_{I≠j} (κ_I − d_j)/(d_I − d_j), every factor positive by interlacing. The factors are
@@ -249,14 +283,11 @@ def _eigenvectors(e, z, rho, eo, x):
         zhat[j] = math.copysign(math.sqrt(p) * math.ldexp(1.0, ex // 2), z[j])
     VT = np.empty((m, m))
     for I in prange(m):
-        s = 0.0
         eI, xI = eo[I], x[I]
         row = VT[I]
         for j in range(m):
-            v = zhat[j] / ((eI - e[j]) + xI)
-            row[j] = v
-            s += v * v
-        s = 1.0 / math.sqrt(s)
+            row[j] = zhat[j] / ((eI - e[j]) + xI)
+        s = 1.0 / math.sqrt(_sum_squares(row))
         for j in range(m):
             row[j] *= s
     return VT
@@ -355,9 +386,8 @@ def phase_map(mu: np.ndarray, g: float, weights=None, batch: int = 1) -> PhaseMa
     z = (mu if weights is None else np.asarray(weights, dtype=float))[order].copy()
     rho = g * g / batch * float(z @ z)
     z /= np.sqrt(z @ z)
-    # Deflation threshold on the scale of e (not of d ≈ 1): the decomposition is done in e-space.
-    tol = 8 * _EPS * max(e.max(), rho)
-    is_kept, rot_idx, rot_cs = _deflate(e, z, rho, tol)
+    # Deflation thresholds on the scale of each e_j (not of d ≈ 1, nor of e_max): see _deflate.
+    is_kept, rot_idx, rot_cs = _deflate(e, z, rho, 8 * _EPS)
     kept = np.flatnonzero(is_kept)
     kept = kept[np.argsort(-e[kept], kind="stable")]
     deflated = np.flatnonzero(~is_kept)
