@@ -144,3 +144,29 @@ def test_cache_evicts_beyond_its_byte_budget():
     tiny.get("a", lambda: (phase_map(mu, 0.1),))
     tiny.get("b", lambda: (phase_map(mu, 0.2),))
     assert len(tiny) == 1 and "b" in tiny  # the most recent map is kept even over budget
+
+
+def test_build_blocks_carry_the_same_sketch_values(monkeypatch):
+    """The build multiplies blocks of chunks drawn in a thread: the numbers are those of the per-chunk streams,
+    byte for byte, whatever the block width (d not a multiple of the chunk size)."""
+    from sketchlaw import problem as pr
+
+    M, d = 8, 5 * pr.CHUNK + 37
+    reference = pr.full_sketch(4, M, d).T
+    for block_bytes in (1, 3 * pr.CHUNK * M * 8, 2**30):
+        monkeypatch.setattr(pr, "_BLOCK_BYTES", block_bytes)
+        blocks = list(pr._sketch_blocks(4, M, d))
+        assert [b[0] for b in blocks][0] == 0 and blocks[-1][1] == d
+        assert np.array_equal(np.concatenate([b[2] for b in blocks]), reference)
+
+
+def test_build_is_independent_of_the_block_width(monkeypatch):
+    from sketchlaw import problem as pr
+    from sketchlaw.spectra import Spectrum
+
+    wide = pr.build_problem(Spectrum("power", 2.0, 3000), 24, 1.0, seed=5)
+    monkeypatch.setattr(pr, "_BLOCK_BYTES", 1)
+    narrow = pr.build_problem(Spectrum("power", 2.0, 3000), 24, 1.0, seed=5)
+    assert np.allclose(wide.mu, narrow.mu, rtol=1e-12, atol=0)
+    assert wide.approx == pytest.approx(narrow.approx, rel=1e-10)
+    assert np.allclose(wide.p0, narrow.p0, rtol=1e-9, atol=0)
