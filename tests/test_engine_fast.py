@@ -170,3 +170,19 @@ def test_build_is_independent_of_the_block_width(monkeypatch):
     assert np.allclose(wide.mu, narrow.mu, rtol=1e-12, atol=0)
     assert wide.approx == pytest.approx(narrow.approx, rel=1e-10)
     assert np.allclose(wide.p0, narrow.p0, rtol=1e-9, atol=0)
+
+
+@pytest.mark.parametrize("a,gamma,N", [(1.5, 0.2, 2000), (2.0, 0.3, 3000)])
+def test_float32_draws_agree_with_the_exact_engine(a, gamma, N):
+    from sketchlaw.sgd import monte_carlo
+
+    from .conftest import make_problem
+
+    problem = make_problem(a=a, M=16, d=2048, seed=11)
+    schedule = Schedule(gamma, N)
+    exact = ExactEngine.from_problem(problem).run(schedule)
+    mc = monte_carlo(problem, schedule, trials=2000, seed=7, dtype=np.float32)
+    z = (mc.mean - exact.risk) / mc.sem
+    assert abs(z) < 3, f"float32 MC mean {mc.mean:.6g} ± {mc.sem:.2g} vs exact {exact.risk:.6g} (z = {z:.2f})"
+    double = monte_carlo(problem, schedule, trials=50, seed=7)
+    assert not np.array_equal(double.risks, monte_carlo(problem, schedule, trials=50, seed=7, dtype=np.float32).risks)
