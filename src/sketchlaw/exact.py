@@ -322,6 +322,37 @@ def _step_kernel(PT, e, w, r, forcing, n, record, out):
             ri += 1
 
 
+@njit(cache=True, fastmath=_FAST, error_model="numpy")
+def _vt_times(VT, XT):
+    """Vᵀ X for a few columns (XT = Xᵀ, C-ordered), serial and compiled: O(M·columns) work per row is too little for
+    a thread hand-off (BLAS's pool or numba's), which on a loaded machine cost more than the product itself."""
+    m, cols = VT.shape[0], XT.shape[0]
+    out = np.empty((m, cols))
+    for I in prange(m):
+        for c in range(cols):
+            s = 0.0
+            for j in range(m):
+                s += VT[I, j] * XT[c, j]
+            out[I, c] = s
+    return out
+
+
+@njit(cache=True, fastmath=_FAST, error_model="numpy")
+def _v_times(VT, Q):
+    """V Q = (Vᵀ)ᵀ Q for a few columns: rows of Vᵀ accumulated into the (contiguous) rows of (VQ)ᵀ."""
+    m, cols = VT.shape[0], Q.shape[1]
+    outT = np.zeros((cols, m))
+    for I in range(m):
+        for c in range(cols):
+            q = Q[I, c]
+            for j in range(m):
+                outT[c, j] += VT[I, j] * q
+    return outT.T
+
+
+_FEW_COLUMNS = 16
+
+
 @dataclass
 class PhaseMap:
     """Eigendecomposition of K_g = diag(1 − e) + g² μ μᵀ in θ = 1 − κ form, with deflation.
@@ -359,11 +390,19 @@ class PhaseMap:
         X = np.array(P[self.order], dtype=float, order="C")
         X2 = X.reshape(len(X), -1)
         _apply_rotations(X2, self.rot_idx, self.rot_cs, False)
-        return self.VT @ X[self.kept], X[self.deflated]
+        Xk = X2[self.kept]
+        if X2.shape[1] <= _FEW_COLUMNS and len(self.kept):
+            Yk = _vt_times(self.VT, np.ascontiguousarray(Xk.T))
+        else:
+            Yk = self.VT @ Xk
+        return Yk.reshape((len(self.kept),) + X.shape[1:]), X[self.deflated]
 
     def from_eigen(self, Qk: np.ndarray, Qd: np.ndarray) -> np.ndarray:
         X = np.empty((len(self.order),) + Qk.shape[1:])
-        X[self.kept] = self.VT.T @ Qk
+        if Qk.ndim == 2 and Qk.shape[1] <= _FEW_COLUMNS and len(self.kept):
+            X[self.kept] = _v_times(self.VT, np.ascontiguousarray(Qk))
+        else:
+            X[self.kept] = self.VT.T @ Qk
         X[self.deflated] = Qd
         _apply_rotations(X.reshape(len(X), -1), self.rot_idx, self.rot_cs, True)
         P = np.empty_like(X)
