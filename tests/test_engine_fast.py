@@ -186,3 +186,20 @@ def test_float32_draws_agree_with_the_exact_engine(a, gamma, N):
     assert abs(z) < 3, f"float32 MC mean {mc.mean:.6g} ± {mc.sem:.2g} vs exact {exact.risk:.6g} (z = {z:.2f})"
     double = monte_carlo(problem, schedule, trials=50, seed=7)
     assert not np.array_equal(double.risks, monte_carlo(problem, schedule, trials=50, seed=7, dtype=np.float32).risks)
+
+
+def test_readme_performance_section_is_the_rendering_of_the_results_file():
+    import json
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root / "benchmarks"))
+    try:
+        import readme
+    finally:
+        sys.path.pop(0)
+    results = json.loads((root / "benchmarks" / "results.json").read_text())
+    text = (root / "README.md").read_text()
+    assert readme.splice(text, readme.render(results)) == text, "run `.venv/bin/python benchmarks/readme.py`"
+    assert all(line in text for line in results["lines"])
