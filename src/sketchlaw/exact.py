@@ -251,6 +251,19 @@ def _sum_squares(v):
     return s
 
 
+@njit(cache=True, error_model="numpy")
+def _ratios(e, eo, x, ej, r):
+    """r_I = (κ_I − d_j)/(d_I − d_j) = ((e_o(I) − e_j) + x_I)/(e_I − e_j) (no fastmath: the differences matter)."""
+    for I in range(e.size):
+        r[I] = ((eo[I] - ej) + x[I]) / (e[I] - ej)
+
+
+@njit(cache=True, error_model="numpy")
+def _row(zhat, e, eI, xI, row):
+    for j in range(e.size):
+        row[j] = zhat[j] / ((eI - e[j]) + xI)
+
+
 @njit(cache=True, parallel=True, error_model="numpy")
 def _eigenvectors(e, z, rho, eo, x):
     """Gu–Eisenstat: ẑ_j² = Π_I (κ_I − d_j) / (ρ Π_{k≠j} (d_k − d_j)) from the computed roots, paired as
@@ -264,8 +277,7 @@ def _eigenvectors(e, z, rho, eo, x):
     for j in prange(m):
         ej = e[j]
         r = np.ones(nb * _BLOCK)
-        for I in range(m):
-            r[I] = ((eo[I] - ej) + x[I]) / (e[I] - ej)
+        _ratios(e, eo, x, ej, r)
         r[j] = 1.0
         p, ex = math.frexp(-((eo[j] - ej) + x[j]) / rho)
         for blk in range(nb):
@@ -287,8 +299,7 @@ def _eigenvectors(e, z, rho, eo, x):
     for I in prange(m):
         eI, xI = eo[I], x[I]
         row = VT[I]
-        for j in range(m):
-            row[j] = zhat[j] / ((eI - e[j]) + xI)
+        _row(zhat, e, eI, xI, row)
         s = 1.0 / math.sqrt(_sum_squares(row))
         for j in range(m):
             row[j] *= s
