@@ -1,28 +1,33 @@
-"""Benchmarks of the simulation core against the naive reference, in one process (ratios, not timed tests).
+"""Benchmarks of the simulation core, one line per item of issue 13's "Must show" list, numbers to results.json.
 
-    .venv/bin/python benchmarks/bench_core.py            # everything (the M = 4096, d = 2^18 build takes minutes)
-    .venv/bin/python benchmarks/bench_core.py --quick    # skip the two largest cases
+    .venv/bin/python benchmarks/bench_core.py            # full run (about 10 minutes on an idle 2-core machine)
+    .venv/bin/python benchmarks/bench_core.py --quick    # small sizes (development; not the numbers to quote)
 
-Prints one line per measurement and a JSON summary at the end.
+Each printed line is one ratio or rate, measured in this run against its own reference (dgemm, the random draws),
+so a loaded machine moves both sides. benchmarks/readme.py renders README.md's performance section from the file.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
+import os
+import platform
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
 from sketchlaw import seeds
-from sketchlaw.exact import ExactEngine
-from sketchlaw.problem import build_problem, full_sketch
+from sketchlaw.exact import ExactEngine, critical_step_size, warm_up
+from sketchlaw.problem import build_problem
 from sketchlaw.schedules import Schedule
 from sketchlaw.sgd import run_sgd
 from sketchlaw.spectra import Spectrum
+
+HERE = Path(__file__).resolve().parent
 
 
 def timed(fn, repeat=3):
@@ -34,86 +39,165 @@ def timed(fn, repeat=3):
     return best
 
 
-def sgd_per_step(M=256, d=16384, trials=16, steps=200):
-    """Per-step time of naive full-dimensional SGD vs reduced Monte Carlo (same trials, same steps)."""
-    spectrum = Spectrum("power", 2.0, d)
-    problem = build_problem(spectrum, M, 1.0, seed=0)
-    S, lam = full_sketch(0, M, d), spectrum.eigenvalues()
-    gen = seeds.rng(0, seeds.NAIVE_DATA)
-    W = gen.standard_normal((trials, d))
+def machine() -> dict:
+    cpu = platform.processor()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    import numba
+    import scipy
 
-    def naive():  # the textbook loop: draw x ~ N(0, H), form Sx, y = <x, w*> + ε, update v
-        v = np.zeros((trials, M))
-        for _ in range(steps):
-            x = gen.standard_normal((trials, d)) * np.sqrt(lam)
-            y = np.einsum("rd,rd->r", x, W) + gen.standard_normal(trials)
-            z = x @ S.T
-            v -= (0.1 * (np.einsum("rm,rm->r", z, v) - y))[:, None] * z
-
-    targets, approx = problem.sample_targets(trials, seed=1)
-    sched = Schedule(0.1, steps * 50, kind="constant")
-    t_naive = timed(naive) / steps
-    t_reduced = timed(lambda: run_sgd(problem.mu, targets, approx, 1.0, sched, seed=2)) / sched.N
-    return {"M": M, "d": d, "trials": trials, "naive_s_per_step": t_naive, "reduced_s_per_step": t_reduced,
-            "ratio": t_naive / t_reduced}
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
+            "scipy": scipy.__version__, "numba": numba.__version__, "platform": platform.platform()}
 
 
-def exact_stepping(M=1024, steps=2000):
-    problem = build_problem(Spectrum("power", 2.0, 32 * M), M, 1.0, seed=0)
+def dgemm_rate(M, width=1024, repeat=3) -> float:
+    """Flop rate of the build's own product shape, (width × M) @ (M × M)."""
+    rng = np.random.default_rng(0)
+    A, B = rng.standard_normal((width, M)), rng.standard_normal((M, M))
+    return 2.0 * width * M * M / timed(lambda: A @ B, repeat)
+
+
+def build(M, d):
+    t = time.perf_counter()
+    problem = build_problem(Spectrum("power", 2.0, d), M, 1.0, seed=0)
+    return problem, time.perf_counter() - t
+
+
+def curve_vs_run_many(problem, N, points=20):
     engine = ExactEngine.from_problem(problem)
-    sched = Schedule(0.1, steps, kind="constant")
-    t = timed(lambda: engine.run(sched, method="step"), repeat=2)
+    gamma = 0.5 * critical_step_size(problem.mu)
+    cps = np.unique(np.logspace(2, np.log10(N), points).astype(np.int64))
+    t = time.perf_counter()
+    curve = engine.run(Schedule(gamma, N), checkpoints=cps)
+    t_curve = time.perf_counter() - t
+    maps = engine.cache.builds
+    engine = ExactEngine.from_problem(problem)  # cold cache: run_many decomposes its step sizes itself
+    t = time.perf_counter()
+    engine.run_many([Schedule(gamma, int(n)) for n in cps])
+    t_many = time.perf_counter() - t
+    return {"M": problem.M, "N": N, "points": len(cps), "curve_s": t_curve, "run_many_s": t_many,
+            "phase_maps": maps, "final_risk": curve[-1].risk}
+
+
+def many_pieces(problem, pieces, N):
+    """A cosine-shaped schedule of ``pieces`` distinct constant steps (issue #11's shapes), as an explicit list."""
+    engine = ExactEngine.from_problem(problem)
+    g0 = 0.5 * critical_step_size(problem.mu)
+    k = np.arange(pieces)
+    steps = g0 * (0.01 + 0.99 * 0.5 * (1 + np.cos(np.pi * k / pieces)))
+    lengths = np.full(pieces, N // pieces)
+    phases = list(zip(steps.tolist(), lengths.tolist()))
+    t = time.perf_counter()
+    engine.run_phases(phases)
+    return {"M": problem.M, "pieces": pieces, "N": int(lengths.sum()), "seconds": time.perf_counter() - t,
+            "phase_maps": engine.cache.builds}
+
+
+def stepping(M=1024, steps=20000):
+    mu = np.arange(1, M + 1, dtype=float) ** -2.0
+    engine = ExactEngine(mu, np.ones(M), 1.0, 0.1)
+    sch = Schedule(0.5 * critical_step_size(mu), steps, kind="constant")
+    engine.run(Schedule(sch.gamma, 10, kind="constant"), method="step")
+    t = timed(lambda: engine.run(sch, method="step"), repeat=3)
     return {"M": M, "steps": steps, "mode_steps_per_s": M * steps / t}
 
 
-def exact_curve(M, N, d, points=20):
-    t0 = time.perf_counter()
-    problem = build_problem(Spectrum("power", 2.0, d), M, 1.0, seed=0)
-    t_build = time.perf_counter() - t0
-    engine = ExactEngine.from_problem(problem)
-    cps = np.unique(np.logspace(2, np.log10(N), points).astype(np.int64))
-    t0 = time.perf_counter()
-    curve = engine.run(Schedule(0.1, N), checkpoints=cps)
-    t_curve = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    grid = engine.run_many([Schedule(0.1, int(n)) for n in cps])
-    t_grid = time.perf_counter() - t0
-    return {"M": M, "N": N, "d": d, "build_s": t_build, "curve_checkpoints_s": t_curve, "n_grid_s": t_grid,
-            "points": len(cps), "final_risk": curve[-1].risk, "grid_final_risk": grid[-1].risk}
+def build_rate(M, ratio=32):
+    d = ratio * M
+    rate = dgemm_rate(M)
+    problem, t = build(M, d)
+    flops = 3.0 * M * M * d  # syrk M²d + gemm 2M²d (the eigendecomposition is timed but not counted)
+    return problem, {"M": M, "d": d, "seconds": t, "flop_rate": flops / t, "dgemm_rate": rate,
+                     "fraction": flops / t / rate}
 
 
-def build_peak_memory(M, d):
-    """Peak resident memory of building one problem, in a fresh process (MB)."""
-    code = (f"import resource,time; from sketchlaw.problem import build_problem; from sketchlaw.spectra import Spectrum;"
+def build_in_subprocess(M, d):
+    """Time and peak resident memory of one build in a fresh process (ru_maxrss, MB)."""
+    code = ("import resource,time; from sketchlaw.problem import build_problem; from sketchlaw.spectra import Spectrum;"
             f"t=time.perf_counter(); build_problem(Spectrum('power', 2.0, {d}), {M}, 1.0, seed=0);"
-            f"print(time.perf_counter()-t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+            "print(time.perf_counter()-t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     return {"M": M, "d": d, "seconds": float(out[0]), "peak_rss_MB": int(out[1]) / 1024,
-            "dense_S_would_need_MB": M * d * 8 / 2**20}
+            "dense_S_MB": M * d * 8 / 2**20}
+
+
+def monte_carlo_vs_draws(M=256, trials=16, steps=20000, dtype=np.float64):
+    """Per-step time of reduced Monte Carlo against drawing the same random numbers alone (same blocks, same run)."""
+    spectrum = Spectrum("power", 2.0, 32 * M)
+    problem = build_problem(spectrum, M, 1.0, seed=0)
+    targets, approx = problem.sample_targets(trials, seed=1)
+    sch = Schedule(0.5 * critical_step_size(problem.mu), steps, kind="constant")
+    sqrt_mu, noise_sd = np.sqrt(problem.mu), np.sqrt(1.0 + approx)
+
+    def draws():  # what run_sgd draws, block by block (its block size)
+        from sketchlaw.sgd import _STEP_BLOCK_BYTES
+
+        block = max(1, _STEP_BLOCK_BYTES // (8 * trials * (M + 1)))
+        for b, start in enumerate(range(0, steps, block)):
+            n = min(block, steps - start)
+            gen = seeds.rng(2, seeds.SGD_DATA, b)
+            Z = gen.standard_normal((n, trials, M), dtype=dtype)
+            Z *= sqrt_mu.astype(dtype)
+            gen.standard_normal((n, trials), dtype=dtype) * noise_sd
+
+    t_mc = timed(lambda: run_sgd(problem.mu, targets, approx, 1.0, sch, seed=2, dtype=dtype), repeat=2) / steps
+    t_draw = timed(draws, repeat=2) / steps
+    return {"M": M, "trials": trials, "dtype": np.dtype(dtype).name, "mc_s_per_step": t_mc,
+            "draws_s_per_step": t_draw, "ratio": t_mc / t_draw}
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="skip M = 4096 cases")
+    ap.add_argument("--quick", action="store_true", help="small sizes, for development")
+    ap.add_argument("--output", type=Path, default=None,
+                    help="results file (default benchmarks/results.json; --quick: benchmarks/out/results-quick.json)")
     args = ap.parse_args(argv)
-    out = {}
-    out["sgd_per_step"] = r = sgd_per_step()
-    print(f"SGD per step, M={r['M']}, d={r['d']}, {r['trials']} trials: naive {r['naive_s_per_step'] * 1e6:.0f} µs, "
-          f"reduced {r['reduced_s_per_step'] * 1e6:.1f} µs, ratio {r['ratio']:.0f}x (goal >= 100x)", flush=True)
-    out["exact_stepping"] = r = exact_stepping()
-    print(f"exact recursion, stepping: {r['mode_steps_per_s']:.3g} mode-steps/s at M={r['M']}", flush=True)
-    out["curve_1024"] = r = exact_curve(1024, 10**7, 32 * 1024)
-    print(f"exact risk curve M=1024, N=1e7 ({r['points']} checkpoints): {r['curve_checkpoints_s']:.2f} s "
-          f"(goal <= 5 s); the same {r['points']} N as separate schedules: {r['n_grid_s']:.2f} s; "
-          f"build {r['build_s']:.1f} s", flush=True)
-    if not args.quick:
-        out["curve_4096"] = r = exact_curve(4096, 10**8, 16 * 4096)
-        print(f"exact risk curve M=4096, N=1e8 ({r['points']} checkpoints): {r['curve_checkpoints_s']:.2f} s "
-              f"(goal <= 30 s); as separate schedules {r['n_grid_s']:.2f} s; build {r['build_s']:.1f} s", flush=True)
-        out["build_memory"] = r = build_peak_memory(4096, 2**18)
-        print(f"build M=4096, d=2^18: peak RSS {r['peak_rss_MB']:.0f} MB (goal <= 2048 MB; a dense S alone would "
-              f"take {r['dense_S_would_need_MB']:.0f} MB), {r['seconds']:.0f} s", flush=True)
-    print(json.dumps(out, indent=2))
+    quick = args.quick
+    warm_up()  # load the compiled kernels from numba's cache before any timing
+    M_big = 1024 if quick else 4096
+    N_big = 10**7 if quick else 10**8
+    pieces = 100 if quick else 1000
+    out = {"quick": quick, "machine": machine(), "load_average_start": os.getloadavg(),
+           "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+    def say(line):
+        print(line, flush=True)
+        out.setdefault("lines", []).append(line)
+
+    problem, r = build_rate(M_big)
+    out["build_rate"] = r
+    say(f"build M={r['M']}, d={r['d']} (d/M = 32): {r['seconds']:.1f} s, {r['flop_rate'] / 1e9:.1f} GFLOP/s = "
+        f"{r['fraction']:.2f} of this run's dgemm rate {r['dgemm_rate'] / 1e9:.1f} GFLOP/s (goal >= 0.70)")
+    out["curve"] = r = curve_vs_run_many(problem, N_big)
+    say(f"exact curve M={r['M']}, N={r['N']:.0e}, {r['points']} checkpoints: {r['curve_s']:.2f} s "
+        f"({r['phase_maps']} phase maps; goal <= 10 s, 5 s) vs run_many over the same {r['points']} N: "
+        f"{r['run_many_s']:.2f} s, ratio curve/run_many {r['curve_s'] / r['run_many_s']:.2f} (goal <= 1)")
+    out["pieces"] = r = many_pieces(problem, pieces, N_big)
+    say(f"schedule of {r['pieces']} distinct constant pieces, M={r['M']}, N={r['N']:.0e}: {r['seconds']:.1f} s "
+        f"(goal <= 60 s, 30 s at 1000 pieces and M = 4096)")
+    del problem
+    out["stepping"] = r = stepping()
+    say(f"exact stepping at M={r['M']}: {r['mode_steps_per_s']:.3g} mode-steps/s (goal >= 3e8, 5e8)")
+    if not quick:
+        out["build_memory"] = r = build_in_subprocess(4096, 2**18)
+        say(f"build M={r['M']}, d=2^18 in a fresh process: peak RSS {r['peak_rss_MB']:.0f} MB (goal <= 2048 MB; "
+            f"a dense S alone: {r['dense_S_MB']:.0f} MB), {r['seconds']:.0f} s")
+        out["build_8192"] = r = build_in_subprocess(8192, 8 * 8192)
+        say(f"build M={r['M']}, d={r['d']} (the paper config's largest M, d = 8M): {r['seconds']:.0f} s, "
+            f"peak RSS {r['peak_rss_MB']:.0f} MB")
+    for dtype in (np.float64, np.float32):
+        out[f"monte_carlo_{np.dtype(dtype).name}"] = r = monte_carlo_vs_draws(dtype=dtype, steps=5000 if quick else 20000)
+        say(f"Monte Carlo ({r['dtype']} draws) M={r['M']}, {r['trials']} trials: {r['mc_s_per_step'] * 1e6:.1f} µs "
+            f"per step vs its draws alone {r['draws_s_per_step'] * 1e6:.1f} µs: ratio {r['ratio']:.2f} (goal <= 1.5)")
+    say("default replication wall time, before and after: not measured here (`time make replicate` on main before "
+        "and after the merge)")
+    out["load_average_end"] = os.getloadavg()
+    path = args.output or (HERE / "out" / "results-quick.json" if quick else HERE / "results.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from scipy.linalg.blas import dsyrk
 
 from . import __version__, seeds
 from .atomic import atomic_write
@@ -33,7 +34,45 @@ def sketch_chunk(seed: int, M: int, d: int, k: int) -> np.ndarray:
     Drawn as (width, M) so that a shorter last chunk is a prefix of the full chunk's stream.
     """
     width = min(CHUNK, d - k * CHUNK)
-    return seeds.rng(seed, seeds.SKETCH, M, k).standard_normal((width, M)) * (1.0 / np.sqrt(M))
+    out = np.empty((width, M))
+    _draw_chunk(seed, M, k, out)
+    return out
+
+
+def _draw_chunk(seed: int, M: int, k: int, out: np.ndarray) -> None:
+    """Chunk k of Sᵀ into ``out`` (rows × M, C-contiguous): the same numbers as drawing a new array, in place."""
+    seeds.rng(seed, seeds.SKETCH, M, k).standard_normal(out=out)
+    out *= 1.0 / np.sqrt(M)
+
+
+# Chunks are multiplied in blocks of about this many bytes (wide enough for BLAS at small M), and the next block is
+# drawn in a thread while the current one is multiplied (the generator and BLAS both release the GIL).
+_BLOCK_BYTES = 32 * 2**20
+
+
+def _sketch_blocks(seed: int, M: int, d: int):
+    """Yield (start, stop, Sᵀ[start:stop]) in blocks of whole chunks, drawing the next block in the background."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    per_block = max(1, _BLOCK_BYTES // (CHUNK * M * 8))
+    n_chunks = (d + CHUNK - 1) // CHUNK
+    starts = list(range(0, n_chunks, per_block))
+
+    def draw(k0):
+        k1 = min(n_chunks, k0 + per_block)
+        start, stop = k0 * CHUNK, min(d, k1 * CHUNK)
+        block = np.empty((stop - start, M))
+        for k in range(k0, k1):
+            _draw_chunk(seed, M, k, block[(k - k0) * CHUNK:min(d, (k + 1) * CHUNK) - start])
+        return start, stop, block
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(draw, starts[0])
+        for i in range(len(starts)):
+            item = pending.result()
+            if i + 1 < len(starts):
+                pending = pool.submit(draw, starts[i + 1])
+            yield item
 
 
 def sketch_chunks(seed: int, M: int, d: int):
@@ -168,14 +207,18 @@ def build_problem(spectrum: Spectrum, M: int, sigma2: float, seed: int, prior: P
     seed = check_int("seed", seed, minimum=0)
     if tail not in TAILS:
         raise ParameterError("tail", tail, f"one of {', '.join(TAILS)}")
-    Sigma = np.zeros((M, M))
+    # Σ accumulated in place by BLAS syrk (half the flops of a general product, no M × M temporary per block):
+    # a C-ordered block A (rows × M) is the Fortran matrix Aᵀ, so syrk(Aᵀ) adds AᵀA to one triangle.
+    SigmaF = np.zeros((M, M), order="F")
     tr_HL = 0.0
-    for start, stop, St in sketch_chunks(seed, M, spectrum.d):
+    for start, stop, St in _sketch_blocks(seed, M, spectrum.d):
         lam = spectrum.eigenvalues(start, stop)
-        # X.T @ X lets numpy call BLAS syrk (half the flops of a general product, symmetric by construction).
-        A = St * np.sqrt(lam)[:, None]
-        Sigma += A.T @ A
+        St *= np.sqrt(lam)[:, None]
+        SigmaF = dsyrk(1.0, St.T, beta=1.0, c=SigmaF, trans=0, lower=0, overwrite_c=1)
         tr_HL += float(np.dot(lam, prior.variances(spectrum, start, stop)))
+    Sigma = np.triu(SigmaF)
+    Sigma += np.triu(SigmaF, 1).T
+    del SigmaF
     taus = tail_sums(spectrum, prior) if tail == "mean" else {"tau_H": 0.0, "tau_HL": 0.0, "tau_H2L": 0.0}
     # Mean-field tail: the coordinates i > d add Σ_{i>d} λ_i s_i s_iᵀ to Σ, whose mean is (τ_H / M)·I and whose
     # fluctuation is smaller by sqrt(Σ λ_i²)/Σ λ_i (negligible for the d used here); likewise for C Cᵀ and tr(HΛ_w).
@@ -186,9 +229,10 @@ def build_problem(spectrum: Spectrum, M: int, sigma2: float, seed: int, prior: P
     if not mu[-1] > 0:
         raise ParameterError("M", M, f"small enough that S H Sᵀ is positive definite (smallest eigenvalue {mu[-1]:.3g})")
     t_diag = np.full(M, taus["tau_H2L"] / M)  # uᵀ(cI)u = c for the tail's mean (U is orthonormal)
-    for start, stop, St in sketch_chunks(seed, M, spectrum.d):
+    for start, stop, St in _sketch_blocks(seed, M, spectrum.d):
         lam = spectrum.eigenvalues(start, stop)
-        G = (St @ U) * (lam * np.sqrt(prior.variances(spectrum, start, stop)))[:, None]  # (Cᵀ U) rows of this chunk
+        G = St @ U
+        G *= (lam * np.sqrt(prior.variances(spectrum, start, stop)))[:, None]  # (Cᵀ U) rows of this block
         t_diag += np.einsum("ij,ij->j", G, G)
     approx = max(tr_HL - float(np.sum(t_diag / mu)), 0.0)
     p0 = t_diag / mu**2

@@ -50,13 +50,15 @@ class MonteCarloResult:
 
 
 def run_sgd(mu: np.ndarray, targets: np.ndarray, approx: np.ndarray, sigma2: float, schedule: Schedule,
-            seed: int, checkpoints=None, progress: bool = False, batch: int = 1) -> MonteCarloResult:
+            seed: int, checkpoints=None, progress: bool = False, batch: int = 1,
+            dtype=np.float64) -> MonteCarloResult:
     """One-pass SGD from v_0 = 0 for each row of ``targets`` (Uᵀv*, shape (trials, M)), all trials at once.
 
     ``batch`` B > 1: each of the schedule's updates averages the gradient over B fresh samples (N·B samples in all).
 
     ``approx`` (trials,) gives each trial's Approx(S, w*), hence its noise level σ² + Approx. Data are drawn from
-    ``seeds.rng(seed, SGD_DATA, block)``; the same seed gives identical results.
+    ``seeds.rng(seed, SGD_DATA, block)``; the same seed gives identical results. ``dtype=np.float32`` draws the data
+    in single precision (a different stream, cheaper to draw; the iterates stay in double precision).
     """
     mu = np.asarray(mu, dtype=float)
     targets = np.atleast_2d(np.asarray(targets, dtype=float))
@@ -88,8 +90,13 @@ def run_sgd(mu: np.ndarray, targets: np.ndarray, approx: np.ndarray, sigma2: flo
             ci = int(np.searchsorted(cps, t, side="right"))
             _check_divergence(err, mu, limit, t, schedule.gamma)
             continue
-        Z = gen.standard_normal((n, R, M)) * sqrt_mu       # z̃_t ~ N(0, diag μ)
-        XI = gen.standard_normal((n, R)) * noise_sd         # ξ_t ~ N(0, σ_M²), independent of z̃_t
+        if dtype == np.float64:
+            Z = gen.standard_normal((n, R, M)) * sqrt_mu       # z̃_t ~ N(0, diag μ)
+            XI = gen.standard_normal((n, R)) * noise_sd         # ξ_t ~ N(0, σ_M²), independent of z̃_t
+        else:
+            Z = gen.standard_normal((n, R, M), dtype=dtype)
+            Z *= sqrt_mu.astype(dtype)
+            XI = gen.standard_normal((n, R), dtype=dtype) * noise_sd
         G = gammas[start:start + n]
         for i in range(n):
             z = Z[i]
@@ -132,11 +139,11 @@ def _risks(err, mu, sigma2, approx):
 
 
 def monte_carlo(problem, schedule: Schedule, trials: int, seed: int, fresh_target: bool = True,
-                checkpoints=None, progress: bool = False, batch: int = 1) -> MonteCarloResult:
+                checkpoints=None, progress: bool = False, batch: int = 1, dtype=np.float64) -> MonteCarloResult:
     """R independent SGD runs on ``problem``: fresh data per trial, and a fresh w* per trial unless
     ``fresh_target`` is False (then one w* is drawn and shared, and the risk is conditional on it)."""
     trials = check_int("trials", trials, minimum=1)
     targets, approx = problem.sample_targets(trials if fresh_target else 1, seed)
     if not fresh_target:
         targets, approx = np.repeat(targets, trials, axis=0), np.repeat(approx, trials)
-    return run_sgd(problem.mu, targets, approx, problem.sigma2, schedule, seed, checkpoints, progress, batch)
+    return run_sgd(problem.mu, targets, approx, problem.sigma2, schedule, seed, checkpoints, progress, batch, dtype)
