@@ -51,10 +51,11 @@ SLURM_CONFIG = "tests/configs/slurm.yaml"
 # submitted) are left to the config/test.yaml runs of test_workflow.py.
 SLURM_TARGETS = ("tables/main.parquet", "tables/variance.parquet", "tables/exponents.csv")
 SLURM_TABLES = {"main.parquet", "main.csv", "variance.parquet", "variance.csv", "exponents.csv", "exponents.md",
-                "fit_diagnostics.parquet", "compute_frontier.csv"}
+                "exponent_forms.csv", "fit_diagnostics.parquet", "compute_frontier.csv", "main_limit.parquet",
+                "main_limit.csv"}
 # every rule that is not a localrule must have gone through sbatch (log: .../slurm_logs/rule_<rule>/... or
 # .../slurm_logs/group_<group>_<rule>/...)
-SUBMITTED_RULES = ("problem", "train_exact", "train_montecarlo", "train_baselines", "aggregate", "fit")
+SUBMITTED_RULES = ("problem", "train_exact", "train_montecarlo", "train_baselines", "train_limit", "aggregate", "fit")
 
 
 def test_local_and_slurm_tables_identical(tmp_path):
