@@ -145,7 +145,8 @@ CASES = [
          [r"only with spectrum 'power'"]),
     Case("compute_budget_too_small", _set("experiments.compute.C", [1, 100000]), [fld("experiments", "compute", "C")],
          [r"values >= 2"]),
-    Case("bootstrap_too_small", _set("fit.bootstrap", 5), [fld("fit", "bootstrap")], [r"'minimum': 10\b"]),
+    Case("tail_unknown", _set("defaults.tail", "exact"), [fld("defaults", "tail")], [r"\['mean', 'none'\]"]),
+    Case("d_min_zero", _set("experiments.main.d_min", 0), [fld("experiments", "main", "d_min")], [r"'minimum': 1\b"]),
 ]
 CASES_BY_ID = {c.id: c for c in CASES}
 assert len(CASES_BY_ID) == len(CASES) >= 20

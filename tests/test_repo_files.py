@@ -153,7 +153,7 @@ def test_every_config_key_is_described():
     schema = config_doc.load()
     assert config_doc.undescribed(schema) == []
     documented = {dotted for dotted, _, _ in config_doc.keys(schema, schema)}
-    for key in ("results_dir", "fit.bootstrap", "defaults.sigma2", "experiments.main", "experiments.<name>.M",
+    for key in ("results_dir", "defaults.tail", "defaults.sigma2", "experiments.main", "experiments.<name>.M",
                 "experiments.<name>.montecarlo.trials", "experiments.<name>.ridge.lambdas"):
         assert key in documented, key
     undescribed = {"type": "object", "description": "x", "properties": {"k": {"type": "integer"}}}

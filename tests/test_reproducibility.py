@@ -160,7 +160,7 @@ def _start_and_interrupt(config, wd: Path, results: Path, log: Path, hard: bool)
                     if finished and not out.exists() and "Monte Carlo:" in mc_log.read_text(errors="replace"):
                         victim = out
                 time.sleep(0.1)
-            time.sleep(1.0)  # well inside the training loop (each Monte Carlo job trains for 10-20 s)
+            time.sleep(1.0)  # well inside the training loop (each Monte Carlo job trains for 8-15 s)
             assert not victim.exists(), "the Monte Carlo job finished before the interruption: make it slower"
             if hard:
                 os.killpg(proc.pid, signal.SIGKILL)

@@ -60,9 +60,13 @@ def check_stable(gamma: float, mu: np.ndarray, multiplicity=None, batch: int = 1
     return bound
 
 
-# Compiled kernels. fastmath without nnan/ninf: sums may be reassociated (vectorized), but a non-finite value still
-# propagates, which is how divergence is detected.
-_FAST = {"reassoc", "contract", "nsz", "arcp"}
+# Compiled kernels. No reassociation and no FMA contraction: with either, LLVM chooses the summation order (vector
+# width, interleaving, fusion) per compilation context, and a kernel compiled in this process then differed in the
+# last bits from the same kernel loaded from numba's cache, so tables depended on which job compiled first. The long
+# sums are instead split by hand into four interleaved partial sums combined in a fixed order, which the SLP
+# vectorizer packs into vector registers without changing a single rounding. nnan/ninf stay off, so a non-finite
+# value still propagates (that is how divergence is detected).
+_FAST = {"nsz", "arcp"}
 
 
 @njit(cache=True, error_model="numpy")
@@ -125,22 +129,54 @@ def _inverse_distances(e, o, x, out):
 
 
 @njit(cache=True, fastmath=_FAST, error_model="numpy")
+def _pole_sums(w, inv, lo, hi):
+    """(Σ w/δ, Σ w/δ²) over lo ≤ j < hi (inv = 1/δ), as four partial sums over j − lo mod 4 in a fixed order."""
+    s0 = s1 = s2 = s3 = 0.0
+    t0 = t1 = t2 = t3 = 0.0
+    n4 = hi - (hi - lo) % 4
+    for j in range(lo, n4, 4):
+        u0, u1, u2, u3 = w[j] * inv[j], w[j + 1] * inv[j + 1], w[j + 2] * inv[j + 2], w[j + 3] * inv[j + 3]
+        s0 += u0
+        s1 += u1
+        s2 += u2
+        s3 += u3
+        t0 += u0 * inv[j]
+        t1 += u1 * inv[j + 1]
+        t2 += u2 * inv[j + 2]
+        t3 += u3 * inv[j + 3]
+    for j in range(n4, hi):
+        u = w[j] * inv[j]
+        s0 += u
+        t0 += u * inv[j]
+    return (s0 + s1) + (s2 + s3), (t0 + t1) + (t2 + t3)
+
+
+@njit(cache=True, error_model="numpy")
 def _split_sums(w, inv, I):
-    """(φ, Σ w/δ², ψ, Σ w/δ²) over poles j ≤ I and j > I; one loop with the split done by selection, which
-    vectorizes (two loops over the index ranges did not)."""
-    phi = 0.0
-    dphi = 0.0
-    psi = 0.0
-    dpsi = 0.0
-    for j in range(w.size):
-        t = w[j] * inv[j]
-        r = t if j <= I else 0.0
-        q = t - r
-        phi += r
-        dphi += r * inv[j]
-        psi += q
-        dpsi += q * inv[j]
+    """(φ, Σ w/δ², ψ, Σ w/δ²) over the poles j ≤ I and j > I."""
+    phi, dphi = _pole_sums(w, inv, 0, I + 1)
+    psi, dpsi = _pole_sums(w, inv, I + 1, w.size)
     return phi, dphi, psi, dpsi
+
+
+@njit(cache=True, fastmath=_FAST, error_model="numpy")
+def _dot(x, y):
+    """Σ_j x_j y_j as eight partial sums over j mod 8, combined in a fixed order (see _FAST)."""
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+    n = x.size
+    n8 = n - n % 8
+    for j in range(0, n8, 8):
+        s0 += x[j] * y[j]
+        s1 += x[j + 1] * y[j + 1]
+        s2 += x[j + 2] * y[j + 2]
+        s3 += x[j + 3] * y[j + 3]
+        s4 += x[j + 4] * y[j + 4]
+        s5 += x[j + 5] * y[j + 5]
+        s6 += x[j + 6] * y[j + 6]
+        s7 += x[j + 7] * y[j + 7]
+    for j in range(n8, n):
+        s0 += x[j] * y[j]
+    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
 
 
 @njit(cache=True, error_model="numpy")
@@ -237,18 +273,14 @@ _BLOCK = 32  # factors multiplied between renormalizations of the Gu–Eisenstat
 
 @njit(cache=True, fastmath=_FAST, error_model="numpy")
 def _block_product(r, start):
-    p = 1.0
-    for k in range(_BLOCK):
-        p *= r[start + k]
-    return p
-
-
-@njit(cache=True, fastmath=_FAST, error_model="numpy")
-def _sum_squares(v):
-    s = 0.0
-    for j in range(v.size):
-        s += v[j] * v[j]
-    return s
+    """Π of r[start:start + _BLOCK] as four partial products over k mod 4, combined in a fixed order."""
+    p0 = p1 = p2 = p3 = 1.0
+    for k in range(start, start + _BLOCK, 4):
+        p0 *= r[k]
+        p1 *= r[k + 1]
+        p2 *= r[k + 2]
+        p3 *= r[k + 3]
+    return (p0 * p1) * (p2 * p3)
 
 
 @njit(cache=True, error_model="numpy")
@@ -300,7 +332,7 @@ def _eigenvectors(e, z, rho, eo, x):
         eI, xI = eo[I], x[I]
         row = VT[I]
         _row(zhat, e, eI, xI, row)
-        s = 1.0 / math.sqrt(_sum_squares(row))
+        s = 1.0 / math.sqrt(_dot(row, row))
         for j in range(m):
             row[j] *= s
     return VT
@@ -313,10 +345,7 @@ def _step_kernel(PT, e, w, r, forcing, n, record, out):
     cols, M = PT.shape
     dots = np.empty(cols)
     for col in range(cols):
-        s = 0.0
-        for j in range(M):
-            s += w[j] * PT[col, j]
-        dots[col] = s
+        dots[col] = _dot(w, PT[col])
     ri = 0
     while ri < record.size and record[ri] == 0:
         out[ri, :] = dots
@@ -324,12 +353,10 @@ def _step_kernel(PT, e, w, r, forcing, n, record, out):
     for t in range(1, n + 1):
         for col in range(cols):
             a = r * (dots[col] + forcing[col])
-            s = 0.0
+            p = PT[col]
             for j in range(M):
-                v = PT[col, j] - e[j] * PT[col, j] + a * w[j]
-                PT[col, j] = v
-                s += w[j] * v
-            dots[col] = s
+                p[j] = p[j] - e[j] * p[j] + a * w[j]
+            dots[col] = _dot(w, p)
         while ri < record.size and record[ri] == t:
             out[ri, :] = dots
             ri += 1
@@ -341,12 +368,9 @@ def _vt_times(VT, XT):
     a thread hand-off (BLAS's pool or numba's), which on a loaded machine cost more than the product itself."""
     m, cols = VT.shape[0], XT.shape[0]
     out = np.empty((m, cols))
-    for I in prange(m):
+    for I in range(m):
         for c in range(cols):
-            s = 0.0
-            for j in range(m):
-                s += VT[I, j] * XT[c, j]
-            out[I, c] = s
+            out[I, c] = _dot(VT[I], XT[c])
     return out
 
 
