@@ -178,7 +178,7 @@ def test_save_figure_refuses_a_caption_without_title_or_text(tmp_path):
         ((-0.998, -1.01, -0.985, -1.0), "k = \u22120.998 [\u22121.010, \u22120.985] (theory \u22121)"),
         ((-0.331, -0.34, -0.32, -1 / 3), "k = \u22120.331 [\u22120.340, \u22120.320] (theory \u22120.333)"),
         ((0.3312, 0.3, 0.36, 1 / 3), "k = 0.331 [0.300, 0.360] (theory 0.333)"),
-        ((-0.5, float("nan"), float("nan"), -0.5), "k = \u22120.500 [n/a, n/a] (theory \u22120.5)"),
+        ((-0.5, float("nan"), float("nan"), -0.5), "k = \u22120.500 (theory \u22120.5)"),
         ((-0.5, -0.6, -0.4, None), "k = \u22120.500 [\u22120.600, \u22120.400]"),
         ((-0.5, -0.6, -0.4, float("nan")), "k = \u22120.500 [\u22120.600, \u22120.400] (theory n/a)"),
     ],
@@ -199,6 +199,11 @@ def _row(**kw):
 
 def test_slope_text_prints_slope_interval_theory_and_verdict():
     assert slp.slope_text(_row()) == "k = \u22120.998 [\u22121.010, \u22120.985] (theory \u22121) \u00b7 consistent"
+    # an exact curve (no seeds): no statistical interval, the range over admissible windows instead
+    exact = _row(ci_low=np.nan, ci_high=np.nan, sys_low=-0.33368, sys_high=-0.33352, fitted=-0.33357, theory=-1 / 3,
+                 n_seeds=0, verdict="pre-asymptotic")
+    assert slp.slope_text(exact) == ("k = \u22120.334, windows [\u22120.3337, \u22120.3335] (theory \u22120.333) "
+                                     "\u00b7 pre-asymptotic")
     assert slp.slope_text(_row(verdict="pre-asymptotic"), symbol="e_M").startswith("e_M = \u22120.998")
 
 

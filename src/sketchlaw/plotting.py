@@ -405,9 +405,11 @@ def draw_fit_line(ax: plt.Axes, row: pd.Series | None, *, along: str = "x", **st
 
 def format_slope(fitted: Any, ci_low: Any, ci_high: Any, theory: Any = None, *, symbol: str = "k",
                  digits: int = 3) -> str:
-    """``k = −0.498 [−0.503, −0.492] (theory −0.5)``; ``n/a`` for NaN numbers (a theory that does not apply, an
-    interval from fewer than two seeds); no theory part when ``theory`` is None."""
-    text = f"{symbol} = {fmt_signed(fitted, digits)} [{fmt_signed(ci_low, digits)}, {fmt_signed(ci_high, digits)}]"
+    """``k = −0.498 [−0.503, −0.492] (theory −0.5)``; no interval when there is none (an exact curve, which has no
+    sampling spread); ``n/a`` for a NaN theory (one that does not apply); no theory part when ``theory`` is None."""
+    text = f"{symbol} = {fmt_signed(fitted, digits)}"
+    if finite(ci_low) and finite(ci_high):
+        text += f" [{fmt_signed(ci_low, digits)}, {fmt_signed(ci_high, digits)}]"
     if theory is not None:
         text += f" (theory {fmt_num(theory, digits)})"
     return text
@@ -422,8 +424,13 @@ def slope_text(row: pd.Series | None, symbol: str = "k") -> str:
         reason = str(row["reason"]) or (verdict.removeprefix("not fitted").lstrip(": ")
                                          if verdict.startswith("not fitted") else "") or "no slope"
         return f"{symbol}: not fitted ({reason})"
-    return format_slope(row["fitted"], row["ci_low"], row["ci_high"], row["theory"], symbol=symbol) + \
-        (f" \u00b7 {verdict}" if verdict else "")
+    text = format_slope(row["fitted"], row["ci_low"], row["ci_high"], row["theory"], symbol=symbol)
+    if not (finite(row["ci_low"]) and finite(row["ci_high"])) and finite(row.get("sys_low")) \
+            and finite(row.get("sys_high")):  # an exact curve: its only spread is the choice of window
+        head, _, tail = text.partition(" (theory")
+        text = f"{head}, windows [{fmt_signed(row['sys_low'], 4)}, {fmt_signed(row['sys_high'], 4)}]" + \
+            (f" (theory{tail}" if tail else "")
+    return text + (f" \u00b7 {verdict}" if verdict else "")
 
 
 _CORNERS = {"lower left": (0.03, 0.03, "left", "bottom", 1), "upper left": (0.03, 0.97, "left", "top", -1),
