@@ -87,13 +87,15 @@ def scaling_rows(table: pd.DataFrame, limit: pd.DataFrame | None, diagnostics: l
         lim = None if limit is None else limit[(limit["spectrum"] == spectrum) & np.isclose(limit["a"], a)
                                                & np.isclose(limit["b"], lim_b)]
         de = None if lim is None else lim[lim["model"] == "deterministic_equivalent"].sort_values("N_eff")
+        far = None if lim is None else lim[lim["model"] == "limit_far"].sort_values("N_eff")
         lim = None if lim is None else lim[lim["model"] == "limit"]
         if lim is None or lim.empty:
             est_n = E.Estimate(reason="no M = inf limit table")
         else:
             lim = lim.sort_values("N_eff")
             est_n = E.curve_slope(lim, "N_eff", "excess", log_of_log=logpower)
-            extrap_n = E.extrapolate(lim["N_eff"], lim["excess"], logpower)
+            far = lim if far is None or len(far) < 2 else pd.concat([lim.tail(1), far])  # grid's end + far grid
+            extrap_n = E.extrapolate(far["N_eff"], far["excess"], logpower, log_corrections=True)
             _diagnose_local(diagnostics, key, var_n, "primary", lim["N_eff"], lim["excess"], logpower)
         rows.append(_row(key, var_n, "primary", "excess_limit", est_n, theory.get(var_n, math.nan), math.nan,
                          extrap_n, "M", math.inf))

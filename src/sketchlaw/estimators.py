@@ -10,7 +10,15 @@ Every rule here is fixed before any comparison with theory and is the same for e
   extrapolated local slopes between neighbouring grid points, fitted by correction models s∞ + c·x^−ω (ω free),
                s∞ + c/log x, s∞ + c·x^−ω with ω taken from the finite-size theory's own local slopes, and the
                estimate shifted by the finite-size theory's own distance to its limit; the interval spans every
-               model that fits, widened by the statistical half-width.
+               model that fits, widened by the statistical half-width (at least SLOPE_RESOLUTION). For the N_eff
+               rows the curve is the exact M = ∞ limit run far beyond the grid (to N = 10^56), so the slopes fitted
+               are already close to their limit. For the log power law λ_i = 1/(i log^a i) the data and the
+               sketch cut the spectrum at k* ≈ T/log^a T (not T), so log k* = log T − a·log log T and the local
+               slope against log log T is −(a − 1)(1 − a/log T)/(1 − a·log log T/log T) = −(a − 1)·(1 +
+               a·(log log T − 1)/log T + …): its own correction forms s∞ + c·log log x/log x and
+               s∞ + c₁·log log x/log x + c₂/log x are fitted too, the second is the headline, and the interval
+               holds the headline ± its distance to the first (a bound on the next order). Only for the far N_eff
+               curve: over an M grid of a few octaves those forms are not determined.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ MIN_POINTS = 3
 LEVEL = 0.95
 EXTRAPOLATION_POINTS = 4   # the largest local slopes a correction model is fitted on
 FINITE_AGREEMENT = 0.01    # |estimate − finite-size theory| allowed where no statistical interval exists
+SLOPE_RESOLUTION = 1e-4    # the numerical resolution of an exact curve's local slopes (tests/test_limit.py)
 VERDICTS = ("consistent", "pre-asymptotic", "disagrees", "not fitted", "no theory")
 
 
@@ -178,10 +187,14 @@ def _fit_power_correction(xm, s, omega=None):
     return solve(w)[0][0], w
 
 
-def extrapolate(x, y, log_of_log: bool = False, theory_y=None, half_width: float = 0.0, shift=None) -> dict:
+def extrapolate(x, y, log_of_log: bool = False, theory_y=None, half_width: float = 0.0, shift=None,
+                log_corrections: bool = False) -> dict:
     """Local slopes extrapolated to x → ∞ by the correction models of the module docstring.
 
     ``theory_y`` (same x) is the finite-size theory's curve; its local slopes fix ω for model (iii).
+    ``log_corrections`` (with ``log_of_log``) adds the log power law's correction forms and makes the full one the
+    headline: only for a curve that reaches far (the N_eff rows' far limit), since over a short grid their
+    regressor log log x / log x hardly varies and the fit is ill-determined.
     ``shift`` = (estimate, finite-size theory on its window, the theory's own limit) adds model (iv): the estimate
     corrected by the finite-size theory's own convergence, estimate + (limit − finite). It enters the interval but
     is never the headline value (which is model (i), else (ii)).
@@ -199,6 +212,12 @@ def extrapolate(x, y, log_of_log: bool = False, theory_y=None, half_width: float
     inv_log = 1.0 / np.log(xm)
     if np.ptp(inv_log) > 0:
         models["inverse_log"] = float(np.polyfit(inv_log, s, 1)[1])
+        if log_of_log and log_corrections:  # the log power law's own leading corrections (module docstring)
+            loglog = np.log(np.log(xm)) * inv_log
+            models["log_log"] = float(np.polyfit(loglog, s, 1)[1])
+            if len(s) >= 4:  # both first-order terms, c₁·log log x / log x + c₂/log x, with one degree of freedom left
+                A = np.column_stack([np.ones_like(s), loglog, inv_log])
+                models["log_log_full"] = float(np.linalg.lstsq(A, s, rcond=None)[0][0])
     if theory_y is not None:
         txm, ts = local_slopes(x, theory_y, log_of_log)
         tfit = _fit_power_correction(txm[-EXTRAPOLATION_POINTS:], ts[-EXTRAPOLATION_POINTS:]) if len(ts) >= 3 else None
@@ -208,14 +227,20 @@ def extrapolate(x, y, log_of_log: bool = False, theory_y=None, half_width: float
                 models["theory_omega"] = float(fixed[0])
     if not models:
         return out
-    headline = models.get("power", next(iter(models.values())))
+    spread = 0.0
+    if "log_log" in models:  # headline: the full first-order form; its distance to the one-term form, mirrored,
+        headline = models.get("log_log_full", models["log_log"])  # bounds the next order
+        spread = abs(headline - models["log_log"])
+    else:
+        headline = models.get("power", next(iter(models.values())))
     if shift is not None and all(np.isfinite(shift)):
         models["theory_shift"] = float(shift[0] + shift[2] - shift[1])
     values = list(models.values())
     out["models"] = models
     out["extrapolated"] = headline
-    hw = half_width if np.isfinite(half_width) else 0.0
-    out["extrapolated_low"], out["extrapolated_high"] = min(values) - hw, max(values) + hw
+    hw = max(half_width if np.isfinite(half_width) else 0.0, SLOPE_RESOLUTION)
+    out["extrapolated_low"] = min(min(values), headline - spread) - hw
+    out["extrapolated_high"] = max(max(values), headline + spread) + hw
     return out
 
 

@@ -197,6 +197,17 @@ def limit_curve(spectrum: str, a: float, b: float | None, sigma2: float, gamma: 
     return df
 
 
+FAR_DECADES = 4      # spacing of the far grid, in decades of N
+FAR_LAST = 56        # its last point, N = 10^56 (the far tail's closed form is validated up to there; see tests)
+
+
+def far_grid(N_max: float) -> list[int]:
+    """N = 10^k beyond an experiment's grid, k = ⌊log10 N_max⌋ + 4, + 8, … ≤ 56: where the exact M = ∞ limit is
+    run to see where its local slope is heading (the N_eff rows' extrapolation; docs/METHODS.md §14)."""
+    first = int(math.floor(math.log10(float(N_max)))) + FAR_DECADES
+    return [10**k for k in range(first, FAR_LAST + 1, FAR_DECADES)]
+
+
 def local_slopes(x, y) -> np.ndarray:
     """Local log–log slopes d log y / d log x between consecutive points (length len(x) − 1)."""
     x, y = np.log(np.asarray(x, dtype=float)), np.log(np.asarray(y, dtype=float))

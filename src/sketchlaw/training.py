@@ -93,10 +93,11 @@ def baseline_rows(problem, job: dict) -> pd.DataFrame:
 
 
 def limit_rows(job: dict) -> pd.DataFrame:
-    """Bias and variance of the M = ∞ limit (model ``limit``, M = inf) at every N of the experiment, and their
-    deterministic equivalent at the largest M of the grid (model ``deterministic_equivalent``, with its E Approx),
+    """Bias and variance of the M = ∞ limit (model ``limit``, M = inf) at every N of the experiment and on the far
+    grid beyond it (model ``limit_far``, ``limit.far_grid``), and their deterministic equivalent at the largest M
+    of the grid (model ``deterministic_equivalent``, with its E Approx),
     for each (a, b) of the job."""
-    from .limit import limit_curve
+    from .limit import far_grid, limit_curve
     from .theory import sketched_excess_de
 
     out = []
@@ -108,6 +109,12 @@ def limit_rows(job: dict) -> pd.DataFrame:
         limit = limit_curve(job["spectrum"], a, prior_b, job["sigma2"], job["gamma"], job["N"],
                             schedule=job["schedule"], log_base=job["log_base"])
         out.append(limit.assign(model="limit", M=float("inf"), approx=0.0, **common))
+        far = far_grid(max(job["N"]))
+        if len(far) >= 2:  # its own modes (a longer horizon), so the grid's rows do not depend on the far grid
+            far = limit_curve(job["spectrum"], a, prior_b, job["sigma2"], job["gamma"], far,
+                              schedule=job["schedule"], log_base=job["log_base"])
+            # N beyond int64: the column is float (exact for the grid's N < 2^53)
+            out.append(far.assign(model="limit_far", M=float("inf"), approx=0.0, N=far["N"].astype(float), **common))
         try:
             de = sketched_excess_de(job["spectrum"], a, prior_b, job["M_window"], job["sigma2"], job["gamma"],
                                     job["N"], schedule=job["schedule"], log_base=job["log_base"])
