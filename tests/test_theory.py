@@ -61,3 +61,17 @@ def test_joint_forms_on_a_too_small_grid_are_left_out_not_failed():
     assert len(forms) >= 2 and forms["best"].sum() == 1
     additive = forms[forms["form"] == "additive"].iloc[0]
     assert additive["p"] == pytest.approx(1.0, abs=0.02) and additive["q"] == pytest.approx(0.5, abs=0.02)
+
+
+@pytest.mark.parametrize("kind,a,b", [("power", 1.7, None), ("power", 1.8, 2.3), ("power", 2.6, 1.9)])
+def test_far_equivalent_of_approx_extrapolates_to_the_theorem(kind, a, b):
+    """The M rows' extrapolation reads where the deterministic equivalent of E Approx is heading, run to 256·M_max
+    (theory.sketch_approx_de_far); at exponents not in any config that limit is the theorem's M exponent."""
+    from sketchlaw.estimators import extrapolate
+    from sketchlaw.theory import exponents, sketch_approx_de_far
+
+    M, approx = sketch_approx_de_far(kind, a, 256, b)
+    assert M[0] == 256 and M[-1] == 256 * 4**4 and np.all(np.diff(approx) < 0)
+    out = extrapolate(M, approx)
+    theorem = exponents("source" if b is not None else "main", a, b)["M"]
+    assert abs(out["extrapolated"] - theorem) < 0.005, (out, theorem)

@@ -22,7 +22,7 @@ from . import estimators as E
 from . import fit as F
 from .errors import ParameterError
 from .theory import exponents as theory_exponents
-from .theory import frontier_coordinates, sketch_approx_de
+from .theory import frontier_coordinates, sketch_approx_de, sketch_approx_de_far
 
 COLUMNS = ["experiment", "spectrum", "a", "b", "variable", "estimator", "quantity", "fixed_variable", "fixed_value",
            "x_lo", "x_hi", "n_points", "n_seeds", "fitted", "intercept", "ci_low", "ci_high", "sys_low", "sys_high",
@@ -76,8 +76,10 @@ def scaling_rows(table: pd.DataFrame, limit: pd.DataFrame | None, diagnostics: l
         de_approx = sketch_approx_de(spectrum, a, Ms, prior_b)
         mean_approx = approx.groupby("M")["approx"].mean().reindex(Ms).to_numpy()
         finite_m = _finite_slope(Ms, de_approx, est_m, logpower)
+        far_m = E.extrapolate(*sketch_approx_de_far(spectrum, a, Ms.max(), prior_b), logpower,
+                              log_corrections=logpower)
         extrap_m = E.extrapolate(Ms, mean_approx, logpower, theory_y=de_approx, half_width=_half_width(est_m),
-                                 shift=(est_m.fitted, finite_m, theory.get(var_m, math.nan)))
+                                 convergence=(est_m.fitted, finite_m, far_m))
         rows.append(_row(key, var_m, "primary", "approx", est_m, theory.get(var_m, math.nan), finite_m, extrap_m))
         _diagnose_local(diagnostics, key, var_m, "primary", Ms, mean_approx, logpower, de_approx)
 

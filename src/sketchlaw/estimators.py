@@ -8,8 +8,9 @@ Every rule here is fixed before any comparison with theory and is the same for e
   systematic   the same fit on the window shifted down by one grid point and on the window without its first or
                without its last point;
   extrapolated local slopes between neighbouring grid points, fitted by correction models s∞ + c·x^−ω (ω free),
-               s∞ + c/log x, s∞ + c·x^−ω with ω taken from the finite-size theory's own local slopes, and the
-               estimate shifted by the finite-size theory's own distance to its limit; the interval spans every
+               s∞ + c/log x, s∞ + c·x^−ω with ω taken from the finite-size theory's own local slopes, and (the
+               headline where a finite-size theory exists: the M rows) the estimate shifted by that theory's own
+               computed distance to its limit, the theory being run far beyond the grid; the interval spans every
                model that fits, widened by the statistical half-width (at least SLOPE_RESOLUTION). For the N_eff
                rows the curve is the exact M = ∞ limit run far beyond the grid (to N = 10^56), so the slopes fitted
                are already close to their limit. For the log power law λ_i = 1/(i log^a i) the data and the
@@ -17,8 +18,8 @@ Every rule here is fixed before any comparison with theory and is the same for e
                slope against log log T is −(a − 1)(1 − a/log T)/(1 − a·log log T/log T) = −(a − 1)·(1 +
                a·(log log T − 1)/log T + …): its own correction forms s∞ + c·log log x/log x and
                s∞ + c₁·log log x/log x + c₂/log x are fitted too, the second is the headline, and the interval
-               holds the headline ± its distance to the first (a bound on the next order). Only for the far N_eff
-               curve: over an M grid of a few octaves those forms are not determined.
+               holds the headline ± its distance to the first (a bound on the next order). Only for far curves (the
+               N_eff limit, the M rows' far equivalent): over a grid of a few octaves they are not determined.
 """
 
 from __future__ import annotations
@@ -187,17 +188,18 @@ def _fit_power_correction(xm, s, omega=None):
     return solve(w)[0][0], w
 
 
-def extrapolate(x, y, log_of_log: bool = False, theory_y=None, half_width: float = 0.0, shift=None,
+def extrapolate(x, y, log_of_log: bool = False, theory_y=None, half_width: float = 0.0, convergence=None,
                 log_corrections: bool = False) -> dict:
     """Local slopes extrapolated to x → ∞ by the correction models of the module docstring.
 
     ``theory_y`` (same x) is the finite-size theory's curve; its local slopes fix ω for model (iii).
     ``log_corrections`` (with ``log_of_log``) adds the log power law's correction forms and makes the full one the
-    headline: only for a curve that reaches far (the N_eff rows' far limit), since over a short grid their
+    headline: only for a curve that reaches far (the N_eff far limit, the far equivalent), since over a short grid their
     regressor log log x / log x hardly varies and the fit is ill-determined.
-    ``shift`` = (estimate, finite-size theory on its window, the theory's own limit) adds model (iv): the estimate
-    corrected by the finite-size theory's own convergence, estimate + (limit − finite). It enters the interval but
-    is never the headline value (which is model (i), else (ii)).
+    ``convergence`` = (estimate, finite-size theory's slope on the estimate's window, this function's result for
+    the finite-size theory run far beyond the grid) adds model (iv), the estimate corrected by the finite-size
+    theory's own computed convergence, estimate + (its far limit − its window slope), and makes it the headline;
+    the far limit's interval, shifted the same way, joins the interval. The theorem's exponent is never used.
     Returns {extrapolated, extrapolated_low, extrapolated_high, models: {name: value}}.
     """
     out = {"extrapolated": math.nan, "extrapolated_low": math.nan, "extrapolated_high": math.nan, "models": {}}
@@ -233,9 +235,14 @@ def extrapolate(x, y, log_of_log: bool = False, theory_y=None, half_width: float
         spread = abs(headline - models["log_log"])
     else:
         headline = models.get("power", next(iter(models.values())))
-    if shift is not None and all(np.isfinite(shift)):
-        models["theory_shift"] = float(shift[0] + shift[2] - shift[1])
     values = list(models.values())
+    if convergence is not None:
+        est, finite, far = convergence
+        shift = est - finite
+        if math.isfinite(shift) and math.isfinite(far.get("extrapolated", math.nan)):
+            models["theory_convergence"] = headline = float(far["extrapolated"] + shift)
+            spread = 0.0
+            values += [headline, far["extrapolated_low"] + shift, far["extrapolated_high"] + shift]
     out["models"] = models
     out["extrapolated"] = headline
     hw = max(half_width if np.isfinite(half_width) else 0.0, SLOPE_RESOLUTION)

@@ -91,6 +91,17 @@ def sketch_approx_de(kind: str, a: float, M, b: float | None = None, head: int =
     return np.array(out)
 
 
+DE_FAR_FACTORS = 4.0 ** np.arange(5)  # the far grid of E Approx's equivalent: M_max, 4·M_max, …, 256·M_max
+
+
+def sketch_approx_de_far(kind: str, a: float, M_max: float, b: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(M, E Approx) of the deterministic equivalent from the grid's largest M out to 256·M_max: where the finite-size
+    theory's own slope is heading (the M rows' extrapolation, docs/METHODS.md §14). The head summed exactly is at
+    least 16 times the largest M, so the second-order tail stays accurate there."""
+    M = float(M_max) * DE_FAR_FACTORS
+    return M, sketch_approx_de(kind, a, M, b, head=max(DE_HEAD, int(16 * M[-1])))
+
+
 def frontier_coordinates(variable: str, a: float, C) -> tuple[np.ndarray, np.ndarray]:
     """(x, factor) in which the compute-optimal law is a pure power, y / factor ∝ x^e (docs/METHODS.md §12):
     M* and R* − σ² ∝ (C/log C)^e, so x = C/log C and factor 1; N* ∝ C^e·(log C)^(1/(a+1)), so x = C and the
