@@ -96,8 +96,8 @@ def scaling_rows(table: pd.DataFrame, limit: pd.DataFrame | None, diagnostics: l
         else:
             lim = lim.sort_values("N_eff")
             est_n = E.curve_slope(lim, "N_eff", "excess", log_of_log=logpower)
-            far = lim if far is None or len(far) < 2 else pd.concat([lim.tail(1), far])  # grid's end + far grid
-            extrap_n = E.extrapolate(far["N_eff"], far["excess"], logpower, log_corrections=True)
+            reach = lim if far is None or len(far) < 2 else pd.concat([lim.tail(1), far])  # grid's end + far grid
+            extrap_n = E.extrapolate(reach["N_eff"], reach["excess"], logpower, log_corrections=True)
             _diagnose_local(diagnostics, key, var_n, "primary", lim["N_eff"], lim["excess"], logpower)
         rows.append(_row(key, var_n, "primary", "excess_limit", est_n, theory.get(var_n, math.nan), math.nan,
                          extrap_n, "M", math.inf))

@@ -63,9 +63,9 @@ def check_stable(gamma: float, mu: np.ndarray, multiplicity=None, batch: int = 1
 # Compiled kernels. No reassociation and no FMA contraction: with either, LLVM chooses the summation order (vector
 # width, interleaving, fusion) per compilation context, and a kernel compiled in this process then differed in the
 # last bits from the same kernel loaded from numba's cache, so tables depended on which job compiled first. The long
-# sums are instead split by hand into four interleaved partial sums combined in a fixed order, which the SLP
-# vectorizer packs into vector registers without changing a single rounding. nnan/ninf stay off, so a non-finite
-# value still propagates (that is how divergence is detected).
+# sums are instead split by hand into four or eight interleaved partial sums combined in a fixed order: independent
+# chains the CPU overlaps (LLVM keeps them scalar), so every compilation rounds identically. nnan/ninf stay off, so a
+# non-finite value still propagates (that is how divergence is detected).
 _FAST = {"nsz", "arcp"}
 
 

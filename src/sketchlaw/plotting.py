@@ -404,12 +404,15 @@ def draw_fit_line(ax: plt.Axes, row: pd.Series | None, *, along: str = "x", **st
 
 
 def format_slope(fitted: Any, ci_low: Any, ci_high: Any, theory: Any = None, *, symbol: str = "k",
-                 digits: int = 3) -> str:
-    """``k = −0.498 [−0.503, −0.492] (theory −0.5)``; no interval when there is none (an exact curve, which has no
-    sampling spread); ``n/a`` for a NaN theory (one that does not apply); no theory part when ``theory`` is None."""
+                 digits: int = 3, windows: tuple | None = None) -> str:
+    """``k = −0.498 [−0.503, −0.492] (theory −0.5)``; without an interval (an exact curve, which has no sampling
+    spread) the range over windows ``windows`` = (low, high) if given; ``n/a`` for a NaN theory (one that does not
+    apply); no theory part when ``theory`` is None."""
     text = f"{symbol} = {fmt_signed(fitted, digits)}"
     if finite(ci_low) and finite(ci_high):
         text += f" [{fmt_signed(ci_low, digits)}, {fmt_signed(ci_high, digits)}]"
+    elif windows is not None and all(finite(v) for v in windows):
+        text += f", windows [{fmt_signed(windows[0], digits + 1)}, {fmt_signed(windows[1], digits + 1)}]"
     if theory is not None:
         text += f" (theory {fmt_num(theory, digits)})"
     return text
@@ -424,12 +427,8 @@ def slope_text(row: pd.Series | None, symbol: str = "k") -> str:
         reason = str(row["reason"]) or (verdict.removeprefix("not fitted").lstrip(": ")
                                          if verdict.startswith("not fitted") else "") or "no slope"
         return f"{symbol}: not fitted ({reason})"
-    text = format_slope(row["fitted"], row["ci_low"], row["ci_high"], row["theory"], symbol=symbol)
-    if not (finite(row["ci_low"]) and finite(row["ci_high"])) and finite(row.get("sys_low")) \
-            and finite(row.get("sys_high")):  # an exact curve: its only spread is the choice of window
-        head, _, tail = text.partition(" (theory")
-        text = f"{head}, windows [{fmt_signed(row['sys_low'], 4)}, {fmt_signed(row['sys_high'], 4)}]" + \
-            (f" (theory{tail}" if tail else "")
+    text = format_slope(row["fitted"], row["ci_low"], row["ci_high"], row["theory"], symbol=symbol,
+                        windows=(row.get("sys_low"), row.get("sys_high")))
     return text + (f" \u00b7 {verdict}" if verdict else "")
 
 
