@@ -11,7 +11,8 @@ Every rule here is fixed before any comparison with theory and is the same for e
                s∞ + c/log x, s∞ + c·x^−ω with ω taken from the finite-size theory's own local slopes, and (the
                headline where a finite-size theory exists: the M rows) the estimate shifted by that theory's own
                computed distance to its limit, the theory being run far beyond the grid; the interval spans every
-               model that fits, widened by the statistical half-width (at least SLOPE_RESOLUTION). For the N_eff
+               model that fits and the headline ± its t-interval from the residual scatter of the local slopes, widened
+               by the statistical half-width (at least SLOPE_RESOLUTION). For the N_eff
                rows the curve is the exact M = ∞ limit run far beyond the grid (to N = 10^56), so the slopes fitted
                are already close to their limit. For the log power law λ_i = 1/(i log^a i) the data and the
                sketch cut the spectrum at k* ≈ T/log^a T (not T), so log k* = log T − a·log log T and the local
@@ -163,8 +164,8 @@ def local_slopes(x, y, log_of_log: bool = False) -> tuple[np.ndarray, np.ndarray
     return np.sqrt(x[1:] * x[:-1]), np.diff(np.log(y)) / np.diff(X)
 
 
-def _fit_power_correction(xm, s, omega=None):
-    """s∞ and ω of s = s∞ + c·x^−ω (ω fitted on a grid + polish when None); None when it does not fit."""
+def _fit_power_correction(xm, s):
+    """s∞ and ω of s = s∞ + c·x^−ω (ω fitted on a grid + polish); None when it does not fit."""
     lx = np.log(xm)
 
     def solve(w):
@@ -172,10 +173,6 @@ def _fit_power_correction(xm, s, omega=None):
         coef, *_ = np.linalg.lstsq(A, s, rcond=None)
         return coef, float(np.sum((A @ coef - s) ** 2))
 
-    if omega is not None:
-        if not (np.isfinite(omega) and omega > 0):
-            return None
-        return solve(omega)[0][0], omega
     if len(s) < 3:
         return None
     grid = np.geomspace(0.02, 5.0, 120)
@@ -183,9 +180,25 @@ def _fit_power_correction(xm, s, omega=None):
     i = int(np.argmin(costs))
     if i in (0, len(grid) - 1):  # no interior optimum: the correction is not resolved by these points
         return None
-    res = optimize.minimize_scalar(lambda w: solve(w)[1], bracket=(grid[i - 1], grid[i], grid[i + 1]))
-    w = float(res.x) if res.success and res.x > 0 else float(grid[i])
+    try:
+        res = optimize.minimize_scalar(lambda w: solve(w)[1], bracket=(grid[i - 1], grid[i], grid[i + 1]))
+        w = float(res.x) if res.success and res.x > 0 else float(grid[i])
+    except ValueError:  # a flat cost (slopes already constant to rounding): no bracket, the grid's best ω will do
+        w = float(grid[i])
     return solve(w)[0][0], w
+
+
+def _intercept(A: np.ndarray, s: np.ndarray, fitted_extra: int = 0) -> tuple[float, float]:
+    """(s∞, its 95 % half-width) of the linear model s = A·coef with s∞ = coef[0]: a t-interval from the residual
+    scatter of the local slopes (``fitted_extra`` nonlinear parameters fitted besides, e.g. ω). With no degree of
+    freedom left the half-width is 0: the points then say nothing about their own scatter."""
+    coef, *_ = np.linalg.lstsq(A, s, rcond=None)
+    dof = len(s) - A.shape[1] - fitted_extra
+    if dof <= 0:
+        return float(coef[0]), 0.0
+    sigma2 = float(np.sum((A @ coef - s) ** 2)) / dof
+    cov = sigma2 * np.linalg.pinv(A.T @ A)
+    return float(coef[0]), float(stats.t.ppf(0.5 + LEVEL / 2, dof) * math.sqrt(max(cov[0, 0], 0.0)))
 
 
 def extrapolate(x, y, log_of_log: bool = False, theory_y=None, half_width: float = 0.0, convergence=None,
@@ -207,42 +220,48 @@ def extrapolate(x, y, log_of_log: bool = False, theory_y=None, half_width: float
     if len(s) < 3:
         return out
     xm, s = xm[-EXTRAPOLATION_POINTS:], s[-EXTRAPOLATION_POINTS:]
-    models = {}
+    models, errors = {}, {}
+
+    def power_design(omega):
+        return np.column_stack([np.ones_like(s), xm ** -omega])
+
     power = _fit_power_correction(xm, s)
     if power is not None:
-        models["power"] = float(power[0])
+        models["power"], errors["power"] = _intercept(power_design(power[1]), s, fitted_extra=1)
     inv_log = 1.0 / np.log(xm)
     if np.ptp(inv_log) > 0:
-        models["inverse_log"] = float(np.polyfit(inv_log, s, 1)[1])
+        models["inverse_log"], errors["inverse_log"] = _intercept(np.column_stack([np.ones_like(s), inv_log]), s)
         if log_of_log and log_corrections:  # the log power law's own leading corrections (module docstring)
             loglog = np.log(np.log(xm)) * inv_log
-            models["log_log"] = float(np.polyfit(loglog, s, 1)[1])
+            models["log_log"], errors["log_log"] = _intercept(np.column_stack([np.ones_like(s), loglog]), s)
             if len(s) >= 4:  # both first-order terms, c₁·log log x / log x + c₂/log x, with one degree of freedom left
                 A = np.column_stack([np.ones_like(s), loglog, inv_log])
-                models["log_log_full"] = float(np.linalg.lstsq(A, s, rcond=None)[0][0])
+                models["log_log_full"], errors["log_log_full"] = _intercept(A, s)
     if theory_y is not None:
         txm, ts = local_slopes(x, theory_y, log_of_log)
         tfit = _fit_power_correction(txm[-EXTRAPOLATION_POINTS:], ts[-EXTRAPOLATION_POINTS:]) if len(ts) >= 3 else None
-        if tfit is not None:
-            fixed = _fit_power_correction(xm, s, omega=tfit[1])
-            if fixed is not None:
-                models["theory_omega"] = float(fixed[0])
+        if tfit is not None and np.isfinite(tfit[1]) and tfit[1] > 0:
+            models["theory_omega"], errors["theory_omega"] = _intercept(power_design(tfit[1]), s)
     if not models:
         return out
     spread = 0.0
     if "log_log" in models:  # headline: the full first-order form; its distance to the one-term form, mirrored,
-        headline = models.get("log_log_full", models["log_log"])  # bounds the next order
-        spread = abs(headline - models["log_log"])
+        key = "log_log_full" if "log_log_full" in models else "log_log"  # bounds the next order
+        spread = abs(models[key] - models["log_log"])
     else:
-        headline = models.get("power", next(iter(models.values())))
+        key = "power" if "power" in models else next(iter(models))
+    headline = models[key]
+    # every model's value (the choice of correction model), and the headline's own scatter-based half-width
     values = list(models.values())
+    err = errors.get(key, 0.0)
     if convergence is not None:
         est, finite, far = convergence
         shift = est - finite
         if math.isfinite(shift) and math.isfinite(far.get("extrapolated", math.nan)):
             models["theory_convergence"] = headline = float(far["extrapolated"] + shift)
-            spread = 0.0
+            spread = err = 0.0  # the far curve's own interval carries model 4's uncertainty
             values += [headline, far["extrapolated_low"] + shift, far["extrapolated_high"] + shift]
+    values += [headline - err, headline + err]
     out["models"] = models
     out["extrapolated"] = headline
     hw = max(half_width if np.isfinite(half_width) else 0.0, SLOPE_RESOLUTION)

@@ -6,6 +6,8 @@ Slopes are signed: the slope of log(R − σ²) against log M is −(a − 1) fo
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy import optimize
 
@@ -91,15 +93,59 @@ def sketch_approx_de(kind: str, a: float, M, b: float | None = None, head: int =
     return np.array(out)
 
 
-DE_FAR_FACTORS = 4.0 ** np.arange(5)  # the far grid of E Approx's equivalent: M_max, 4·M_max, …, 256·M_max
+DE_FAR_DECADES = 4     # spacing of the far grid of E Approx's equivalent, in decades of M
+DE_FAR_LAST = 56       # its last point, M = 10^56 (the log power law's slopes converge like log log M / log M)
+DE_FAR_LOG_KAPPA = -460.0  # and κ ≥ e^-460 ≈ 1e-200 (power law: κ ≂ M^-a), far from underflow
+
+
+def _approx_de_quadrature(kind: str, a: float, M, b: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(log κ, E Approx) of the deterministic equivalent at each M, on the M = ∞ limit's representation of the
+    spectrum (``sketchlaw.limit.LimitModes``: exact head, Gauss–Legendre quadrature in log i, closed-form far
+    tail) instead of an exact sum over the first 10⁶ coordinates, so M can be astronomically large.
+
+    The representation must reach far below κ (its far tail is summed to first order in λ/κ), and κ is what is being
+    solved for: it is rebuilt out to λ ≤ 1e-8·κ/2 until κ stops moving. Sums are written in log κ so nothing
+    underflows. Agrees with ``sketch_approx_de`` to < 1e-6 relative (tests/test_theory.py).
+    """
+    from .limit import LimitModes, far_tail_energy
+
+    M = np.atleast_1d(np.asarray(M, dtype=float))
+
+    def solve(rep, m):
+        log_lam, n = np.log(rep.mu), rep.multiplicity
+        log_tau = math.log(far_tail_energy(kind, a, None, rep.x_end))
+        dof = lambda t: float(np.sum(n / (1.0 + np.exp(t - log_lam)))) + math.exp(log_tau - t) - m  # noqa: E731
+        lo = min(log_tau - math.log(m), float(log_lam.min())) - 1.0  # below it the far tail alone gives dof > m
+        return optimize.brentq(dof, lo, float(log_lam.max()) + 10.0, xtol=1e-13, rtol=1e-15)
+
+    rep = LimitModes(kind, a, b, horizon=1.0, frozen_tol=1.0)
+    log_kappa = math.inf
+    for _ in range(500):  # each pass reaches further down the spectrum; κ settles once the reach passes it
+        new = solve(rep, M.max())
+        rep = LimitModes(kind, a, b, horizon=1e8 * math.exp(-new), frozen_tol=1.0)
+        if abs(new - log_kappa) < 1e-12:
+            break
+        log_kappa = new
+    log_lam, n, s = np.log(rep.mu), rep.multiplicity, rep.p0
+    tail = far_tail_energy(kind, a, b, rep.x_end)  # Σ_far λ s: all of it is Approx (λ ≪ κ)
+    log_kappas = np.array([solve(rep, m) for m in M])
+    approx = [float(np.sum(n * rep.mu * s / (1.0 + np.exp(log_lam - t)))) + tail for t in log_kappas]
+    return log_kappas, np.array(approx)
 
 
 def sketch_approx_de_far(kind: str, a: float, M_max: float, b: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(M, E Approx) of the deterministic equivalent from the grid's largest M out to 256·M_max: where the finite-size
-    theory's own slope is heading (the M rows' extrapolation, docs/METHODS.md §14). The head summed exactly is at
-    least 16 times the largest M, so the second-order tail stays accurate there."""
-    M = float(M_max) * DE_FAR_FACTORS
-    return M, sketch_approx_de(kind, a, M, b, head=max(DE_HEAD, int(16 * M[-1])))
+    """(M, E Approx) of the deterministic equivalent from the grid's largest M out to M = 10^56 every 4 decades
+    (or, for the power law, while κ ≳ 1e-200): where the finite-size theory's own slope is heading (the M rows'
+    extrapolation, docs/METHODS.md §14). At least five points: the grid shrinks to ×4 steps when the reach is short."""
+    M_max = float(M_max)
+    last = DE_FAR_LAST * math.log(10.0)
+    if kind == "power":
+        last = min(last, -DE_FAR_LOG_KAPPA / a)  # κ ≈ M^-a (up to a constant of order 1)
+    step = DE_FAR_DECADES * math.log(10.0)
+    if last - math.log(M_max) < 4 * step:
+        step = max((last - math.log(M_max)) / 4, math.log(4.0))
+    M = M_max * np.exp(step * np.arange(5 if step <= math.log(4.0) else int((last - math.log(M_max)) // step) + 1))
+    return M, _approx_de_quadrature(kind, a, M, b)[1]
 
 
 def frontier_coordinates(variable: str, a: float, C) -> tuple[np.ndarray, np.ndarray]:
