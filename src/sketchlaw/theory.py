@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numba import njit
 from scipy import optimize
 
 from .spectra import Prior, Spectrum, tail_sums
@@ -173,25 +174,55 @@ def optimal_step_size_range(M, N_eff, a, gamma_max):
     return lo, gamma_max
 
 
-def _sketch_resolvent_kappa(lam_w, lam, M, z, kappa0):
-    """κ(z) solving −z = κ(1 − df(κ)/M), df(κ) = Σ_i n_i λ_i/(λ_i + κ), for complex z on the branch with
-    Im κ < 0 (the Stieltjes transform (1/M) tr(Σ − z)⁻¹ = 1/κ has positive imaginary part), by Newton's method
-    with continuation along z (``kappa0`` is the previous solution); n_i are multiplicities in ``lam_w``."""
-    k = kappa0
-    for _ in range(100):
-        r = lam + k
-        df = np.sum(lam_w * lam / r)
-        ddf = -np.sum(lam_w * lam / r**2)
-        F = -k + k * df / M - z
-        Fp = -1.0 + (df + k * ddf) / M
-        step = F / Fp
-        k_new = k - step
-        if k_new.imag > 0:  # stay on the physical branch
-            k_new = complex(k_new.real, 0.5 * k.imag)
-        k = k_new
-        if abs(step) <= 1e-13 * abs(k):
-            break
-    return k
+@njit(cache=True, error_model="numpy")
+def _resolvent_sums(lam_w, lam, energy_w, k):
+    """One pass over the modes: df(κ) = Σ n_i λ_i/(λ_i + κ), its derivative, and Σ e_i/(λ_i + κ) (sequential sums in
+    a fixed order: no reassociation, so a cached and a freshly compiled kernel agree bit for bit)."""
+    df = 0j
+    ddf = 0j
+    energy = 0j
+    kr, ki = k.real, k.imag
+    for i in range(lam.shape[0]):
+        wr = lam[i] + kr
+        norm = wr * wr + ki * ki
+        if norm > 1e-290 and norm < 1e290:  # 1/w = conj(w)/|w|²: one real division instead of a complex one
+            inv = complex(wr / norm, -ki / norm)
+        else:
+            inv = 1.0 / complex(wr, ki)
+        q = lam_w[i] * lam[i] * inv
+        df += q
+        ddf -= q * inv
+        energy += energy_w[i] * inv
+    return df, ddf, energy
+
+
+@njit(cache=True, error_model="numpy")
+def _resolvent_densities(lam_w, lam, energy_w, M, mu, rel_eta):
+    """Counting and energy densities at z = μ + i·rel_eta·μ along the grid ``mu`` (decreasing): κ(z) solving
+    −z = κ(1 − df(κ)/M) on the branch Im κ < 0 (the Stieltjes transform (1/M) tr(Σ − z)⁻¹ = 1/κ has positive imaginary
+    part), by Newton's method with continuation along z; a point where Newton does not converge is left out (zero)
+    and the continuation restarts from κ = −z. Returns (counts, energy) = (M·Im(1/κ)/π, Im Σ e_i/(λ_i + κ)/π)."""
+    counts = np.zeros(mu.shape[0])
+    energy = np.zeros(mu.shape[0])
+    k = complex(-mu[0], -1e-3 * mu[0])
+    for idx in range(mu.shape[0]):
+        z = complex(mu[idx], rel_eta * mu[idx])
+        for _ in range(100):
+            df, ddf, _e = _resolvent_sums(lam_w, lam, energy_w, k)
+            step = (-k + k * df / M - z) / (-1.0 + (df + k * ddf) / M)
+            k_new = k - step
+            if k_new.imag > 0:  # stay on the physical branch
+                k_new = complex(k_new.real, 0.5 * k.imag)
+            k = k_new
+            if abs(step) <= 1e-13 * abs(k):
+                break
+        df, _d, e = _resolvent_sums(lam_w, lam, energy_w, k)
+        if abs(-k * (1.0 - df / M) - z) > 1e-8 * abs(z) or k.imag >= 0:
+            k = -z  # not converged: leave this point out, restart the continuation
+            continue
+        counts[idx] = M * (1.0 / k).imag / np.pi
+        energy[idx] = e.imag / np.pi
+    return counts, energy
 
 
 def sketched_modes_de(kind: str, a: float, M: int, b: float | None = None, grid_step: float = 0.002,
@@ -239,17 +270,7 @@ def sketched_modes_de(kind: str, a: float, M: int, b: float | None = None, grid_
     mu = np.exp(logmu)
 
     def densities(rel_eta):
-        counts, energy = np.zeros_like(mu), np.zeros_like(mu)
-        k = complex(-mu[0], -1e-3 * mu[0])
-        for idx, m in enumerate(mu):
-            z = complex(m, rel_eta * m)
-            k = _sketch_resolvent_kappa(lam_w, lam, M, z, k)
-            if abs(-k * (1.0 - np.sum(lam_w * lam / (lam + k)) / M) - z) > 1e-8 * abs(z) or k.imag >= 0:
-                k = complex(-m, -rel_eta * m)  # not converged: leave this point out, restart the continuation
-                continue
-            counts[idx] = M * (1.0 / k).imag / np.pi
-            energy[idx] = np.sum(energy_w / (lam + k)).imag / np.pi
-        return counts, energy
+        return _resolvent_densities(lam_w, lam, energy_w, float(M), mu, rel_eta)
 
     # Poisson smoothing of width η biases the densities by O(η), inside the support and in the Cauchy tails
     # outside it (whose second moment diverges); Richardson extrapolation in η removes that first-order term.
