@@ -119,46 +119,6 @@ def _apply_rotations(X, rot_idx, rot_cs, inverse):
             X[k, col] = -s * xi + c * xk
 
 
-@njit(cache=True, error_model="numpy")
-def _inverse_distances(e, o, x, out):
-    """out_j = 1 / δ_j with δ_j = (e_o − e_j) + x: a difference of e's plus the small offset x. No fastmath here
-    (reassociation would turn it into (e_o + x) − e_j and lose x's low bits)."""
-    eo = e[o]
-    for j in range(e.size):
-        out[j] = 1.0 / ((eo - e[j]) + x)
-
-
-@njit(cache=True, fastmath=_FAST, error_model="numpy")
-def _pole_sums(w, inv, lo, hi):
-    """(Σ w/δ, Σ w/δ²) over lo ≤ j < hi (inv = 1/δ), as four partial sums over j − lo mod 4 in a fixed order."""
-    s0 = s1 = s2 = s3 = 0.0
-    t0 = t1 = t2 = t3 = 0.0
-    n4 = hi - (hi - lo) % 4
-    for j in range(lo, n4, 4):
-        u0, u1, u2, u3 = w[j] * inv[j], w[j + 1] * inv[j + 1], w[j + 2] * inv[j + 2], w[j + 3] * inv[j + 3]
-        s0 += u0
-        s1 += u1
-        s2 += u2
-        s3 += u3
-        t0 += u0 * inv[j]
-        t1 += u1 * inv[j + 1]
-        t2 += u2 * inv[j + 2]
-        t3 += u3 * inv[j + 3]
-    for j in range(n4, hi):
-        u = w[j] * inv[j]
-        s0 += u
-        t0 += u * inv[j]
-    return (s0 + s1) + (s2 + s3), (t0 + t1) + (t2 + t3)
-
-
-@njit(cache=True, error_model="numpy")
-def _split_sums(w, inv, I):
-    """(φ, Σ w/δ², ψ, Σ w/δ²) over the poles j ≤ I and j > I."""
-    phi, dphi = _pole_sums(w, inv, 0, I + 1)
-    psi, dpsi = _pole_sums(w, inv, I + 1, w.size)
-    return phi, dphi, psi, dpsi
-
-
 @njit(cache=True, fastmath=_FAST, error_model="numpy")
 def _dot(x, y):
     """Σ_j x_j y_j as eight partial sums over j mod 8, combined in a fixed order (see _FAST)."""
@@ -179,83 +139,178 @@ def _dot(x, y):
     return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
 
 
-@njit(cache=True, error_model="numpy")
-def _secular_sums(e, w, o, x, I, buf):
-    """f = 1 + Σ_j w_j / (θ − e_j) at θ = e_o + x, split into poles j ≤ I (right of the root, φ) and j > I (ψ)."""
-    _inverse_distances(e, o, x, buf)
-    return _split_sums(w, buf, I)
+_LANES = 16  # roots solved together: the O(M) sums vectorize across them (see _lane_sums)
+_STEP_TOL = 2.0 ** -30  # a model step this small (relative) leaves an error ~ its square: converged
 
 
-_POLISH = 1
+_SUM_BLOCK = 64  # terms summed into a block total before it is added to a lane's sum (error ~ √64 + √(M/64), not √M)
 
 
 @njit(cache=True, error_model="numpy")
-def _secular_root(e, w, rho, I):
-    """Root I of 1 + Σ_j w_j / (θ − e_j) = 0 (e strictly descending, w > 0, Σ w = ρ), in (e_{I+1}, e_I) or, for
-    the last, in [e_{m−1} − ρ, e_{m−1}). Returned as (o, x) with θ = e_o + x and o the nearer pole.
+def _lane_block(e, w, eo, x, split, n, j0, j1, left, mixed, bs, bt):
+    """Block sums over poles j0 ≤ j < j1 for lanes k < n: the terms with j ≤ split_k (left) or j > split_k (right),
+    in increasing j (left) or decreasing j (right). ``mixed``: some split falls inside the block."""
+    for k in range(n):
+        bs[k] = 0.0
+        bt[k] = 0.0
+    for i in range(j1 - j0):
+        j = j0 + i if left else j1 - 1 - i
+        ej, wj = e[j], w[j]
+        if mixed:
+            for k in range(n):
+                if (j <= split[k]) == left:
+                    inv = 1.0 / ((eo[k] - ej) + x[k])
+                    u = wj * inv
+                    bs[k] += u
+                    bt[k] += u * inv
+        else:
+            for k in range(n):
+                inv = 1.0 / ((eo[k] - ej) + x[k])
+                u = wj * inv
+                bs[k] += u
+                bt[k] += u * inv
 
-    Iteration: the "middle way" (each side's sum replaced by one pole with matched value and slope, a quadratic
-    solved for the next iterate), which converges quadratically; a bracket from the signs of f catches any
-    iterate that leaves it (then bisection). The first iterate is the interval's midpoint, whose sign of f also
-    picks the nearer pole."""
+
+@njit(cache=True, error_model="numpy")
+def _lane_sums(e, w, eo, x, split, n, acc):
+    """For lanes k < n: the secular sums at θ_k = eo_k + x_k, split at split_k: acc[0, k] = φ = Σ_{j ≤ split} w_j/δ_j,
+    acc[1, k] = Σ_{j ≤ split} w_j/δ_j², acc[2, k] = ψ and acc[3, k] its Σ w/δ² over j > split, δ_j = (eo_k − e_j) + x_k.
+
+    The loops run over j outside and over the lanes inside, so the compiler vectorizes across lanes without reordering
+    anything (one division per lane and pole, no fastmath, no reassociation), and each lane's sums are formed in a
+    fixed order of its own: blocks of _SUM_BLOCK poles at fixed positions (multiples of _SUM_BLOCK), each summed from
+    its far end towards the root (φ in increasing j, ψ in decreasing j, the small terms first), the block totals
+    added in the same direction. Lanes whose side does not reach a block add its zero total (exactly nothing), so a
+    lane gets the same bits whichever lanes share its batch, vectorized or not."""
     m = e.size
-    I = np.int64(I)  # a prange index may be unsigned; int64 throughout so o stays an integer
-    eps = 2.220446049250313e-16
-    buf = np.empty(m)
-    has_left = I < m - 1
+    jlo, jhi = split[0], split[0]
+    for k in range(n):
+        acc[0, k] = 0.0
+        acc[1, k] = 0.0
+        acc[2, k] = 0.0
+        acc[3, k] = 0.0
+        jlo = min(jlo, split[k])
+        jhi = max(jhi, split[k])
+    bs, bt = np.empty(n), np.empty(n)
+    nblk = (m + _SUM_BLOCK - 1) // _SUM_BLOCK
+    for q in range(jhi // _SUM_BLOCK + 1):  # left sides: poles 0 … jhi
+        j0, j1 = q * _SUM_BLOCK, min((q + 1) * _SUM_BLOCK, jhi + 1)
+        _lane_block(e, w, eo, x, split, n, j0, j1, True, j1 - 1 > jlo, bs, bt)
+        for k in range(n):
+            acc[0, k] += bs[k]
+            acc[1, k] += bt[k]
+    for q in range(nblk - 1, jlo // _SUM_BLOCK - 1, -1):  # right sides: poles m − 1 … jlo + 1
+        j0, j1 = max(q * _SUM_BLOCK, jlo + 1), min((q + 1) * _SUM_BLOCK, m)
+        _lane_block(e, w, eo, x, split, n, j0, j1, False, j0 <= jhi, bs, bt)
+        for k in range(n):
+            acc[2, k] += bs[k]
+            acc[3, k] += bt[k]
+
+
+@njit(cache=True, error_model="numpy")
+def _middle_way(f, dphi, dpsi, x, a, b, lo, hi, has_left):
+    """Next iterate of the "middle way": each side's sum replaced by one pole (at a: the poles left of the root, at b:
+    the right ones) with matched value and slope at x, the resulting quadratic solved inside (lo, hi); NaN if none."""
+    sb = (x - b) * (x - b) * dphi
+    xn = np.nan
     if has_left:
-        gap = e[I] - e[I + 1]
-        phi, dphi, psi, dpsi = _secular_sums(e, w, I + 1, 0.5 * gap, I, buf)
-        if 1.0 + phi + psi >= 0.0:  # root in the right half: measure from pole I
-            o = I
-            lo, hi, a, b, x = -0.5 * gap, 0.0, -gap, 0.0, -0.5 * gap
+        sa = (x - a) * (x - a) * dpsi
+        c = f - sa / (x - a) - sb / (x - b)
+        A, Bq, Cq = c, sa + sb - c * (a + b), c * a * b - sa * b - sb * a
+        if A == 0.0:
+            if Bq != 0.0:
+                xn = -Cq / Bq
         else:
-            o = I + 1
-            lo, hi, a, b, x = 0.0, 0.5 * gap, 0.0, gap, 0.5 * gap
+            disc = max(Bq * Bq - 4.0 * A * Cq, 0.0)
+            q = -0.5 * (Bq + math.copysign(math.sqrt(disc), Bq))
+            r1 = q / A
+            r2 = Cq / q if q != 0.0 else np.nan
+            xn = r1 if lo < r1 < hi else r2
     else:
-        o = I
-        lo, hi, a, b, x = -rho, 0.0, 0.0, 0.0, -0.5 * rho
-        phi, dphi, psi, dpsi = _secular_sums(e, w, o, x, I, buf)
-    for _ in range(200):
-        f = 1.0 + phi + psi
-        if f == 0.0:
-            break
-        if f > 0.0:
-            lo = max(lo, x)
+        c = f - sb / (x - b)
+        if c != 0.0:
+            xn = b - sb / c
+    return xn
+
+
+@njit(cache=True, error_model="numpy")
+def _root_batch(e, w, rho, I0, n, origin, xout):
+    """Roots I0 … I0 + n − 1 of 1 + Σ_j w_j / (θ − e_j) = 0 (e strictly descending, w > 0, Σ w = ρ): root I in
+    (e_{I+1}, e_I) or, for the last, in [e_{m−1} − ρ, e_{m−1}); stored as (origin, x) with θ = e_origin + x and
+    origin the nearer pole.
+
+    Each root is iterated on its own (the batch only shares the passes over the poles, see _lane_sums): the first
+    pass is at the interval's midpoint, whose sign of f picks the nearer pole; then the "middle way" (_middle_way),
+    which converges quadratically, inside a bracket kept from the signs of f (bisection if an iterate leaves it).
+    It stops when f is at the level of its own rounding error (then one Newton step from those sums gives the last
+    bits) or when a model step is below 2⁻³⁰ relative (the next would be below rounding): about three passes per root.
+    """
+    m = e.size
+    eps = 2.220446049250313e-16
+    eo, xs, split, act = np.empty(n), np.empty(n), np.empty(n, np.int64), np.empty(n, np.int64)
+    o, lo, hi, a, b, x = np.empty(n, np.int64), np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n)
+    acc = np.empty((4, n))
+    for k in range(n):
+        I = I0 + k
+        split[k], act[k] = I, k
+        if I < m - 1:
+            eo[k], xs[k] = e[I + 1], 0.5 * (e[I] - e[I + 1])
         else:
-            hi = min(hi, x)
-        sb = (x - b) * (x - b) * dphi
-        xn = np.nan
-        if has_left:
-            sa = (x - a) * (x - a) * dpsi
-            c = f - sa / (x - a) - sb / (x - b)
-            A, Bq, Cq = c, sa + sb - c * (a + b), c * a * b - sa * b - sb * a
-            if A == 0.0:
-                if Bq != 0.0:
-                    xn = -Cq / Bq
+            eo[k], xs[k] = e[I], -0.5 * rho
+    _lane_sums(e, w, eo, xs, split, n, acc)
+    for k in range(n):
+        I = I0 + k
+        if I < m - 1:
+            gap = e[I] - e[I + 1]
+            if 1.0 + acc[0, k] + acc[2, k] >= 0.0:  # root in the right half: measure from pole I
+                o[k], lo[k], hi[k], a[k], b[k], x[k] = I, -0.5 * gap, 0.0, -gap, 0.0, -0.5 * gap
             else:
-                disc = max(Bq * Bq - 4.0 * A * Cq, 0.0)
-                q = -0.5 * (Bq + math.copysign(math.sqrt(disc), Bq))
-                r1 = q / A
-                r2 = Cq / q if q != 0.0 else np.nan
-                xn = r1 if lo < r1 < hi else r2
+                o[k], lo[k], hi[k], a[k], b[k], x[k] = I + 1, 0.0, 0.5 * gap, 0.0, gap, 0.5 * gap
         else:
-            c = f - sb / (x - b)
-            if c != 0.0:
-                xn = b - sb / c
-        if not (lo < xn < hi):
-            xn = 0.5 * (lo + hi)
-        if abs(xn - x) <= 2.0 * eps * abs(xn) or hi - lo <= 2.0 * eps * max(abs(lo), abs(hi)):
-            x = xn
+            o[k], lo[k], hi[k], a[k], b[k], x[k] = I, -rho, 0.0, 0.0, 0.0, -0.5 * rho
+    na = n
+    for _ in range(200):
+        nn = 0
+        for s in range(na):
+            k = act[s]
+            I = I0 + k
+            phi, dphi, psi, dpsi = acc[0, s], acc[1, s], acc[2, s], acc[3, s]
+            xk = x[k]
+            f = 1.0 + phi + psi
+            done = f == 0.0
+            if not done and abs(f) <= eps * (8.0 * (psi - phi) + 1.0 + 4.0 * abs(xk) * (dphi + dpsi)):
+                xn = xk + f / (dphi + dpsi)  # Newton from the converged iterate: its last bits
+                if lo[k] <= xn <= hi[k]:
+                    xk = xn
+                done = True
+            if not done:
+                if f > 0.0:
+                    lo[k] = max(lo[k], xk)
+                else:
+                    hi[k] = min(hi[k], xk)
+                xn = _middle_way(f, dphi, dpsi, xk, a[k], b[k], lo[k], hi[k], I < m - 1)
+                model = lo[k] < xn < hi[k]
+                if not model:
+                    xn = 0.5 * (lo[k] + hi[k])
+                done = (model and abs(xn - xk) <= _STEP_TOL * abs(xn)) or \
+                    hi[k] - lo[k] <= 2.0 * eps * max(abs(lo[k]), abs(hi[k]))
+                xk = xn
+            x[k] = xk
+            if done:
+                origin[I], xout[I] = o[k], xk
+            else:
+                act[nn] = k
+                nn += 1
+        na = nn
+        if na == 0:
             break
-        x = xn
-        phi, dphi, psi, dpsi = _secular_sums(e, w, o, x, I, buf)
-    for _ in range(_POLISH):  # Newton from the converged iterate: the last bits of x (Gu–Eisenstat needs them)
-        phi, dphi, psi, dpsi = _secular_sums(e, w, o, x, I, buf)
-        xn = x + (1.0 + phi + psi) / (dphi + dpsi)
-        if lo <= xn <= hi:
-            x = xn
-    return o, x
+        for s in range(na):
+            k = act[s]
+            eo[s], xs[s], split[s] = e[o[k]], x[k], I0 + k
+        _lane_sums(e, w, eo, xs, split, na, acc)
+    for s in range(na):  # out of iterations (not expected): the last iterate
+        k = act[s]
+        origin[I0 + k], xout[I0 + k] = o[k], x[k]
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
@@ -263,8 +318,10 @@ def _secular_roots(e, w, rho):
     m = e.size
     origin = np.empty(m, np.int64)
     x = np.empty(m)
-    for I in prange(m):
-        origin[I], x[I] = _secular_root(e, w, rho, I)
+    nb = (m + _LANES - 1) // _LANES
+    for bi in prange(nb):
+        I0 = bi * _LANES
+        _root_batch(e, w, rho, I0, min(_LANES, m - I0), origin, x)
     return origin, x
 
 
