@@ -325,73 +325,165 @@ def _secular_roots(e, w, rho):
     return origin, x
 
 
-_BLOCK = 32  # factors multiplied between renormalizations of the Gu–Eisenstat products
-
-
-@njit(cache=True, fastmath=_FAST, error_model="numpy")
-def _block_product(r, start):
-    """Π of r[start:start + _BLOCK] as four partial products over k mod 4, combined in a fixed order."""
-    p0 = p1 = p2 = p3 = 1.0
-    for k in range(start, start + _BLOCK, 4):
-        p0 *= r[k]
-        p1 *= r[k + 1]
-        p2 *= r[k + 2]
-        p3 *= r[k + 3]
-    return (p0 * p1) * (p2 * p3)
+_CHUNK = 256  # poles per task in the kernels that run over poles outside and roots inside
+_RENORM = 32  # Gu–Eisenstat factors multiplied between renormalizations
 
 
 @njit(cache=True, error_model="numpy")
-def _ratios(e, eo, x, ej, r):
-    """r_I = (κ_I − d_j)/(d_I − d_j) = ((e_o(I) − e_j) + x_I)/(e_I − e_j) (no fastmath: the differences matter)."""
+def _zhat_one(e, rho, eo, x, j):
+    """ẑ_j² as (mantissa, exponent), factor by factor with the exponent split off after each (the safe path)."""
+    ej = e[j]
+    p, ex = math.frexp(-((eo[j] - ej) + x[j]) / rho)
     for I in range(e.size):
-        r[I] = ((eo[I] - ej) + x[I]) / (e[I] - ej)
-
-
-@njit(cache=True, error_model="numpy")
-def _row(zhat, e, eI, xI, row):
-    for j in range(e.size):
-        row[j] = zhat[j] / ((eI - e[j]) + xI)
+        if I != j:
+            p *= ((eo[I] - ej) + x[I]) / (e[I] - ej)
+            mant, k2 = math.frexp(p)
+            p, ex = mant, ex + k2
+    return p, ex
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def _eigenvectors(e, z, rho, eo, x):
+def _zhat(e, z, rho, eo, x):
     """Gu–Eisenstat: ẑ_j² = Π_I (κ_I − d_j) / (ρ Π_{k≠j} (d_k − d_j)) from the computed roots, paired as
-    (κ_j − d_j)/ρ · Π_{I≠j} (κ_I − d_j)/(d_I − d_j), every factor positive by interlacing. The factors are
-    multiplied in blocks (vectorized) with the exponent split off after each block; a block that leaves the safe
-    range is redone factor by factor, so nothing under- or overflows. Then Vᵀ[I, j] = ẑ_j / (d_j − κ_I), rows
-    normalized."""
+    (κ_j − d_j)/ρ · Π_{I≠j} (κ_I − d_j)/(d_I − d_j), every factor positive by interlacing, sign(ẑ_j) = sign(z_j).
+
+    Poles (j) run inside, roots (I) outside, so the products vectorize across j with each product formed in the order
+    of I (no reassociation; the same bits whatever the chunking). The exponent is split off every _RENORM factors; a
+    product that leaves [1e-290, 1e290] at any factor (never seen on real spectra) is redone factor by factor."""
     m = e.size
-    nb = (m + _BLOCK - 1) // _BLOCK
-    zhat = np.empty(m)
-    for j in prange(m):
-        ej = e[j]
-        r = np.ones(nb * _BLOCK)
-        _ratios(e, eo, x, ej, r)
-        r[j] = 1.0
-        p, ex = math.frexp(-((eo[j] - ej) + x[j]) / rho)
-        for blk in range(nb):
-            bp = _block_product(r, blk * _BLOCK)
-            if 1e-250 < bp < 1e250:
-                p *= bp
+    out = np.empty(m)
+    nc = (m + _CHUNK - 1) // _CHUNK
+    for c in prange(nc):
+        j0 = c * _CHUNK
+        n = min(_CHUNK, m - j0)
+        p = np.empty(n)
+        ex = np.zeros(n, np.int64)
+        bad = np.zeros(n)
+        for jj in range(n):
+            j = j0 + jj
+            mant, k2 = math.frexp(-((eo[j] - e[j]) + x[j]) / rho)
+            p[jj], ex[jj] = mant, k2
+        for I in range(m):
+            eoI, xI, eI = eo[I], x[I], e[I]
+            li = I - j0  # pole I itself (if in this chunk) is skipped
+            skip_lo, skip_hi = (li, li + 1) if 0 <= li < n else (n, n)
+            for jj in range(0, skip_lo):
+                ej = e[j0 + jj]
+                q = p[jj] * (((eoI - ej) + xI) / (eI - ej))
+                p[jj] = q
+                bad[jj] += 0.0 if 1e-290 < q < 1e290 else 1.0
+            for jj in range(skip_hi, n):
+                ej = e[j0 + jj]
+                q = p[jj] * (((eoI - ej) + xI) / (eI - ej))
+                p[jj] = q
+                bad[jj] += 0.0 if 1e-290 < q < 1e290 else 1.0
+            if I % _RENORM == _RENORM - 1:
+                for jj in range(n):
+                    mant, k2 = math.frexp(p[jj])
+                    p[jj], ex[jj] = mant, ex[jj] + k2
+        for jj in range(n):
+            j = j0 + jj
+            if bad[jj] != 0.0:
+                pj, exj = _zhat_one(e, rho, eo, x, j)
             else:
-                for k in range(blk * _BLOCK, (blk + 1) * _BLOCK):
-                    p *= r[k]
-                    mant, k2 = math.frexp(p)
-                    p, ex = mant, ex + k2
-            mant, k2 = math.frexp(p)
-            p, ex = mant, ex + k2
-        p = abs(p)
-        if ex % 2:
-            p, ex = 2.0 * p, ex - 1
-        zhat[j] = math.copysign(math.sqrt(p) * math.ldexp(1.0, ex // 2), z[j])
+                pj, exj = math.frexp(p[jj])
+                exj += ex[jj]
+            pj = abs(pj)
+            if exj % 2:
+                pj, exj = 2.0 * pj, exj - 1
+            out[j] = math.copysign(math.sqrt(pj) * math.ldexp(1.0, exj // 2), z[j])
+    return out
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _forward(e, eo, x, zhat, XT):
+    """Vᵀ X without forming V: Y[I, c] = s_I Σ_j v_Ij X[j, c] with v_Ij = ẑ_j / ((e_o(I) − e_j) + x_I) and
+    s_I = 1/√(Σ_j v_Ij²) (Vᵀ's rows are v_I s_I). Returns (Y, s). XT = Xᵀ (columns × m, C-ordered).
+
+    Roots run inside in batches of _LANES (vectorized across roots, one division per root and pole shared by all
+    columns), poles outside; each sum is formed per root in a fixed order (blocks of _SUM_BLOCK poles, as in
+    _lane_sums), so the bits do not depend on the batch, the thread count or the number of columns."""
+    m, cols = e.size, XT.shape[0]
+    Y = np.empty((m, cols))
+    s = np.empty(m)
+    nb = (m + _LANES - 1) // _LANES
+    for bi in prange(nb):
+        I0 = bi * _LANES
+        n = min(_LANES, m - I0)
+        acc = np.zeros((cols + 1, n))
+        blk = np.empty((cols + 1, n))
+        v = np.empty(n)
+        eob, xb = eo[I0:I0 + n], x[I0:I0 + n]
+        for q in range(0, m, _SUM_BLOCK):
+            blk[:] = 0.0
+            nrm = blk[cols]
+            for j in range(q, min(q + _SUM_BLOCK, m)):
+                ej, zj = e[j], zhat[j]
+                for k in range(n):
+                    vk = zj / ((eob[k] - ej) + xb[k])
+                    v[k] = vk
+                    nrm[k] += vk * vk
+                for c in range(cols):
+                    xc = XT[c, j]
+                    bc = blk[c]
+                    for k in range(n):
+                        bc[k] += v[k] * xc
+            for r in range(cols + 1):
+                for k in range(n):
+                    acc[r, k] += blk[r, k]
+        for k in range(n):
+            sk = 1.0 / math.sqrt(acc[cols, k])
+            s[I0 + k] = sk
+            for c in range(cols):
+                Y[I0 + k, c] = acc[c, k] * sk
+    return Y, s
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _backward(e, eo, x, zhat, QsT):
+    """V Q without forming V: X[j, c] = ẑ_j Σ_I (s_I Q[I, c]) / ((e_o(I) − e_j) + x_I), with QsT = (s ⊙ Q)ᵀ
+    (columns × m, C-ordered). Poles run inside in chunks (vectorized), roots outside; each sum is formed per pole
+    in the order of I in blocks of _SUM_BLOCK roots (fixed order, any chunking or thread count)."""
+    m, cols = e.size, QsT.shape[0]
+    X = np.empty((m, cols))
+    nc = (m + _CHUNK - 1) // _CHUNK
+    for ci in prange(nc):
+        j0 = ci * _CHUNK
+        n = min(_CHUNK, m - j0)
+        eb = e[j0:j0 + n]
+        acc = np.zeros((cols, n))
+        blk = np.empty((cols, n))
+        inv = np.empty(n)
+        for q in range(0, m, _SUM_BLOCK):
+            blk[:] = 0.0
+            for I in range(q, min(q + _SUM_BLOCK, m)):
+                eoI, xI = eo[I], x[I]
+                for jj in range(n):
+                    inv[jj] = 1.0 / ((eoI - eb[jj]) + xI)
+                for c in range(cols):
+                    qc = QsT[c, I]
+                    bc = blk[c]
+                    for jj in range(n):
+                        bc[jj] += qc * inv[jj]
+            for c in range(cols):
+                for jj in range(n):
+                    acc[c, jj] += blk[c, jj]
+        for jj in range(n):
+            zj = zhat[j0 + jj]
+            for c in range(cols):
+                X[j0 + jj, c] = zj * acc[c, jj]
+    return X
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _dense_vt(e, eo, x, zhat, s):
+    """Vᵀ as a dense matrix (Vᵀ[I, j] = ẑ_j / ((e_o(I) − e_j) + x_I) · s_I), for products with many columns."""
+    m = e.size
     VT = np.empty((m, m))
     for I in prange(m):
-        eI, xI = eo[I], x[I]
-        row = VT[I]
-        _row(zhat, e, eI, xI, row)
-        s = 1.0 / math.sqrt(_dot(row, row))
+        eI, xI, sI = eo[I], x[I], s[I]
         for j in range(m):
-            row[j] *= s
+            VT[I, j] = (zhat[j] / ((eI - e[j]) + xI)) * sI
     return VT
 
 
@@ -419,31 +511,6 @@ def _step_kernel(PT, e, w, r, forcing, n, record, out):
             ri += 1
 
 
-@njit(cache=True, fastmath=_FAST, error_model="numpy")
-def _vt_times(VT, XT):
-    """Vᵀ X for a few columns (XT = Xᵀ, C-ordered), serial and compiled: O(M·columns) work per row is too little for
-    a thread hand-off (BLAS's pool or numba's), which on a loaded machine cost more than the product itself."""
-    m, cols = VT.shape[0], XT.shape[0]
-    out = np.empty((m, cols))
-    for I in range(m):
-        for c in range(cols):
-            out[I, c] = _dot(VT[I], XT[c])
-    return out
-
-
-@njit(cache=True, fastmath=_FAST, error_model="numpy")
-def _v_times(VT, Q):
-    """V Q = (Vᵀ)ᵀ Q for a few columns: rows of Vᵀ accumulated into the (contiguous) rows of (VQ)ᵀ."""
-    m, cols = VT.shape[0], Q.shape[1]
-    outT = np.zeros((cols, m))
-    for I in range(m):
-        for c in range(cols):
-            q = Q[I, c]
-            for j in range(m):
-                outT[c, j] += VT[I, j] * q
-    return outT.T
-
-
 _FEW_COLUMNS = 16
 
 
@@ -453,8 +520,12 @@ class PhaseMap:
 
     Coordinates: ``order`` sorts modes by d ascending; Givens rotations (``rot_idx`` pairs (i, k), ``rot_cs`` their
     (c, s)) deflate nearly-equal d's; modes in ``deflated`` are exact eigenvectors of the rotated matrix (eigenvalue
-    1 − e); the remaining ``kept`` modes have eigenvectors V (columns) with eigenvalues 1 − θ. ``VT`` is stored (V is
-    its transpose, a view), the only M × M array.
+    1 − e); the remaining ``kept`` modes have eigenvectors V (columns) with eigenvalues 1 − θ. V is not stored: it is
+    the Cauchy-like matrix Vᵀ[I, j] = ẑ_j s_I / ((e_o(I) − e_j) + x_I) of the kept poles ``e_kept``, the roots
+    θ_I = e_o(I) + x_I (``eo`` + ``x``), the Gu–Eisenstat vector ``zhat`` and the row scales ``s``, and products with
+    a few columns are formed from them directly (O(M) memory, one division per entry, _forward/_backward). ``VT``
+    builds the dense M × M matrix on first use (tests, and products with many columns, which go to BLAS).
+    ``w_eigen``: the weights (rank-one vector) in these coordinates, (kept, deflated).
     """
 
     g: float
@@ -465,7 +536,20 @@ class PhaseMap:
     deflated: np.ndarray
     theta_kept: np.ndarray
     e_deflated: np.ndarray
-    VT: np.ndarray
+    e_kept: np.ndarray
+    eo: np.ndarray
+    x: np.ndarray
+    zhat: np.ndarray
+    s: np.ndarray
+    w_eigen: tuple
+    _VT: np.ndarray | None = None
+
+    @property
+    def VT(self) -> np.ndarray:
+        if self._VT is None:
+            self._VT = _dense_vt(self.e_kept, self.eo, self.x, self.zhat, self.s) if len(self.kept) \
+                else np.empty((0, 0))
+        return self._VT
 
     @property
     def V(self) -> np.ndarray:
@@ -477,16 +561,21 @@ class PhaseMap:
 
     @property
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.order, self.rot_idx, self.rot_cs, self.kept, self.deflated,
-                                      self.theta_kept, self.e_deflated, self.VT))
+        arrays = (self.order, self.rot_idx, self.rot_cs, self.kept, self.deflated, self.theta_kept, self.e_deflated,
+                  self.e_kept, self.eo, self.x, self.zhat, self.s) + tuple(self.w_eigen)
+        return sum(a.nbytes for a in arrays) + (0 if self._VT is None else self._VT.nbytes)
+
+    def _rotated(self, P: np.ndarray) -> np.ndarray:
+        X = np.array(P[self.order], dtype=float, order="C")
+        _apply_rotations(X.reshape(len(X), -1), self.rot_idx, self.rot_cs, False)
+        return X
 
     def to_eigen(self, P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        X = np.array(P[self.order], dtype=float, order="C")
+        X = self._rotated(P)
         X2 = X.reshape(len(X), -1)
-        _apply_rotations(X2, self.rot_idx, self.rot_cs, False)
         Xk = X2[self.kept]
         if X2.shape[1] <= _FEW_COLUMNS and len(self.kept):
-            Yk = _vt_times(self.VT, np.ascontiguousarray(Xk.T))
+            Yk = _forward(self.e_kept, self.eo, self.x, self.zhat, np.ascontiguousarray(Xk.T))[0]
         else:
             Yk = self.VT @ Xk
         return Yk.reshape((len(self.kept),) + X.shape[1:]), X[self.deflated]
@@ -494,7 +583,8 @@ class PhaseMap:
     def from_eigen(self, Qk: np.ndarray, Qd: np.ndarray) -> np.ndarray:
         X = np.empty((len(self.order),) + Qk.shape[1:])
         if Qk.ndim == 2 and Qk.shape[1] <= _FEW_COLUMNS and len(self.kept):
-            X[self.kept] = _v_times(self.VT, np.ascontiguousarray(Qk))
+            QsT = np.ascontiguousarray((self.s[:, None] * Qk).T)
+            X[self.kept] = _backward(self.e_kept, self.eo, self.x, self.zhat, QsT)
         else:
             X[self.kept] = self.VT.T @ Qk
         X[self.deflated] = Qd
@@ -511,12 +601,13 @@ def decay_rates(mu: np.ndarray, g: float, batch: int = 1) -> np.ndarray:
 
 def phase_map(mu: np.ndarray, g: float, weights=None, batch: int = 1) -> PhaseMap:
     """Decompose K_g = diag(1 − e) + (g²/B) w wᵀ (see module docstring; w = μ unless ``weights`` are given):
-    O(M²) time, the eigenvector matrix the only M × M array."""
+    O(M²) time and O(M) memory (the eigenvectors are kept implicit, see PhaseMap)."""
     mu = np.asarray(mu, dtype=float)
+    w_all = mu if weights is None else np.asarray(weights, dtype=float)
     e_all = decay_rates(mu, g, batch)
     order = np.argsort(-e_all, kind="stable")  # d = 1 − e ascending
     e = e_all[order].copy()
-    z = (mu if weights is None else np.asarray(weights, dtype=float))[order].copy()
+    z = w_all[order].copy()
     rho = g * g / batch * float(z @ z)
     z /= np.sqrt(z @ z)
     # Deflation thresholds on the scale of each e_j (not of d ≈ 1, nor of e_max): see _deflate.
@@ -525,19 +616,28 @@ def phase_map(mu: np.ndarray, g: float, weights=None, batch: int = 1) -> PhaseMa
     kept = kept[np.argsort(-e[kept], kind="stable")]
     deflated = np.flatnonzero(~is_kept)
     m = len(kept)
-    theta, VT = np.empty(0), np.empty((0, 0))
+    ek = e[kept]
+    theta, eo, x, zhat, s = np.empty(0), np.empty(0), np.empty(0), np.empty(0), np.empty(0)
     if m:
-        ek, zk = e[kept], z[kept]
+        zk = z[kept]
         nz = np.sqrt(zk @ zk)
         rho_k, zk = rho * nz * nz, zk / nz
         if np.any(np.diff(ek) >= 0):
             raise ArithmeticError("phase map: eigenvalues of the phase matrix are not separated after deflation")
         origin, x = _secular_roots(ek, rho_k * zk * zk, rho_k)
         eo = ek[origin]
-        VT = _eigenvectors(ek, zk, rho_k, eo, x)
+        zhat = _zhat(ek, zk, rho_k, eo, x)
         theta = eo + x
-    return PhaseMap(g=g, order=order, rot_idx=rot_idx, rot_cs=rot_cs, kept=kept, deflated=deflated,
-                    theta_kept=theta, e_deflated=e[deflated], VT=VT)
+    pm = PhaseMap(g=g, order=order, rot_idx=rot_idx, rot_cs=rot_cs, kept=kept, deflated=deflated,
+                  theta_kept=theta, e_deflated=e[deflated], e_kept=ek, eo=eo, x=x, zhat=zhat, s=s,
+                  w_eigen=(np.empty(0), np.empty(0)))
+    Wr = pm._rotated(w_all)  # the weights in eigen-coordinates; the same pass yields the row scales s
+    if m:
+        Wk, pm.s = _forward(ek, eo, x, zhat, np.ascontiguousarray(Wr[kept][None, :]))
+        pm.w_eigen = (Wk[:, 0], Wr[deflated])
+    else:
+        pm.w_eigen = (np.empty(0), Wr[deflated])
+    return pm
 
 
 def _powers(theta: np.ndarray, n: np.ndarray):
@@ -650,7 +750,7 @@ class ExactEngine:
         """(phase map, read-out w in its eigen-coordinates (kept, deflated)) for step size g."""
         def build():
             pm = phase_map(self.mu, g, self.w, self.batch)
-            return (pm,) + pm.to_eigen(self.w)
+            return (pm,) + pm.w_eigen
         return self.cache.get((float(g), self.batch), build)
 
     def _map(self, g: float) -> PhaseMap:
