@@ -342,17 +342,46 @@ def _zhat_one(e, rho, eo, x, j):
     return p, ex
 
 
+@njit(cache=True, error_model="numpy")
+def _zhat_factors(e, eo, x, I, j0, n, p, bad):
+    """p_jj ← p_jj · Π_{t<4} (κ_{I+t} − d_j)/(d_{I+t} − d_j) for the poles j = j0 + jj (the factor with I + t = j is 1):
+    the four numerators and denominators multiplied separately, one division per four factors. ``bad`` counts
+    products that left the safe range (an underflow would silently lose digits)."""
+    eo0, eo1, eo2, eo3 = eo[I], eo[I + 1], eo[I + 2], eo[I + 3]
+    x0, x1, x2, x3 = x[I], x[I + 1], x[I + 2], x[I + 3]
+    e0, e1, e2, e3 = e[I], e[I + 1], e[I + 2], e[I + 3]
+    for jj in range(n):
+        j = j0 + jj
+        ej = e[j]
+        a0 = 1.0 if j == I else (eo0 - ej) + x0
+        a1 = 1.0 if j == I + 1 else (eo1 - ej) + x1
+        a2 = 1.0 if j == I + 2 else (eo2 - ej) + x2
+        a3 = 1.0 if j == I + 3 else (eo3 - ej) + x3
+        b0 = 1.0 if j == I else e0 - ej
+        b1 = 1.0 if j == I + 1 else e1 - ej
+        b2 = 1.0 if j == I + 2 else e2 - ej
+        b3 = 1.0 if j == I + 3 else e3 - ej
+        num = (a0 * a1) * (a2 * a3)
+        den = (b0 * b1) * (b2 * b3)
+        q = p[jj] * (num / den)
+        p[jj] = q
+        ok = (abs(num) > 1e-290) & (abs(den) > 1e-290) & (q > 1e-290) & (q < 1e290)
+        bad[jj] += 0.0 if ok else 1.0
+
+
 @njit(cache=True, parallel=True, error_model="numpy")
 def _zhat(e, z, rho, eo, x):
     """Gu–Eisenstat: ẑ_j² = Π_I (κ_I − d_j) / (ρ Π_{k≠j} (d_k − d_j)) from the computed roots, paired as
     (κ_j − d_j)/ρ · Π_{I≠j} (κ_I − d_j)/(d_I − d_j), every factor positive by interlacing, sign(ẑ_j) = sign(z_j).
 
-    Poles (j) run inside, roots (I) outside, so the products vectorize across j with each product formed in the order
-    of I (no reassociation; the same bits whatever the chunking). The exponent is split off every _RENORM factors; a
-    product that leaves [1e-290, 1e290] at any factor (never seen on real spectra) is redone factor by factor."""
+    Poles (j) run inside, roots (I) outside, so the products vectorize across j, each formed in a fixed order of I
+    (groups of four, _zhat_factors; the same bits whatever the chunking or thread count). The exponent is split off
+    every _RENORM factors; a product that leaves the safe range at any group (not seen on real spectra) is redone
+    factor by factor (_zhat_one)."""
     m = e.size
     out = np.empty(m)
     nc = (m + _CHUNK - 1) // _CHUNK
+    m4 = m - m % 4
     for c in prange(nc):
         j0 = c * _CHUNK
         n = min(_CHUNK, m - j0)
@@ -363,24 +392,21 @@ def _zhat(e, z, rho, eo, x):
             j = j0 + jj
             mant, k2 = math.frexp(-((eo[j] - e[j]) + x[j]) / rho)
             p[jj], ex[jj] = mant, k2
-        for I in range(m):
-            eoI, xI, eI = eo[I], x[I], e[I]
-            li = I - j0  # pole I itself (if in this chunk) is skipped
-            skip_lo, skip_hi = (li, li + 1) if 0 <= li < n else (n, n)
-            for jj in range(0, skip_lo):
-                ej = e[j0 + jj]
-                q = p[jj] * (((eoI - ej) + xI) / (eI - ej))
-                p[jj] = q
-                bad[jj] += 0.0 if 1e-290 < q < 1e290 else 1.0
-            for jj in range(skip_hi, n):
-                ej = e[j0 + jj]
-                q = p[jj] * (((eoI - ej) + xI) / (eI - ej))
-                p[jj] = q
-                bad[jj] += 0.0 if 1e-290 < q < 1e290 else 1.0
-            if I % _RENORM == _RENORM - 1:
+        for I in range(0, m4, 4):
+            _zhat_factors(e, eo, x, I, j0, n, p, bad)
+            if I % _RENORM == _RENORM - 4:
                 for jj in range(n):
                     mant, k2 = math.frexp(p[jj])
                     p[jj], ex[jj] = mant, ex[jj] + k2
+        for I in range(m4, m):
+            eoI, xI, eI = eo[I], x[I], e[I]
+            for jj in range(n):
+                j = j0 + jj
+                if j != I:
+                    ej = e[j]
+                    q = p[jj] * (((eoI - ej) + xI) / (eI - ej))
+                    p[jj] = q
+                    bad[jj] += 0.0 if (q > 1e-290) & (q < 1e290) else 1.0
         for jj in range(n):
             j = j0 + jj
             if bad[jj] != 0.0:
