@@ -140,6 +140,7 @@ def _dot(x, y):
 
 
 _LANES = 16  # roots solved together: the O(M) sums vectorize across them (see _lane_sums)
+_NEAR_POLE = 1.0 / 16  # weight/gap below which a root starts next to its pole (see _root_batch)
 _STEP_TOL = 2.0 ** -30  # a model step this small (relative) leaves an error ~ its square: converged
 
 
@@ -239,27 +240,39 @@ def _root_batch(e, w, rho, I0, n, origin, xout):
     (e_{I+1}, e_I) or, for the last, in [e_{m−1} − ρ, e_{m−1}); stored as (origin, x) with θ = e_origin + x and
     origin the nearer pole.
 
-    Each root is iterated on its own (the batch only shares the passes over the poles, see _lane_sums): the first
-    pass is at the interval's midpoint, whose sign of f picks the nearer pole; then the "middle way" (_middle_way),
-    which converges quadratically, inside a bracket kept from the signs of f (bisection if an iterate leaves it).
-    It stops when f is at the level of its own rounding error (then one Newton step from those sums gives the last
-    bits) or when a model step is below 2⁻³⁰ relative (the next would be below rounding): about three passes per root.
+    Each root is iterated on its own (the batch only shares the passes over the poles, see _lane_sums). A root whose
+    weight is small against its interval (w_I < gap/16: most of them on power-law spectra) starts at x = −w_I from
+    pole I, where the "middle way" (_middle_way) is nearly exact at once; any other starts with a pass at the
+    interval's midpoint, whose sign of f picks the nearer pole. The middle way converges quadratically, inside a
+    bracket kept from the signs of f (bisection if an iterate leaves it); an iterate measured from pole I that falls
+    in the left half is re-measured from pole I + 1. It stops when f is at the level of its own rounding error (then
+    one Newton step from those sums gives the last bits) or when a model step is below 2⁻³⁰ relative (the next would
+    be below rounding): two or three passes per root.
     """
     m = e.size
     eps = 2.220446049250313e-16
     eo, xs, split, act = np.empty(n), np.empty(n), np.empty(n, np.int64), np.empty(n, np.int64)
     o, lo, hi, a, b, x = np.empty(n, np.int64), np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n)
     acc = np.empty((4, n))
+    near = np.zeros(n, np.bool_)
     for k in range(n):
         I = I0 + k
         split[k], act[k] = I, k
         if I < m - 1:
-            eo[k], xs[k] = e[I + 1], 0.5 * (e[I] - e[I + 1])
+            gap = e[I] - e[I + 1]
+            if w[I] < _NEAR_POLE * gap:  # a small weight: the root is near pole I, about w_I below it
+                near[k] = True
+                o[k], lo[k], hi[k], a[k], b[k], x[k] = I, -gap, 0.0, -gap, 0.0, -w[I]
+                eo[k], xs[k] = e[I], -w[I]
+            else:
+                eo[k], xs[k] = e[I + 1], 0.5 * gap
         else:
             eo[k], xs[k] = e[I], -0.5 * rho
     _lane_sums(e, w, eo, xs, split, n, acc)
     for k in range(n):
         I = I0 + k
+        if near[k]:
+            continue
         if I < m - 1:
             gap = e[I] - e[I + 1]
             if 1.0 + acc[0, k] + acc[2, k] >= 0.0:  # root in the right half: measure from pole I
@@ -295,6 +308,10 @@ def _root_batch(e, w, rho, I0, n, origin, xout):
                 done = (model and abs(xn - xk) <= _STEP_TOL * abs(xn)) or \
                     hi[k] - lo[k] <= 2.0 * eps * max(abs(lo[k]), abs(hi[k]))
                 xk = xn
+            if o[k] == I and I < m - 1 and xk < -0.5 * (e[I] - e[I + 1]):  # a start near pole I was wrong:
+                gap = e[I] - e[I + 1]  # the root is in the left half, measure from pole I + 1
+                o[k], lo[k], hi[k], a[k], b[k], xk = I + 1, lo[k] + gap, hi[k] + gap, 0.0, gap, xk + gap
+                done = False
             x[k] = xk
             if done:
                 origin[I], xout[I] = o[k], xk
