@@ -242,54 +242,58 @@ def _root_batch(e, w, rho, I0, n, origin, xout):
 
     Each root is iterated on its own (the batch only shares the passes over the poles, see _lane_sums). A root whose
     weight is small against its interval (w_I < gap/16: most of them on power-law spectra) starts at x = −w_I from
-    pole I, where the "middle way" (_middle_way) is nearly exact at once; any other starts with a pass at the
+    pole I, where the "middle way" (_middle_way) is nearly exact at once, inside the right half of its interval; if
+    the model sends it out of that half, it falls back to the general start. The general start is a pass at the
     interval's midpoint, whose sign of f picks the nearer pole. The middle way converges quadratically, inside a
-    bracket kept from the signs of f (bisection if an iterate leaves it); an iterate measured from pole I that falls
-    in the left half is re-measured from pole I + 1. It stops when f is at the level of its own rounding error (then
-    one Newton step from those sums gives the last bits) or when a model step is below 2⁻³⁰ relative (the next would
-    be below rounding): two or three passes per root.
+    bracket kept from the signs of f (bisection if an iterate leaves it). It stops when f is at the level of its own
+    rounding error (then one Newton step from those sums gives the last bits) or when a model step is below 2⁻³⁰
+    relative (the next would be below rounding): two or three passes per root.
     """
     m = e.size
     eps = 2.220446049250313e-16
     eo, xs, split, act = np.empty(n), np.empty(n), np.empty(n, np.int64), np.empty(n, np.int64)
     o, lo, hi, a, b, x = np.empty(n, np.int64), np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n)
-    acc = np.empty((4, n))
     near = np.zeros(n, np.bool_)
+    start = np.ones(n, np.bool_)  # the next sums are the general start's (midpoint) pass
+    acc = np.empty((4, n))
     for k in range(n):
         I = I0 + k
-        split[k], act[k] = I, k
         if I < m - 1:
             gap = e[I] - e[I + 1]
-            if w[I] < _NEAR_POLE * gap:  # a small weight: the root is near pole I, about w_I below it
-                near[k] = True
-                o[k], lo[k], hi[k], a[k], b[k], x[k] = I, -gap, 0.0, -gap, 0.0, -w[I]
-                eo[k], xs[k] = e[I], -w[I]
-            else:
-                eo[k], xs[k] = e[I + 1], 0.5 * gap
-        else:
-            eo[k], xs[k] = e[I], -0.5 * rho
-    _lane_sums(e, w, eo, xs, split, n, acc)
-    for k in range(n):
-        I = I0 + k
-        if near[k]:
-            continue
-        if I < m - 1:
-            gap = e[I] - e[I + 1]
-            if 1.0 + acc[0, k] + acc[2, k] >= 0.0:  # root in the right half: measure from pole I
-                o[k], lo[k], hi[k], a[k], b[k], x[k] = I, -0.5 * gap, 0.0, -gap, 0.0, -0.5 * gap
-            else:
-                o[k], lo[k], hi[k], a[k], b[k], x[k] = I + 1, 0.0, 0.5 * gap, 0.0, gap, 0.5 * gap
-        else:
-            o[k], lo[k], hi[k], a[k], b[k], x[k] = I, -rho, 0.0, 0.0, 0.0, -0.5 * rho
+            if w[I] < _NEAR_POLE * gap:
+                near[k], start[k] = True, False
+                o[k], lo[k], hi[k], a[k], b[k], x[k] = I, -0.5 * gap, 0.0, -gap, 0.0, -w[I]
+        act[k] = k
     na = n
     for _ in range(200):
+        for s in range(na):
+            k = act[s]
+            I = I0 + k
+            split[s] = I
+            if not start[k]:
+                eo[s], xs[s] = e[o[k]], x[k]
+            elif I < m - 1:
+                eo[s], xs[s] = e[I + 1], 0.5 * (e[I] - e[I + 1])
+            else:
+                eo[s], xs[s] = e[I], -0.5 * rho
+        _lane_sums(e, w, eo, xs, split, na, acc)
         nn = 0
         for s in range(na):
             k = act[s]
             I = I0 + k
             phi, dphi, psi, dpsi = acc[0, s], acc[1, s], acc[2, s], acc[3, s]
-            xk = x[k]
             f = 1.0 + phi + psi
+            if start[k]:  # the midpoint's sums also serve the first iteration
+                start[k] = False
+                if I < m - 1:
+                    gap = e[I] - e[I + 1]
+                    if f >= 0.0:  # root in the right half: measure from pole I
+                        o[k], lo[k], hi[k], a[k], b[k], x[k] = I, -0.5 * gap, 0.0, -gap, 0.0, -0.5 * gap
+                    else:
+                        o[k], lo[k], hi[k], a[k], b[k], x[k] = I + 1, 0.0, 0.5 * gap, 0.0, gap, 0.5 * gap
+                else:
+                    o[k], lo[k], hi[k], a[k], b[k], x[k] = I, -rho, 0.0, 0.0, 0.0, -0.5 * rho
+            xk = x[k]
             done = f == 0.0
             if not done and abs(f) <= eps * (8.0 * (psi - phi) + 1.0 + 4.0 * abs(xk) * (dphi + dpsi)):
                 xn = xk + f / (dphi + dpsi)  # Newton from the converged iterate: its last bits
@@ -303,15 +307,14 @@ def _root_batch(e, w, rho, I0, n, origin, xout):
                     hi[k] = min(hi[k], xk)
                 xn = _middle_way(f, dphi, dpsi, xk, a[k], b[k], lo[k], hi[k], I < m - 1)
                 model = lo[k] < xn < hi[k]
-                if not model:
+                if not model and near[k]:  # the root may be in the left half: take the general start
+                    near[k], start[k] = False, True
+                    xn = xk
+                elif not model:
                     xn = 0.5 * (lo[k] + hi[k])
                 done = (model and abs(xn - xk) <= _STEP_TOL * abs(xn)) or \
                     hi[k] - lo[k] <= 2.0 * eps * max(abs(lo[k]), abs(hi[k]))
                 xk = xn
-            if o[k] == I and I < m - 1 and xk < -0.5 * (e[I] - e[I + 1]):  # a start near pole I was wrong:
-                gap = e[I] - e[I + 1]  # the root is in the left half, measure from pole I + 1
-                o[k], lo[k], hi[k], a[k], b[k], xk = I + 1, lo[k] + gap, hi[k] + gap, 0.0, gap, xk + gap
-                done = False
             x[k] = xk
             if done:
                 origin[I], xout[I] = o[k], xk
@@ -321,10 +324,6 @@ def _root_batch(e, w, rho, I0, n, origin, xout):
         na = nn
         if na == 0:
             break
-        for s in range(na):
-            k = act[s]
-            eo[s], xs[s], split[s] = e[o[k]], x[k], I0 + k
-        _lane_sums(e, w, eo, xs, split, na, acc)
     for s in range(na):  # out of iterations (not expected): the last iterate
         k = act[s]
         origin[I0 + k], xout[I0 + k] = o[k], x[k]
