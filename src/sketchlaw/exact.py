@@ -644,6 +644,13 @@ def decay_rates(mu: np.ndarray, g: float, batch: int = 1) -> np.ndarray:
 def phase_map(mu: np.ndarray, g: float, weights=None, batch: int = 1) -> PhaseMap:
     """Decompose K_g = diag(1 − e) + (g²/B) w wᵀ (see module docstring; w = μ unless ``weights`` are given):
     O(M²) time and O(M) memory (the eigenvectors are kept implicit, see PhaseMap)."""
+    return _phase_map(mu, g, weights, batch)[0]
+
+
+def _phase_map(mu: np.ndarray, g: float, weights=None, batch: int = 1, P=None):
+    """(phase map, P in its eigen-coordinates or None). The pass over the map that puts the weights into
+    eigen-coordinates (and yields the row scales) also takes P's columns when there are few of them: the same bits
+    as pm.to_eigen(P) (each column's sums are independent of the others), one pass fewer."""
     mu = np.asarray(mu, dtype=float)
     w_all = mu if weights is None else np.asarray(weights, dtype=float)
     e_all = decay_rates(mu, g, batch)
@@ -674,12 +681,20 @@ def phase_map(mu: np.ndarray, g: float, weights=None, batch: int = 1) -> PhaseMa
                   theta_kept=theta, e_deflated=e[deflated], e_kept=ek, eo=eo, x=x, zhat=zhat, s=s,
                   w_eigen=(np.empty(0), np.empty(0)))
     Wr = pm._rotated(w_all)  # the weights in eigen-coordinates; the same pass yields the row scales s
+    fuse = P is not None and P.ndim == 2 and P.shape[1] <= _FEW_COLUMNS
+    Xr = pm._rotated(P) if fuse else np.empty((len(order), 0))
+    Q = None
     if m:
-        Wk, pm.s = _forward(ek, eo, x, zhat, np.ascontiguousarray(Wr[kept][None, :]))
-        pm.w_eigen = (Wk[:, 0], Wr[deflated])
+        XT = np.ascontiguousarray(np.concatenate([Wr[kept][:, None], Xr[kept]], axis=1).T)
+        Y, pm.s = _forward(ek, eo, x, zhat, XT)
+        pm.w_eigen = (Y[:, 0].copy(), Wr[deflated])
+        if fuse:
+            Q = (Y[:, 1:].copy(), Xr[deflated])
     else:
         pm.w_eigen = (np.empty(0), Wr[deflated])
-    return pm
+        if fuse:
+            Q = (np.empty((0, P.shape[1])), Xr[deflated])
+    return pm, Q
 
 
 def _powers(theta: np.ndarray, n: np.ndarray):
@@ -814,11 +829,18 @@ class ExactEngine:
         ``record`` (optional): (pair index, count) read-outs of w·P within the phase, computed from the same
         eigen-coordinates (O(M) each), returned as an array (len(record), 2) after P.
         """
+        key, fused = (float(g), self.batch), None
+        if key not in self.cache:  # a new map: its first pass also takes P (_phase_map)
+            def build():
+                nonlocal fused
+                pm, fused = _phase_map(self.mu, g, self.w, self.batch, P)
+                return (pm,) + pm.w_eigen
+            self.cache.get(key, build)
         pm, wk, wd = self._entry(g)
         pairs = P.shape[1] // 2
         n = np.repeat(np.broadcast_to(np.asarray(n, dtype=float), (pairs,)), 2)[None, :]
         noisy = np.tile([0.0, 1.0], pairs)[None, :]  # only the variance columns are driven by noise
-        Qk, Qd = pm.to_eigen(P)
+        Qk, Qd = pm.to_eigen(P) if fused is None else fused
         force = g * g / self.batch * self.noise
         Ck, Cd = force * wk, force * wd  # the forcing is a multiple of w, already in eigen-coordinates
         kn, geo = _powers(pm.theta_kept[:, None], n)
