@@ -457,19 +457,19 @@ def _forward(e, eo, x, zhat, XT):
         v = np.empty(n)
         eob, xb = eo[I0:I0 + n], x[I0:I0 + n]
         for q in range(0, m, _SUM_BLOCK):
-            blk[:] = 0.0
-            nrm = blk[cols]
+            for r in range(cols + 1):
+                for k in range(n):
+                    blk[r, k] = 0.0
             for j in range(q, min(q + _SUM_BLOCK, m)):
                 ej, zj = e[j], zhat[j]
                 for k in range(n):
                     vk = zj / ((eob[k] - ej) + xb[k])
                     v[k] = vk
-                    nrm[k] += vk * vk
+                    blk[cols, k] += vk * vk
                 for c in range(cols):
                     xc = XT[c, j]
-                    bc = blk[c]
                     for k in range(n):
-                        bc[k] += v[k] * xc
+                        blk[c, k] += v[k] * xc
             for r in range(cols + 1):
                 for k in range(n):
                     acc[r, k] += blk[r, k]
@@ -497,16 +497,17 @@ def _backward(e, eo, x, zhat, QsT):
         blk = np.empty((cols, n))
         inv = np.empty(n)
         for q in range(0, m, _SUM_BLOCK):
-            blk[:] = 0.0
+            for c in range(cols):
+                for jj in range(n):
+                    blk[c, jj] = 0.0
             for I in range(q, min(q + _SUM_BLOCK, m)):
                 eoI, xI = eo[I], x[I]
                 for jj in range(n):
                     inv[jj] = 1.0 / ((eoI - eb[jj]) + xI)
                 for c in range(cols):
                     qc = QsT[c, I]
-                    bc = blk[c]
                     for jj in range(n):
-                        bc[jj] += qc * inv[jj]
+                        blk[c, jj] += qc * inv[jj]
             for c in range(cols):
                 for jj in range(n):
                     acc[c, jj] += blk[c, jj]
