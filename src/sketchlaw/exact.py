@@ -13,7 +13,7 @@ iteration) and its eigenvectors follow in O(M²) (Gu–Eisenstat: the rank-one v
 the eigenvectors are orthogonal to working precision). Then p ← V[κⁿ ⊙ Vᵀp + (1 − κⁿ)/(1 − κ) ⊙ Vᵀc]. Everything is
 carried in terms of θ = 1 − κ and e = 1 − d, which are small numbers known to full relative precision, so
 κⁿ = exp(n·log1p(−θ)) is accurate for n up to 10⁹. The kernels are fused loops over O(M) vectors (numba, cached on
-disk); the eigenvector matrix is the only M × M array.
+disk); the eigenvectors are applied from the roots (one division per entry) and never stored, so a map is O(M).
 """
 
 from __future__ import annotations
@@ -62,10 +62,13 @@ def check_stable(gamma: float, mu: np.ndarray, multiplicity=None, batch: int = 1
 
 # Compiled kernels. No reassociation and no FMA contraction: with either, LLVM chooses the summation order (vector
 # width, interleaving, fusion) per compilation context, and a kernel compiled in this process then differed in the
-# last bits from the same kernel loaded from numba's cache, so tables depended on which job compiled first. The long
-# sums are instead split by hand into four or eight interleaved partial sums combined in a fixed order: independent
-# chains the CPU overlaps (LLVM keeps them scalar), so every compilation rounds identically. nnan/ninf stay off, so a
-# non-finite value still propagates (that is how divergence is detected).
+# last bits from the same kernel loaded from numba's cache, so tables depended on which job compiled first. Every sum
+# has an order fixed by the source: in the stepping loop four or eight interleaved partial sums combined in a fixed
+# order (independent chains the CPU overlaps; LLVM keeps them scalar); in the O(M²) phase-map kernels many independent
+# sums (roots, or poles) side by side in the innermost loop, each sequential in its own fixed order, which LLVM
+# vectorizes across the sums without reordering any (the kernels with divisions take no fastmath flag at all, so
+# 'arcp' never turns a division into a reciprocal estimate). nnan/ninf stay off, so a non-finite value still
+# propagates (that is how divergence is detected).
 _FAST = {"nsz", "arcp"}
 
 
@@ -766,7 +769,8 @@ class PhaseMapCache:
         return entry
 
 
-# Enough for ~8 maps at M = 4096 (128 MB each), 2 at M = 8192.
+# A map holds O(M) numbers (~0.2 MB at M = 4096) until a product with many columns forms its dense Vᵀ (128 MB at
+# M = 4096): then about 8 such maps at M = 4096, 2 at M = 8192.
 PHASE_CACHE_BYTES = 1 << 30
 
 
@@ -914,7 +918,7 @@ class ExactEngine:
             inside = []
             while ci < len(cps) and cps[ci] <= t + n:
                 inside.append(cps[ci] - t); ci += 1
-            use_step = method == "step" or (method == "auto" and n <= _STEP_MAX_PER_MODE * len(self.mu)
+            use_step = method == "step" or (method == "auto" and n <= _step_max(len(self.mu))
                                              and (g, self.batch) not in self.cache)
             if use_step:
                 P, out = self._step(P, g, n, inside)
@@ -943,6 +947,9 @@ def warm_up() -> None:
     engine.run_many([Schedule(0.1, 50), Schedule(0.1, 100)])
 
 
-# "auto" steps a phase of n <= this × M steps instead of decomposing it (measured: a step costs ~0.3 ns per mode,
-# a phase map ~8 ns × M², so the break-even is ~25 M; stepping is kept below it, where it is surely cheaper).
-_STEP_MAX_PER_MODE = 16
+# "auto" steps a phase of n <= _step_max(M) steps instead of decomposing it. Measured (one thread, 2026-12, the
+# kernels of docs/METHODS.md §5): a new phase map and its jump cost ~0.35 ms + 4.3–5.5 ns × M², a step ~1.2 ns × M
+# (1.7 at M = 4096), so the break-even is n ≈ 60 M at M = 64, 12 M at 256, 4.5 M at 1024, 2.5 M at 4096 (about half
+# that for the map on two threads). Stepping is kept below it, where it is surely cheaper: n <= M + 2^17 / M.
+def _step_max(M: int) -> int:
+    return M + (1 << 17) // max(M, 1)
