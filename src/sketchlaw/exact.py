@@ -142,7 +142,7 @@ def _dot(x, y):
     return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
 
 
-_LANES = 16  # roots solved together: the O(M) sums vectorize across them (see _lane_sums)
+_LANES = 32  # roots solved together: the O(M) sums vectorize across them (see _lane_sums)
 _NEAR_POLE = 1.0 / 16  # weight/gap below which a root starts next to its pole (see _root_batch)
 _STEP_TOL = 2.0 ** -30  # a model step this small (relative) leaves an error ~ its square: converged
 
