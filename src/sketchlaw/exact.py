@@ -743,6 +743,8 @@ class PhaseMapCache:
     def __init__(self, max_bytes: int):
         self.max_bytes = int(max_bytes)
         self._maps: OrderedDict = OrderedDict()
+        self._sizes: dict = {}  # bytes of each map when last looked at (summing PhaseMap.nbytes anew for every
+        self._last = None       # insertion was quadratic in the number of maps: seconds for 1000 maps)
         self.builds = 0  # how many maps were decomposed (for tests and benchmarks)
 
     @property
@@ -756,16 +758,20 @@ class PhaseMapCache:
         return len(self._maps)
 
     def get(self, key, build):
+        if self._last in self._maps:  # the map handed out last may have grown since (its dense Vᵀ formed on demand)
+            self._sizes[self._last] = self._maps[self._last][0].nbytes
+        self._last = key
         if key in self._maps:
             self._maps.move_to_end(key)
             return self._maps[key]
         entry = build()
         self.builds += 1
         self._maps[key] = entry
-        total = self.nbytes
+        self._sizes[key] = entry[0].nbytes
+        total = sum(self._sizes.values())
         while len(self._maps) > 1 and total > self.max_bytes:
-            _, old = self._maps.popitem(last=False)
-            total -= old[0].nbytes
+            old, _ = self._maps.popitem(last=False)
+            total -= self._sizes.pop(old)
         return entry
 
 
