@@ -203,3 +203,67 @@ def test_readme_performance_section_is_the_rendering_of_the_results_file():
     text = (root / "README.md").read_text()
     assert readme.splice(text, readme.render(results)) == text, "run `.venv/bin/python benchmarks/readme.py`"
     assert all(line in text for line in results["lines"])
+
+
+_HASH_PHASE_MAP = """
+import hashlib, sys
+import numpy as np
+from sketchlaw.exact import ExactEngine, critical_step_size, phase_map
+M = 1024
+mu = np.sort(np.arange(1, M + 1, dtype=float) ** -2.0 * np.random.default_rng(3).uniform(0.7, 1.3, M))[::-1]
+g = 0.37 * critical_step_size(mu)
+pm = phase_map(mu, g)
+h = hashlib.sha256()
+for a in (pm.theta_kept, pm.eo, pm.x, pm.zhat, pm.s, pm.w_eigen[0], pm.VT):
+    h.update(np.ascontiguousarray(a).tobytes())
+engine = ExactEngine(mu, np.ones(M), 1.0, 0.1)
+r = engine.run_phases([(0.5 * g, 3000), (g, 200000), (0.9 * g, 50)], checkpoints=[100, 5000, 203050])
+h.update(np.array([[b.bias, b.variance] for b in r]).tobytes())
+print(h.hexdigest())
+"""
+
+
+@pytest.mark.slow
+def test_phase_maps_are_bit_identical_compiled_or_cached_on_any_thread_count(tmp_path):
+    """The kernels compiled in this process and the same kernels loaded from numba's on-disk cache give the same bytes,
+    on one thread or two (docs/METHODS.md §17): the workflow's tables must not depend on which job compiled first."""
+    import os
+    import subprocess
+    import sys
+
+    digests = []
+    for threads in ("1", "2"):
+        env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / f"cache{threads}"), NUMBA_NUM_THREADS=threads)
+        for _ in ("compile", "load"):
+            out = subprocess.run([sys.executable, "-c", _HASH_PHASE_MAP], env=env, capture_output=True, text=True,
+                                 check=True)
+            digests.append(out.stdout.strip())
+    assert len(set(digests)) == 1, digests
+
+
+def test_roots_and_products_do_not_depend_on_how_roots_are_batched():
+    """Each root, Vᵀ row and V entry is its own fixed-order sum: solving the roots one at a time or in batches of any
+    size, and transforming one column or several, gives the same bits (so thread count and vectorization cannot
+    change them)."""
+    from sketchlaw import exact
+
+    mu, _, _ = _power_modes(2.0, 300, seed=4)
+    g = 0.6 * critical_step_size(mu)
+    pm = phase_map(mu, g)
+    e, w_all = pm.e_kept, mu[pm.order][pm.kept]
+    z = w_all / np.linalg.norm(w_all)
+    rho = g * g * float(w_all @ w_all)
+    ref = exact._secular_roots(e, rho * z * z, rho)
+    m = len(e)
+    for size in (1, 5, 16):
+        o, x = np.empty(m, np.int64), np.empty(m)
+        for I0 in range(0, m, size):
+            exact._root_batch(e, rho * z * z, rho, I0, min(size, m - I0), o, x)
+        assert np.array_equal(o, ref[0]) and np.array_equal(x, ref[1])
+    X = np.random.default_rng(0).standard_normal((4, m))
+    Y4, s4 = exact._forward(e, pm.eo, pm.x, pm.zhat, X)
+    Y1, s1 = exact._forward(e, pm.eo, pm.x, pm.zhat, X[2:3].copy())
+    assert np.array_equal(Y4[:, 2], Y1[:, 0]) and np.array_equal(s4, s1)
+    B4 = exact._backward(e, pm.eo, pm.x, pm.zhat, X)
+    B1 = exact._backward(e, pm.eo, pm.x, pm.zhat, X[1:2].copy())
+    assert np.array_equal(B4[:, 1], B1[:, 0])

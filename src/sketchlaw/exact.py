@@ -13,7 +13,7 @@ iteration) and its eigenvectors follow in O(M²) (Gu–Eisenstat: the rank-one v
 the eigenvectors are orthogonal to working precision). Then p ← V[κⁿ ⊙ Vᵀp + (1 − κⁿ)/(1 − κ) ⊙ Vᵀc]. Everything is
 carried in terms of θ = 1 − κ and e = 1 − d, which are small numbers known to full relative precision, so
 κⁿ = exp(n·log1p(−θ)) is accurate for n up to 10⁹. The kernels are fused loops over O(M) vectors (numba, cached on
-disk); the eigenvector matrix is the only M × M array.
+disk); the eigenvectors are applied from the roots (one division per entry) and never stored, so a map is O(M).
 """
 
 from __future__ import annotations
@@ -62,10 +62,13 @@ def check_stable(gamma: float, mu: np.ndarray, multiplicity=None, batch: int = 1
 
 # Compiled kernels. No reassociation and no FMA contraction: with either, LLVM chooses the summation order (vector
 # width, interleaving, fusion) per compilation context, and a kernel compiled in this process then differed in the
-# last bits from the same kernel loaded from numba's cache, so tables depended on which job compiled first. The long
-# sums are instead split by hand into four or eight interleaved partial sums combined in a fixed order: independent
-# chains the CPU overlaps (LLVM keeps them scalar), so every compilation rounds identically. nnan/ninf stay off, so a
-# non-finite value still propagates (that is how divergence is detected).
+# last bits from the same kernel loaded from numba's cache, so tables depended on which job compiled first. Every sum
+# has an order fixed by the source: in the stepping loop four or eight interleaved partial sums combined in a fixed
+# order (independent chains the CPU overlaps; LLVM keeps them scalar); in the O(M²) phase-map kernels many independent
+# sums (roots, or poles) side by side in the innermost loop, each sequential in its own fixed order, which LLVM
+# vectorizes across the sums without reordering any (the kernels with divisions take no fastmath flag at all, so
+# 'arcp' never turns a division into a reciprocal estimate). nnan/ninf stay off, so a non-finite value still
+# propagates (that is how divergence is detected).
 _FAST = {"nsz", "arcp"}
 
 
@@ -119,46 +122,6 @@ def _apply_rotations(X, rot_idx, rot_cs, inverse):
             X[k, col] = -s * xi + c * xk
 
 
-@njit(cache=True, error_model="numpy")
-def _inverse_distances(e, o, x, out):
-    """out_j = 1 / δ_j with δ_j = (e_o − e_j) + x: a difference of e's plus the small offset x. No fastmath here
-    (reassociation would turn it into (e_o + x) − e_j and lose x's low bits)."""
-    eo = e[o]
-    for j in range(e.size):
-        out[j] = 1.0 / ((eo - e[j]) + x)
-
-
-@njit(cache=True, fastmath=_FAST, error_model="numpy")
-def _pole_sums(w, inv, lo, hi):
-    """(Σ w/δ, Σ w/δ²) over lo ≤ j < hi (inv = 1/δ), as four partial sums over j − lo mod 4 in a fixed order."""
-    s0 = s1 = s2 = s3 = 0.0
-    t0 = t1 = t2 = t3 = 0.0
-    n4 = hi - (hi - lo) % 4
-    for j in range(lo, n4, 4):
-        u0, u1, u2, u3 = w[j] * inv[j], w[j + 1] * inv[j + 1], w[j + 2] * inv[j + 2], w[j + 3] * inv[j + 3]
-        s0 += u0
-        s1 += u1
-        s2 += u2
-        s3 += u3
-        t0 += u0 * inv[j]
-        t1 += u1 * inv[j + 1]
-        t2 += u2 * inv[j + 2]
-        t3 += u3 * inv[j + 3]
-    for j in range(n4, hi):
-        u = w[j] * inv[j]
-        s0 += u
-        t0 += u * inv[j]
-    return (s0 + s1) + (s2 + s3), (t0 + t1) + (t2 + t3)
-
-
-@njit(cache=True, error_model="numpy")
-def _split_sums(w, inv, I):
-    """(φ, Σ w/δ², ψ, Σ w/δ²) over the poles j ≤ I and j > I."""
-    phi, dphi = _pole_sums(w, inv, 0, I + 1)
-    psi, dpsi = _pole_sums(w, inv, I + 1, w.size)
-    return phi, dphi, psi, dpsi
-
-
 @njit(cache=True, fastmath=_FAST, error_model="numpy")
 def _dot(x, y):
     """Σ_j x_j y_j as eight partial sums over j mod 8, combined in a fixed order (see _FAST)."""
@@ -179,83 +142,194 @@ def _dot(x, y):
     return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
 
 
-@njit(cache=True, error_model="numpy")
-def _secular_sums(e, w, o, x, I, buf):
-    """f = 1 + Σ_j w_j / (θ − e_j) at θ = e_o + x, split into poles j ≤ I (right of the root, φ) and j > I (ψ)."""
-    _inverse_distances(e, o, x, buf)
-    return _split_sums(w, buf, I)
+_LANES = 32  # roots solved together: the O(M) sums vectorize across them (see _lane_sums)
+_NEAR_POLE = 1.0 / 16  # weight/gap below which a root starts next to its pole (see _root_batch)
+_STEP_TOL = 2.0 ** -30  # a model step this small (relative) leaves an error ~ its square: converged
 
 
-_POLISH = 1
+_SUM_BLOCK = 64  # terms summed into a block total before it is added to a lane's sum (error ~ √64 + √(M/64), not √M)
 
 
 @njit(cache=True, error_model="numpy")
-def _secular_root(e, w, rho, I):
-    """Root I of 1 + Σ_j w_j / (θ − e_j) = 0 (e strictly descending, w > 0, Σ w = ρ), in (e_{I+1}, e_I) or, for
-    the last, in [e_{m−1} − ρ, e_{m−1}). Returned as (o, x) with θ = e_o + x and o the nearer pole.
+def _lane_block(e, w, eo, x, split, n, j0, j1, left, mixed, bs, bt):
+    """Block sums over poles j0 ≤ j < j1 for lanes k < n: the terms with j ≤ split_k (left) or j > split_k (right),
+    in increasing j (left) or decreasing j (right). ``mixed``: some split falls inside the block."""
+    for k in range(n):
+        bs[k] = 0.0
+        bt[k] = 0.0
+    for i in range(j1 - j0):
+        j = j0 + i if left else j1 - 1 - i
+        ej, wj = e[j], w[j]
+        if mixed:
+            for k in range(n):
+                if (j <= split[k]) == left:
+                    inv = 1.0 / ((eo[k] - ej) + x[k])
+                    u = wj * inv
+                    bs[k] += u
+                    bt[k] += u * inv
+        else:
+            for k in range(n):
+                inv = 1.0 / ((eo[k] - ej) + x[k])
+                u = wj * inv
+                bs[k] += u
+                bt[k] += u * inv
 
-    Iteration: the "middle way" (each side's sum replaced by one pole with matched value and slope, a quadratic
-    solved for the next iterate), which converges quadratically; a bracket from the signs of f catches any
-    iterate that leaves it (then bisection). The first iterate is the interval's midpoint, whose sign of f also
-    picks the nearer pole."""
+
+@njit(cache=True, error_model="numpy")
+def _lane_sums(e, w, eo, x, split, n, acc):
+    """For lanes k < n: the secular sums at θ_k = eo_k + x_k, split at split_k: acc[0, k] = φ = Σ_{j ≤ split} w_j/δ_j,
+    acc[1, k] = Σ_{j ≤ split} w_j/δ_j², acc[2, k] = ψ and acc[3, k] its Σ w/δ² over j > split, δ_j = (eo_k − e_j) + x_k.
+
+    The loops run over j outside and over the lanes inside, so the compiler vectorizes across lanes without reordering
+    anything (one division per lane and pole, no fastmath, no reassociation), and each lane's sums are formed in a
+    fixed order of its own: blocks of _SUM_BLOCK poles at fixed positions (multiples of _SUM_BLOCK), each summed from
+    its far end towards the root (φ in increasing j, ψ in decreasing j, the small terms first), the block totals
+    added in the same direction. Lanes whose side does not reach a block add its zero total (exactly nothing), so a
+    lane gets the same bits whichever lanes share its batch, vectorized or not."""
     m = e.size
-    I = np.int64(I)  # a prange index may be unsigned; int64 throughout so o stays an integer
-    eps = 2.220446049250313e-16
-    buf = np.empty(m)
-    has_left = I < m - 1
+    jlo, jhi = split[0], split[0]
+    for k in range(n):
+        acc[0, k] = 0.0
+        acc[1, k] = 0.0
+        acc[2, k] = 0.0
+        acc[3, k] = 0.0
+        jlo = min(jlo, split[k])
+        jhi = max(jhi, split[k])
+    bs, bt = np.empty(n), np.empty(n)
+    nblk = (m + _SUM_BLOCK - 1) // _SUM_BLOCK
+    for q in range(jhi // _SUM_BLOCK + 1):  # left sides: poles 0 … jhi
+        j0, j1 = q * _SUM_BLOCK, min((q + 1) * _SUM_BLOCK, jhi + 1)
+        _lane_block(e, w, eo, x, split, n, j0, j1, True, j1 - 1 > jlo, bs, bt)
+        for k in range(n):
+            acc[0, k] += bs[k]
+            acc[1, k] += bt[k]
+    for q in range(nblk - 1, jlo // _SUM_BLOCK - 1, -1):  # right sides: poles m − 1 … jlo + 1
+        j0, j1 = max(q * _SUM_BLOCK, jlo + 1), min((q + 1) * _SUM_BLOCK, m)
+        _lane_block(e, w, eo, x, split, n, j0, j1, False, j0 <= jhi, bs, bt)
+        for k in range(n):
+            acc[2, k] += bs[k]
+            acc[3, k] += bt[k]
+
+
+@njit(cache=True, error_model="numpy")
+def _middle_way(f, dphi, dpsi, x, a, b, lo, hi, has_left):
+    """Next iterate of the "middle way": each side's sum replaced by one pole (at a: the poles left of the root, at b:
+    the right ones) with matched value and slope at x, the resulting quadratic solved inside (lo, hi); NaN if none."""
+    sb = (x - b) * (x - b) * dphi
+    xn = np.nan
     if has_left:
-        gap = e[I] - e[I + 1]
-        phi, dphi, psi, dpsi = _secular_sums(e, w, I + 1, 0.5 * gap, I, buf)
-        if 1.0 + phi + psi >= 0.0:  # root in the right half: measure from pole I
-            o = I
-            lo, hi, a, b, x = -0.5 * gap, 0.0, -gap, 0.0, -0.5 * gap
+        sa = (x - a) * (x - a) * dpsi
+        c = f - sa / (x - a) - sb / (x - b)
+        A, Bq, Cq = c, sa + sb - c * (a + b), c * a * b - sa * b - sb * a
+        if A == 0.0:
+            if Bq != 0.0:
+                xn = -Cq / Bq
         else:
-            o = I + 1
-            lo, hi, a, b, x = 0.0, 0.5 * gap, 0.0, gap, 0.5 * gap
+            disc = max(Bq * Bq - 4.0 * A * Cq, 0.0)
+            q = -0.5 * (Bq + math.copysign(math.sqrt(disc), Bq))
+            r1 = q / A
+            r2 = Cq / q if q != 0.0 else np.nan
+            xn = r1 if lo < r1 < hi else r2
     else:
-        o = I
-        lo, hi, a, b, x = -rho, 0.0, 0.0, 0.0, -0.5 * rho
-        phi, dphi, psi, dpsi = _secular_sums(e, w, o, x, I, buf)
+        c = f - sb / (x - b)
+        if c != 0.0:
+            xn = b - sb / c
+    return xn
+
+
+@njit(cache=True, error_model="numpy")
+def _root_batch(e, w, rho, I0, n, origin, xout):
+    """Roots I0 … I0 + n − 1 of 1 + Σ_j w_j / (θ − e_j) = 0 (e strictly descending, w > 0, Σ w = ρ): root I in
+    (e_{I+1}, e_I) or, for the last, in [e_{m−1} − ρ, e_{m−1}); stored as (origin, x) with θ = e_origin + x and
+    origin the nearer pole.
+
+    Each root is iterated on its own (the batch only shares the passes over the poles, see _lane_sums). A root whose
+    weight is small against its interval (w_I < gap/16: most of them on power-law spectra) starts at x = −w_I from
+    pole I, where the "middle way" (_middle_way) is nearly exact at once, inside the right half of its interval; if
+    the model sends it out of that half, it falls back to the general start. The general start is a pass at the
+    interval's midpoint, whose sign of f picks the nearer pole. The middle way converges quadratically, inside a
+    bracket kept from the signs of f (bisection if an iterate leaves it). It stops when f is at the level of its own
+    rounding error (then one Newton step from those sums gives the last bits) or when a model step is below 2⁻³⁰
+    relative (the next would be below rounding): two or three passes per root.
+    """
+    m = e.size
+    eps = 2.220446049250313e-16
+    eo, xs, split, act = np.empty(n), np.empty(n), np.empty(n, np.int64), np.empty(n, np.int64)
+    o, lo, hi, a, b, x = np.empty(n, np.int64), np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n)
+    near = np.zeros(n, np.bool_)
+    start = np.ones(n, np.bool_)  # the next sums are the general start's (midpoint) pass
+    acc = np.empty((4, n))
+    for k in range(n):
+        I = I0 + k
+        if I < m - 1:
+            gap = e[I] - e[I + 1]
+            if w[I] < _NEAR_POLE * gap:
+                near[k], start[k] = True, False
+                o[k], lo[k], hi[k], a[k], b[k], x[k] = I, -0.5 * gap, 0.0, -gap, 0.0, -w[I]
+        act[k] = k
+    na = n
     for _ in range(200):
-        f = 1.0 + phi + psi
-        if f == 0.0:
-            break
-        if f > 0.0:
-            lo = max(lo, x)
-        else:
-            hi = min(hi, x)
-        sb = (x - b) * (x - b) * dphi
-        xn = np.nan
-        if has_left:
-            sa = (x - a) * (x - a) * dpsi
-            c = f - sa / (x - a) - sb / (x - b)
-            A, Bq, Cq = c, sa + sb - c * (a + b), c * a * b - sa * b - sb * a
-            if A == 0.0:
-                if Bq != 0.0:
-                    xn = -Cq / Bq
+        for s in range(na):
+            k = act[s]
+            I = I0 + k
+            split[s] = I
+            if not start[k]:
+                eo[s], xs[s] = e[o[k]], x[k]
+            elif I < m - 1:
+                eo[s], xs[s] = e[I + 1], 0.5 * (e[I] - e[I + 1])
             else:
-                disc = max(Bq * Bq - 4.0 * A * Cq, 0.0)
-                q = -0.5 * (Bq + math.copysign(math.sqrt(disc), Bq))
-                r1 = q / A
-                r2 = Cq / q if q != 0.0 else np.nan
-                xn = r1 if lo < r1 < hi else r2
-        else:
-            c = f - sb / (x - b)
-            if c != 0.0:
-                xn = b - sb / c
-        if not (lo < xn < hi):
-            xn = 0.5 * (lo + hi)
-        if abs(xn - x) <= 2.0 * eps * abs(xn) or hi - lo <= 2.0 * eps * max(abs(lo), abs(hi)):
-            x = xn
+                eo[s], xs[s] = e[I], -0.5 * rho
+        _lane_sums(e, w, eo, xs, split, na, acc)
+        nn = 0
+        for s in range(na):
+            k = act[s]
+            I = I0 + k
+            phi, dphi, psi, dpsi = acc[0, s], acc[1, s], acc[2, s], acc[3, s]
+            f = 1.0 + phi + psi
+            if start[k]:  # the midpoint's sums also serve the first iteration
+                start[k] = False
+                if I < m - 1:
+                    gap = e[I] - e[I + 1]
+                    if f >= 0.0:  # root in the right half: measure from pole I
+                        o[k], lo[k], hi[k], a[k], b[k], x[k] = I, -0.5 * gap, 0.0, -gap, 0.0, -0.5 * gap
+                    else:
+                        o[k], lo[k], hi[k], a[k], b[k], x[k] = I + 1, 0.0, 0.5 * gap, 0.0, gap, 0.5 * gap
+                else:
+                    o[k], lo[k], hi[k], a[k], b[k], x[k] = I, -rho, 0.0, 0.0, 0.0, -0.5 * rho
+            xk = x[k]
+            done = f == 0.0
+            if not done and abs(f) <= eps * (8.0 * (psi - phi) + 1.0 + 4.0 * abs(xk) * (dphi + dpsi)):
+                xn = xk + f / (dphi + dpsi)  # Newton from the converged iterate: its last bits
+                if lo[k] <= xn <= hi[k]:
+                    xk = xn
+                done = True
+            if not done:
+                if f > 0.0:
+                    lo[k] = max(lo[k], xk)
+                else:
+                    hi[k] = min(hi[k], xk)
+                xn = _middle_way(f, dphi, dpsi, xk, a[k], b[k], lo[k], hi[k], I < m - 1)
+                model = lo[k] < xn < hi[k]
+                if not model and near[k]:  # the root may be in the left half: take the general start
+                    near[k], start[k] = False, True
+                    xn = xk
+                elif not model:
+                    xn = 0.5 * (lo[k] + hi[k])
+                done = (model and abs(xn - xk) <= _STEP_TOL * abs(xn)) or \
+                    hi[k] - lo[k] <= 2.0 * eps * max(abs(lo[k]), abs(hi[k]))
+                xk = xn
+            x[k] = xk
+            if done:
+                origin[I], xout[I] = o[k], xk
+            else:
+                act[nn] = k
+                nn += 1
+        na = nn
+        if na == 0:
             break
-        x = xn
-        phi, dphi, psi, dpsi = _secular_sums(e, w, o, x, I, buf)
-    for _ in range(_POLISH):  # Newton from the converged iterate: the last bits of x (Gu–Eisenstat needs them)
-        phi, dphi, psi, dpsi = _secular_sums(e, w, o, x, I, buf)
-        xn = x + (1.0 + phi + psi) / (dphi + dpsi)
-        if lo <= xn <= hi:
-            x = xn
-    return o, x
+    for s in range(na):  # out of iterations (not expected): the last iterate
+        k = act[s]
+        origin[I0 + k], xout[I0 + k] = o[k], x[k]
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
@@ -263,78 +337,199 @@ def _secular_roots(e, w, rho):
     m = e.size
     origin = np.empty(m, np.int64)
     x = np.empty(m)
-    for I in prange(m):
-        origin[I], x[I] = _secular_root(e, w, rho, I)
+    nb = (m + _LANES - 1) // _LANES
+    for bi in prange(nb):
+        I0 = bi * _LANES
+        _root_batch(e, w, rho, I0, min(_LANES, m - I0), origin, x)
     return origin, x
 
 
-_BLOCK = 32  # factors multiplied between renormalizations of the Gu–Eisenstat products
-
-
-@njit(cache=True, fastmath=_FAST, error_model="numpy")
-def _block_product(r, start):
-    """Π of r[start:start + _BLOCK] as four partial products over k mod 4, combined in a fixed order."""
-    p0 = p1 = p2 = p3 = 1.0
-    for k in range(start, start + _BLOCK, 4):
-        p0 *= r[k]
-        p1 *= r[k + 1]
-        p2 *= r[k + 2]
-        p3 *= r[k + 3]
-    return (p0 * p1) * (p2 * p3)
+_CHUNK = 256  # poles per task in the kernels that run over poles outside and roots inside
+_RENORM = 32  # Gu–Eisenstat factors multiplied between renormalizations
 
 
 @njit(cache=True, error_model="numpy")
-def _ratios(e, eo, x, ej, r):
-    """r_I = (κ_I − d_j)/(d_I − d_j) = ((e_o(I) − e_j) + x_I)/(e_I − e_j) (no fastmath: the differences matter)."""
+def _zhat_one(e, rho, eo, x, j):
+    """ẑ_j² as (mantissa, exponent), factor by factor with the exponent split off after each (the safe path)."""
+    ej = e[j]
+    p, ex = math.frexp(-((eo[j] - ej) + x[j]) / rho)
     for I in range(e.size):
-        r[I] = ((eo[I] - ej) + x[I]) / (e[I] - ej)
+        if I != j:
+            p *= ((eo[I] - ej) + x[I]) / (e[I] - ej)
+            mant, k2 = math.frexp(p)
+            p, ex = mant, ex + k2
+    return p, ex
 
 
 @njit(cache=True, error_model="numpy")
-def _row(zhat, e, eI, xI, row):
-    for j in range(e.size):
-        row[j] = zhat[j] / ((eI - e[j]) + xI)
+def _zhat_factors(e, eo, x, I, j0, n, p, bad):
+    """p_jj ← p_jj · Π_{t<4} (κ_{I+t} − d_j)/(d_{I+t} − d_j) for the poles j = j0 + jj (the factor with I + t = j is 1):
+    the four numerators and denominators multiplied separately, one division per four factors. ``bad`` counts
+    products that left the safe range (an underflow would silently lose digits)."""
+    eo0, eo1, eo2, eo3 = eo[I], eo[I + 1], eo[I + 2], eo[I + 3]
+    x0, x1, x2, x3 = x[I], x[I + 1], x[I + 2], x[I + 3]
+    e0, e1, e2, e3 = e[I], e[I + 1], e[I + 2], e[I + 3]
+    for jj in range(n):
+        j = j0 + jj
+        ej = e[j]
+        a0 = 1.0 if j == I else (eo0 - ej) + x0
+        a1 = 1.0 if j == I + 1 else (eo1 - ej) + x1
+        a2 = 1.0 if j == I + 2 else (eo2 - ej) + x2
+        a3 = 1.0 if j == I + 3 else (eo3 - ej) + x3
+        b0 = 1.0 if j == I else e0 - ej
+        b1 = 1.0 if j == I + 1 else e1 - ej
+        b2 = 1.0 if j == I + 2 else e2 - ej
+        b3 = 1.0 if j == I + 3 else e3 - ej
+        num = (a0 * a1) * (a2 * a3)
+        den = (b0 * b1) * (b2 * b3)
+        q = p[jj] * (num / den)
+        p[jj] = q
+        ok = (abs(num) > 1e-290) & (abs(den) > 1e-290) & (q > 1e-290) & (q < 1e290)
+        bad[jj] += 0.0 if ok else 1.0
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def _eigenvectors(e, z, rho, eo, x):
+def _zhat(e, z, rho, eo, x):
     """Gu–Eisenstat: ẑ_j² = Π_I (κ_I − d_j) / (ρ Π_{k≠j} (d_k − d_j)) from the computed roots, paired as
-    (κ_j − d_j)/ρ · Π_{I≠j} (κ_I − d_j)/(d_I − d_j), every factor positive by interlacing. The factors are
-    multiplied in blocks (vectorized) with the exponent split off after each block; a block that leaves the safe
-    range is redone factor by factor, so nothing under- or overflows. Then Vᵀ[I, j] = ẑ_j / (d_j − κ_I), rows
-    normalized."""
+    (κ_j − d_j)/ρ · Π_{I≠j} (κ_I − d_j)/(d_I − d_j), every factor positive by interlacing, sign(ẑ_j) = sign(z_j).
+
+    Poles (j) run inside, roots (I) outside, so the products vectorize across j, each formed in a fixed order of I
+    (groups of four, _zhat_factors; the same bits whatever the chunking or thread count). The exponent is split off
+    every _RENORM factors; a product that leaves the safe range at any group (not seen on real spectra) is redone
+    factor by factor (_zhat_one)."""
     m = e.size
-    nb = (m + _BLOCK - 1) // _BLOCK
-    zhat = np.empty(m)
-    for j in prange(m):
-        ej = e[j]
-        r = np.ones(nb * _BLOCK)
-        _ratios(e, eo, x, ej, r)
-        r[j] = 1.0
-        p, ex = math.frexp(-((eo[j] - ej) + x[j]) / rho)
-        for blk in range(nb):
-            bp = _block_product(r, blk * _BLOCK)
-            if 1e-250 < bp < 1e250:
-                p *= bp
+    out = np.empty(m)
+    nc = (m + _CHUNK - 1) // _CHUNK
+    m4 = m - m % 4
+    for c in prange(nc):
+        j0 = c * _CHUNK
+        n = min(_CHUNK, m - j0)
+        p = np.empty(n)
+        ex = np.zeros(n, np.int64)
+        bad = np.zeros(n)
+        for jj in range(n):
+            j = j0 + jj
+            mant, k2 = math.frexp(-((eo[j] - e[j]) + x[j]) / rho)
+            p[jj], ex[jj] = mant, k2
+        for I in range(0, m4, 4):
+            _zhat_factors(e, eo, x, I, j0, n, p, bad)
+            if I % _RENORM == _RENORM - 4:
+                for jj in range(n):
+                    mant, k2 = math.frexp(p[jj])
+                    p[jj], ex[jj] = mant, ex[jj] + k2
+        for I in range(m4, m):
+            eoI, xI, eI = eo[I], x[I], e[I]
+            for jj in range(n):
+                j = j0 + jj
+                if j != I:
+                    ej = e[j]
+                    q = p[jj] * (((eoI - ej) + xI) / (eI - ej))
+                    p[jj] = q
+                    bad[jj] += 0.0 if (q > 1e-290) & (q < 1e290) else 1.0
+        for jj in range(n):
+            j = j0 + jj
+            if bad[jj] != 0.0:
+                pj, exj = _zhat_one(e, rho, eo, x, j)
             else:
-                for k in range(blk * _BLOCK, (blk + 1) * _BLOCK):
-                    p *= r[k]
-                    mant, k2 = math.frexp(p)
-                    p, ex = mant, ex + k2
-            mant, k2 = math.frexp(p)
-            p, ex = mant, ex + k2
-        p = abs(p)
-        if ex % 2:
-            p, ex = 2.0 * p, ex - 1
-        zhat[j] = math.copysign(math.sqrt(p) * math.ldexp(1.0, ex // 2), z[j])
+                pj, exj = math.frexp(p[jj])
+                exj += ex[jj]
+            pj = abs(pj)
+            if exj % 2:
+                pj, exj = 2.0 * pj, exj - 1
+            out[j] = math.copysign(math.sqrt(pj) * math.ldexp(1.0, exj // 2), z[j])
+    return out
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _forward(e, eo, x, zhat, XT):
+    """Vᵀ X without forming V: Y[I, c] = s_I Σ_j v_Ij X[j, c] with v_Ij = ẑ_j / ((e_o(I) − e_j) + x_I) and
+    s_I = 1/√(Σ_j v_Ij²) (Vᵀ's rows are v_I s_I). Returns (Y, s). XT = Xᵀ (columns × m, C-ordered).
+
+    Roots run inside in batches of _LANES (vectorized across roots, one division per root and pole shared by all
+    columns), poles outside; each sum is formed per root in a fixed order (blocks of _SUM_BLOCK poles, as in
+    _lane_sums), so the bits do not depend on the batch, the thread count or the number of columns."""
+    m, cols = e.size, XT.shape[0]
+    Y = np.empty((m, cols))
+    s = np.empty(m)
+    nb = (m + _LANES - 1) // _LANES
+    for bi in prange(nb):
+        I0 = bi * _LANES
+        n = min(_LANES, m - I0)
+        acc = np.zeros((cols + 1, n))
+        blk = np.empty((cols + 1, n))
+        v = np.empty(n)
+        eob, xb = eo[I0:I0 + n], x[I0:I0 + n]
+        for q in range(0, m, _SUM_BLOCK):
+            for r in range(cols + 1):
+                for k in range(n):
+                    blk[r, k] = 0.0
+            for j in range(q, min(q + _SUM_BLOCK, m)):
+                ej, zj = e[j], zhat[j]
+                for k in range(n):
+                    vk = zj / ((eob[k] - ej) + xb[k])
+                    v[k] = vk
+                    blk[cols, k] += vk * vk
+                for c in range(cols):
+                    xc = XT[c, j]
+                    for k in range(n):
+                        blk[c, k] += v[k] * xc
+            for r in range(cols + 1):
+                for k in range(n):
+                    acc[r, k] += blk[r, k]
+        for k in range(n):
+            sk = 1.0 / math.sqrt(acc[cols, k])
+            s[I0 + k] = sk
+            for c in range(cols):
+                Y[I0 + k, c] = acc[c, k] * sk
+    return Y, s
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _backward(e, eo, x, zhat, QsT):
+    """V Q without forming V: X[j, c] = ẑ_j Σ_I (s_I Q[I, c]) / ((e_o(I) − e_j) + x_I), with QsT = (s ⊙ Q)ᵀ
+    (columns × m, C-ordered). Poles run inside in chunks (vectorized), roots outside; each sum is formed per pole
+    in the order of I in blocks of _SUM_BLOCK roots (fixed order, any chunking or thread count)."""
+    m, cols = e.size, QsT.shape[0]
+    X = np.empty((m, cols))
+    nc = (m + _CHUNK - 1) // _CHUNK
+    for ci in prange(nc):
+        j0 = ci * _CHUNK
+        n = min(_CHUNK, m - j0)
+        eb = e[j0:j0 + n]
+        acc = np.zeros((cols, n))
+        blk = np.empty((cols, n))
+        inv = np.empty(n)
+        for q in range(0, m, _SUM_BLOCK):
+            for c in range(cols):
+                for jj in range(n):
+                    blk[c, jj] = 0.0
+            for I in range(q, min(q + _SUM_BLOCK, m)):
+                eoI, xI = eo[I], x[I]
+                for jj in range(n):
+                    inv[jj] = 1.0 / ((eoI - eb[jj]) + xI)
+                for c in range(cols):
+                    qc = QsT[c, I]
+                    for jj in range(n):
+                        blk[c, jj] += qc * inv[jj]
+            for c in range(cols):
+                for jj in range(n):
+                    acc[c, jj] += blk[c, jj]
+        for jj in range(n):
+            zj = zhat[j0 + jj]
+            for c in range(cols):
+                X[j0 + jj, c] = zj * acc[c, jj]
+    return X
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _dense_vt(e, eo, x, zhat, s):
+    """Vᵀ as a dense matrix (Vᵀ[I, j] = ẑ_j / ((e_o(I) − e_j) + x_I) · s_I), for products with many columns."""
+    m = e.size
     VT = np.empty((m, m))
     for I in prange(m):
-        eI, xI = eo[I], x[I]
-        row = VT[I]
-        _row(zhat, e, eI, xI, row)
-        s = 1.0 / math.sqrt(_dot(row, row))
+        eI, xI, sI = eo[I], x[I], s[I]
         for j in range(m):
-            row[j] *= s
+            VT[I, j] = (zhat[j] / ((eI - e[j]) + xI)) * sI
     return VT
 
 
@@ -362,31 +557,6 @@ def _step_kernel(PT, e, w, r, forcing, n, record, out):
             ri += 1
 
 
-@njit(cache=True, fastmath=_FAST, error_model="numpy")
-def _vt_times(VT, XT):
-    """Vᵀ X for a few columns (XT = Xᵀ, C-ordered), serial and compiled: O(M·columns) work per row is too little for
-    a thread hand-off (BLAS's pool or numba's), which on a loaded machine cost more than the product itself."""
-    m, cols = VT.shape[0], XT.shape[0]
-    out = np.empty((m, cols))
-    for I in range(m):
-        for c in range(cols):
-            out[I, c] = _dot(VT[I], XT[c])
-    return out
-
-
-@njit(cache=True, fastmath=_FAST, error_model="numpy")
-def _v_times(VT, Q):
-    """V Q = (Vᵀ)ᵀ Q for a few columns: rows of Vᵀ accumulated into the (contiguous) rows of (VQ)ᵀ."""
-    m, cols = VT.shape[0], Q.shape[1]
-    outT = np.zeros((cols, m))
-    for I in range(m):
-        for c in range(cols):
-            q = Q[I, c]
-            for j in range(m):
-                outT[c, j] += VT[I, j] * q
-    return outT.T
-
-
 _FEW_COLUMNS = 16
 
 
@@ -396,8 +566,12 @@ class PhaseMap:
 
     Coordinates: ``order`` sorts modes by d ascending; Givens rotations (``rot_idx`` pairs (i, k), ``rot_cs`` their
     (c, s)) deflate nearly-equal d's; modes in ``deflated`` are exact eigenvectors of the rotated matrix (eigenvalue
-    1 − e); the remaining ``kept`` modes have eigenvectors V (columns) with eigenvalues 1 − θ. ``VT`` is stored (V is
-    its transpose, a view), the only M × M array.
+    1 − e); the remaining ``kept`` modes have eigenvectors V (columns) with eigenvalues 1 − θ. V is not stored: it is
+    the Cauchy-like matrix Vᵀ[I, j] = ẑ_j s_I / ((e_o(I) − e_j) + x_I) of the kept poles ``e_kept``, the roots
+    θ_I = e_o(I) + x_I (``eo`` + ``x``), the Gu–Eisenstat vector ``zhat`` and the row scales ``s``, and products with
+    a few columns are formed from them directly (O(M) memory, one division per entry, _forward/_backward). ``VT``
+    builds the dense M × M matrix on first use (tests, and products with many columns, which go to BLAS).
+    ``w_eigen``: the weights (rank-one vector) in these coordinates, (kept, deflated).
     """
 
     g: float
@@ -408,7 +582,20 @@ class PhaseMap:
     deflated: np.ndarray
     theta_kept: np.ndarray
     e_deflated: np.ndarray
-    VT: np.ndarray
+    e_kept: np.ndarray
+    eo: np.ndarray
+    x: np.ndarray
+    zhat: np.ndarray
+    s: np.ndarray
+    w_eigen: tuple
+    _VT: np.ndarray | None = None
+
+    @property
+    def VT(self) -> np.ndarray:
+        if self._VT is None:
+            self._VT = _dense_vt(self.e_kept, self.eo, self.x, self.zhat, self.s) if len(self.kept) \
+                else np.empty((0, 0))
+        return self._VT
 
     @property
     def V(self) -> np.ndarray:
@@ -420,16 +607,21 @@ class PhaseMap:
 
     @property
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.order, self.rot_idx, self.rot_cs, self.kept, self.deflated,
-                                      self.theta_kept, self.e_deflated, self.VT))
+        arrays = (self.order, self.rot_idx, self.rot_cs, self.kept, self.deflated, self.theta_kept, self.e_deflated,
+                  self.e_kept, self.eo, self.x, self.zhat, self.s) + tuple(self.w_eigen)
+        return sum(a.nbytes for a in arrays) + (0 if self._VT is None else self._VT.nbytes)
+
+    def _rotated(self, P: np.ndarray) -> np.ndarray:
+        X = np.array(P[self.order], dtype=float, order="C")
+        _apply_rotations(X.reshape(len(X), -1), self.rot_idx, self.rot_cs, False)
+        return X
 
     def to_eigen(self, P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        X = np.array(P[self.order], dtype=float, order="C")
+        X = self._rotated(P)
         X2 = X.reshape(len(X), -1)
-        _apply_rotations(X2, self.rot_idx, self.rot_cs, False)
         Xk = X2[self.kept]
         if X2.shape[1] <= _FEW_COLUMNS and len(self.kept):
-            Yk = _vt_times(self.VT, np.ascontiguousarray(Xk.T))
+            Yk = _forward(self.e_kept, self.eo, self.x, self.zhat, np.ascontiguousarray(Xk.T))[0]
         else:
             Yk = self.VT @ Xk
         return Yk.reshape((len(self.kept),) + X.shape[1:]), X[self.deflated]
@@ -437,7 +629,8 @@ class PhaseMap:
     def from_eigen(self, Qk: np.ndarray, Qd: np.ndarray) -> np.ndarray:
         X = np.empty((len(self.order),) + Qk.shape[1:])
         if Qk.ndim == 2 and Qk.shape[1] <= _FEW_COLUMNS and len(self.kept):
-            X[self.kept] = _v_times(self.VT, np.ascontiguousarray(Qk))
+            QsT = np.ascontiguousarray((self.s[:, None] * Qk).T)
+            X[self.kept] = _backward(self.e_kept, self.eo, self.x, self.zhat, QsT)
         else:
             X[self.kept] = self.VT.T @ Qk
         X[self.deflated] = Qd
@@ -454,12 +647,20 @@ def decay_rates(mu: np.ndarray, g: float, batch: int = 1) -> np.ndarray:
 
 def phase_map(mu: np.ndarray, g: float, weights=None, batch: int = 1) -> PhaseMap:
     """Decompose K_g = diag(1 − e) + (g²/B) w wᵀ (see module docstring; w = μ unless ``weights`` are given):
-    O(M²) time, the eigenvector matrix the only M × M array."""
+    O(M²) time and O(M) memory (the eigenvectors are kept implicit, see PhaseMap)."""
+    return _phase_map(mu, g, weights, batch)[0]
+
+
+def _phase_map(mu: np.ndarray, g: float, weights=None, batch: int = 1, P=None):
+    """(phase map, P in its eigen-coordinates or None). The pass over the map that puts the weights into
+    eigen-coordinates (and yields the row scales) also takes P's columns when there are few of them: the same bits
+    as pm.to_eigen(P) (each column's sums are independent of the others), one pass fewer."""
     mu = np.asarray(mu, dtype=float)
+    w_all = mu if weights is None else np.asarray(weights, dtype=float)
     e_all = decay_rates(mu, g, batch)
     order = np.argsort(-e_all, kind="stable")  # d = 1 − e ascending
     e = e_all[order].copy()
-    z = (mu if weights is None else np.asarray(weights, dtype=float))[order].copy()
+    z = w_all[order].copy()
     rho = g * g / batch * float(z @ z)
     z /= np.sqrt(z @ z)
     # Deflation thresholds on the scale of each e_j (not of d ≈ 1, nor of e_max): see _deflate.
@@ -468,19 +669,36 @@ def phase_map(mu: np.ndarray, g: float, weights=None, batch: int = 1) -> PhaseMa
     kept = kept[np.argsort(-e[kept], kind="stable")]
     deflated = np.flatnonzero(~is_kept)
     m = len(kept)
-    theta, VT = np.empty(0), np.empty((0, 0))
+    ek = e[kept]
+    theta, eo, x, zhat, s = np.empty(0), np.empty(0), np.empty(0), np.empty(0), np.empty(0)
     if m:
-        ek, zk = e[kept], z[kept]
+        zk = z[kept]
         nz = np.sqrt(zk @ zk)
         rho_k, zk = rho * nz * nz, zk / nz
         if np.any(np.diff(ek) >= 0):
             raise ArithmeticError("phase map: eigenvalues of the phase matrix are not separated after deflation")
         origin, x = _secular_roots(ek, rho_k * zk * zk, rho_k)
         eo = ek[origin]
-        VT = _eigenvectors(ek, zk, rho_k, eo, x)
+        zhat = _zhat(ek, zk, rho_k, eo, x)
         theta = eo + x
-    return PhaseMap(g=g, order=order, rot_idx=rot_idx, rot_cs=rot_cs, kept=kept, deflated=deflated,
-                    theta_kept=theta, e_deflated=e[deflated], VT=VT)
+    pm = PhaseMap(g=g, order=order, rot_idx=rot_idx, rot_cs=rot_cs, kept=kept, deflated=deflated,
+                  theta_kept=theta, e_deflated=e[deflated], e_kept=ek, eo=eo, x=x, zhat=zhat, s=s,
+                  w_eigen=(np.empty(0), np.empty(0)))
+    Wr = pm._rotated(w_all)  # the weights in eigen-coordinates; the same pass yields the row scales s
+    fuse = P is not None and P.ndim == 2 and P.shape[1] <= _FEW_COLUMNS
+    Xr = pm._rotated(P) if fuse else np.empty((len(order), 0))
+    Q = None
+    if m:
+        XT = np.ascontiguousarray(np.concatenate([Wr[kept][:, None], Xr[kept]], axis=1).T)
+        Y, pm.s = _forward(ek, eo, x, zhat, XT)
+        pm.w_eigen = (Y[:, 0].copy(), Wr[deflated])
+        if fuse:
+            Q = (Y[:, 1:].copy(), Xr[deflated])
+    else:
+        pm.w_eigen = (np.empty(0), Wr[deflated])
+        if fuse:
+            Q = (np.empty((0, P.shape[1])), Xr[deflated])
+    return pm, Q
 
 
 def _powers(theta: np.ndarray, n: np.ndarray):
@@ -525,6 +743,8 @@ class PhaseMapCache:
     def __init__(self, max_bytes: int):
         self.max_bytes = int(max_bytes)
         self._maps: OrderedDict = OrderedDict()
+        self._sizes: dict = {}  # bytes of each map when last looked at (summing PhaseMap.nbytes anew for every
+        self._last = None       # insertion was quadratic in the number of maps: seconds for 1000 maps)
         self.builds = 0  # how many maps were decomposed (for tests and benchmarks)
 
     @property
@@ -538,20 +758,25 @@ class PhaseMapCache:
         return len(self._maps)
 
     def get(self, key, build):
+        if self._last in self._maps:  # the map handed out last may have grown since (its dense Vᵀ formed on demand)
+            self._sizes[self._last] = self._maps[self._last][0].nbytes
+        self._last = key
         if key in self._maps:
             self._maps.move_to_end(key)
             return self._maps[key]
         entry = build()
         self.builds += 1
         self._maps[key] = entry
-        total = self.nbytes
+        self._sizes[key] = entry[0].nbytes
+        total = sum(self._sizes.values())
         while len(self._maps) > 1 and total > self.max_bytes:
-            _, old = self._maps.popitem(last=False)
-            total -= old[0].nbytes
+            old, _ = self._maps.popitem(last=False)
+            total -= self._sizes.pop(old)
         return entry
 
 
-# Enough for ~8 maps at M = 4096 (128 MB each), 2 at M = 8192.
+# A map holds O(M) numbers (~0.2 MB at M = 4096) until a product with many columns forms its dense Vᵀ (128 MB at
+# M = 4096): then about 8 such maps at M = 4096, 2 at M = 8192.
 PHASE_CACHE_BYTES = 1 << 30
 
 
@@ -593,7 +818,7 @@ class ExactEngine:
         """(phase map, read-out w in its eigen-coordinates (kept, deflated)) for step size g."""
         def build():
             pm = phase_map(self.mu, g, self.w, self.batch)
-            return (pm,) + pm.to_eigen(self.w)
+            return (pm,) + pm.w_eigen
         return self.cache.get((float(g), self.batch), build)
 
     def _map(self, g: float) -> PhaseMap:
@@ -615,11 +840,18 @@ class ExactEngine:
         ``record`` (optional): (pair index, count) read-outs of w·P within the phase, computed from the same
         eigen-coordinates (O(M) each), returned as an array (len(record), 2) after P.
         """
+        key, fused = (float(g), self.batch), None
+        if key not in self.cache:  # a new map: its first pass also takes P (_phase_map)
+            def build():
+                nonlocal fused
+                pm, fused = _phase_map(self.mu, g, self.w, self.batch, P)
+                return (pm,) + pm.w_eigen
+            self.cache.get(key, build)
         pm, wk, wd = self._entry(g)
         pairs = P.shape[1] // 2
         n = np.repeat(np.broadcast_to(np.asarray(n, dtype=float), (pairs,)), 2)[None, :]
         noisy = np.tile([0.0, 1.0], pairs)[None, :]  # only the variance columns are driven by noise
-        Qk, Qd = pm.to_eigen(P)
+        Qk, Qd = pm.to_eigen(P) if fused is None else fused
         force = g * g / self.batch * self.noise
         Ck, Cd = force * wk, force * wd  # the forcing is a multiple of w, already in eigen-coordinates
         kn, geo = _powers(pm.theta_kept[:, None], n)
@@ -692,7 +924,7 @@ class ExactEngine:
             inside = []
             while ci < len(cps) and cps[ci] <= t + n:
                 inside.append(cps[ci] - t); ci += 1
-            use_step = method == "step" or (method == "auto" and n <= _STEP_MAX_PER_MODE * len(self.mu)
+            use_step = method == "step" or (method == "auto" and n <= _step_max(len(self.mu))
                                              and (g, self.batch) not in self.cache)
             if use_step:
                 P, out = self._step(P, g, n, inside)
@@ -721,6 +953,9 @@ def warm_up() -> None:
     engine.run_many([Schedule(0.1, 50), Schedule(0.1, 100)])
 
 
-# "auto" steps a phase of n <= this × M steps instead of decomposing it (measured: a step costs ~0.3 ns per mode,
-# a phase map ~8 ns × M², so the break-even is ~25 M; stepping is kept below it, where it is surely cheaper).
-_STEP_MAX_PER_MODE = 16
+# "auto" steps a phase of n <= _step_max(M) steps instead of decomposing it. Measured (one thread, 2026-12, the
+# kernels of docs/METHODS.md §5): a new phase map and its jump cost ~0.35 ms + 4.3–5.5 ns × M², a step ~1.2 ns × M
+# (1.7 at M = 4096), so the break-even is n ≈ 60 M at M = 64, 12 M at 256, 4.5 M at 1024, 2.5 M at 4096 (about half
+# that for the map on two threads). Stepping is kept below it, where it is surely cheaper: n <= M + 2^17 / M.
+def _step_max(M: int) -> int:
+    return M + (1 << 17) // max(M, 1)
