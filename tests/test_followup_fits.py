@@ -95,17 +95,22 @@ def test_reuse_rows_fit_the_monte_carlo_slope_against_L(slope, verdict):
     L = np.array([100, 200, 400, 800, 1600, 3200])
     rows = []
     for M in (64, 128, 256):
-        red = (1 + 64 / M) * L.astype(float) ** slope  # a pure power of L at each M
+        approx = 0.5 * M**-0.5
+        excess = (1 + 64 / M) * L.astype(float) ** slope  # the L term: a pure power of L at each M
         rows.append(pd.DataFrame({**KEY, "experiment": "reuse", "b": 1.5, "prior": "source", "M": M,
-                                  "sketch_seed": 0, "N": 1000, "L": L, "mc_trials": 1000, "mc_mean": 1.0 + red,
-                                  "mc_sem": 1e-4 * red, "onepass_L_reducible": red, "approx": 0.5 * M**-0.5}))
+                                  "sketch_seed": 0, "N": 1000, "L": L, "mc_trials": 1000,
+                                  "mc_mean": 1.0 + approx + excess, "mc_sem": 1e-4 * excess,
+                                  "onepass_L_reducible": approx + excess, "approx": approx}))
     e = _exponents({"reuse": pd.concat(rows, ignore_index=True)})
     row = _row(e, "L", "montecarlo")
-    assert row["n_points"] == 6 and row["fixed_value"] == 256  # L ≤ N^(a/b) = 10^4, at the largest M
+    assert row["n_points"] == 6 and row["fixed_value"] == 256  # L ≤ N^(a/b) = 10^4, M ≥ 4·L^(1/a), largest M
+    assert row["quantity"] == "excess_mc" and row["fitted"] == pytest.approx(slope, abs=1e-6)
     assert row["theory"] == pytest.approx(-0.25) and row["verdict"] == verdict
     assert row["ci_low"] < row["fitted"] < row["ci_high"]
     approx = _row(e, "M", "primary")
     assert approx["fitted"] == pytest.approx(-0.5, abs=1e-9) and approx["theory"] == pytest.approx(-0.5)
+    # R − σ² against M at L = 3200: only M = 16 ... 28 have L ≥ 4·M^a, none on this grid
+    assert _row(e, "M", "montecarlo")["verdict"].startswith("not fitted: 0 M with L = 3200")
 
 
 def test_every_registry_analysis_has_an_implementation():

@@ -16,10 +16,12 @@ batch      primary   the exact variance against its predictor min(M, (T_eff γ_B
                      no extrapolation, this is not a size limit);
            window    the critical batch size (largest B within 10 % of B = 1's R − σ²) against N, per step rule (no
                      theory: a growth rate, reported).
-reuse      primary   E Approx against M (the M^(1−b) term of the multi-pass risk; exact, per sketch seed);
-           montecarlo Monte Carlo R − σ² against L at the largest M on L ≤ N^(a/b) (theory (1 − b)/a) and against M at
-                     the largest L (theory 1 − b), intervals from the Monte Carlo standard errors, beside the exact
-                     one-pass engine on the same points (``theory_finite``: the L ≪ N limit of multi-pass SGD).
+reuse      primary   E Approx against M (the M^(1−b) term of the multi-pass risk; exact, per sketch seed), with the
+                     source experiment's finite-size theory and extrapolation (deterministic equivalent);
+           montecarlo the Monte Carlo excess R − σ² − E Approx (the L term) against L at the largest M on
+                     L ≤ N^(a/b) and M ≥ margin·L^(1/a) (theory (1 − b)/a), and R − σ² against M at the largest L
+                     on L ≥ margin·M^a (theory 1 − b), intervals from the Monte Carlo standard errors, beside the
+                     exact one-pass engine on the same points (``theory_finite``: the L ≪ N limit).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ import numpy as np
 import pandas as pd
 
 from . import estimators as E
-from .analysis import WINDOW_MARGIN, _mc_slope, _row
+from .analysis import WINDOW_MARGIN, _finite_slope, _half_width, _mc_slope, _row
+from .theory import sketch_approx_de, sketch_approx_de_far
 
 CLAIM_THEORY = {"geometric": "N_eff", "power": "N"}  # schedule kind → the variable its theory is stated against
 
@@ -123,32 +126,51 @@ def batch_rows(table: pd.DataFrame, tables: dict) -> list[dict]:
     return rows
 
 
+def _approx_m_row(key: dict, dn: pd.DataFrame, variable: str) -> tuple[dict, dict]:
+    """The primary M row of the reuse experiment: E Approx per sketch seed against M (the M^(1−b) term), with the
+    finite-size theory and extrapolation the source experiment's M rows use (§13–§14: the deterministic equivalent
+    on the window, and the estimate corrected by the equivalent's own convergence run to 256·M_max)."""
+    a, b = key["a"], key["b"]
+    approx = dn.groupby(["sketch_seed", "M"], as_index=False)["approx"].mean()
+    est = E.curve_slope(approx, "M", "approx", seed="sketch_seed")
+    Ms = np.unique(approx["M"].to_numpy(float))
+    de = sketch_approx_de("power", a, Ms, b)
+    finite = _finite_slope(Ms, de, est, False)
+    far = E.extrapolate(*sketch_approx_de_far("power", a, Ms.max(), b))
+    mean = approx.groupby("M")["approx"].mean().reindex(Ms).to_numpy()
+    extrap = E.extrapolate(Ms, mean, theory_y=de, half_width=_half_width(est), convergence=(est.fitted, finite, far))
+    return _row(key, variable, "primary", "approx", est, 1.0 - b, finite, extrap), extrap
+
+
 def reuse_rows(table: pd.DataFrame, tables: dict) -> list[dict]:
     rows = []
     for key, df in _slices(table):
         a, b = key["a"], key["b"]
         for N, dn in df.groupby("N", sort=True):
-            # M: E Approx per sketch (the M^(1−b) term), primary; then the Monte Carlo R − σ² at the largest L.
-            approx = dn.groupby(["sketch_seed", "M"], as_index=False)["approx"].mean()
-            est_m = E.curve_slope(approx, "M", "approx", seed="sketch_seed")
-            mean_approx = approx.groupby("M")["approx"].mean()
-            extrap_m = E.extrapolate(mean_approx.index, mean_approx.to_numpy())
             suffix = f" [N = {int(N)}]" if df["N"].nunique() > 1 else ""
-            rows.append(_row(key, "M" + suffix, "primary", "approx", est_m, 1.0 - b, math.nan, extrap_m))
+            primary, extrap_m = _approx_m_row(key, dn, "M" + suffix)
+            rows.append(primary)
+            # M: the Monte Carlo R − σ² at the largest L, where the M term dominates: L ≥ margin·M^a (the sketch,
+            # not the data, limits SGD), beside the exact one-pass engine on the same points
             L_top = float(dn["L"].max())
-            # _mc_slope regresses mc_mean − σ² and puts the exact curve ("reducible") beside it: the one-pass engine
-            top = dn[np.isclose(dn["L"], L_top)].assign(reducible=lambda d: d["onepass_L_reducible"])
+            top = dn[np.isclose(dn["L"], L_top) & (L_top >= WINDOW_MARGIN * dn["M"] ** a)]
+            top = top.assign(reducible=lambda d: d["onepass_L_reducible"])  # the exact curve _mc_slope puts beside
             est, exact = _mc_slope(top, "M")
+            if not est.ok:
+                est.reason = f"{top['M'].nunique()} M with L = {L_top:g} >= {WINDOW_MARGIN:g}·M^a (need 2)"
             rows.append(_row(key, "M" + suffix, "montecarlo", "reducible_mc", est, 1.0 - b, exact, extrap_m,
                              "L", L_top))
-            # L: at the largest M, on L <= N^(a/b) (where the theory's L^((1−b)/a) holds).
+            # L: the Monte Carlo excess R − σ² − E Approx (the L term) at the largest M, on L ≤ N^(a/b) (the
+            # theory's range) and M ≥ margin·L^(1/a) (the sketch limits nothing), beside the one-pass excess
             M_top = float(dn["M"].max())
-            curve = dn[np.isclose(dn["M"], M_top) & (dn["L"] <= N ** (a / b) * (1 + 1e-12))]
-            curve = curve.assign(reducible=lambda d: d["onepass_L_reducible"])
+            curve = dn[np.isclose(dn["M"], M_top) & (dn["L"] <= N ** (a / b) * (1 + 1e-12))
+                       & (M_top >= WINDOW_MARGIN * dn["L"] ** (1.0 / a))]
+            curve = curve.assign(sigma2=curve["sigma2"] + curve["approx"],  # _mc_slope subtracts sigma2
+                                 reducible=curve["onepass_L_reducible"] - curve["approx"])
             est, exact = _mc_slope(curve, "L")
             one = curve.groupby("L")["reducible"].mean()
             extrap = E.extrapolate(one.index, one.to_numpy()) if len(one) >= 4 else {}
-            rows.append(_row(key, "L" + suffix, "montecarlo", "reducible_mc", est, (1.0 - b) / a, exact, extrap,
+            rows.append(_row(key, "L" + suffix, "montecarlo", "excess_mc", est, (1.0 - b) / a, exact, extrap,
                              "M", M_top))
     return rows
 
