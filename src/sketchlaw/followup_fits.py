@@ -70,7 +70,6 @@ def schedule_rows(table: pd.DataFrame, tables: dict) -> list[dict]:
                 extrap = E.extrapolate(c[against], c["reducible"])
             rows.append(_row(key, f"{against} [{label}]", "primary", "excess_limit", est,
                              _schedule_theory(kind, label, a, b, against), math.nan, extrap, "M", math.inf))
-        primary = {r["variable"]: r for r in rows if r["estimator"] == "primary"}
         M = float(df["M"].max())
         at_m = df[np.isclose(df["M"], M)]
         for label, g in at_m.groupby("schedule", sort=True):
@@ -85,9 +84,10 @@ def schedule_rows(table: pd.DataFrame, tables: dict) -> list[dict]:
                                  f"·(sum of steps)^(1/a) at M = {M:g} (need {E.MIN_POINTS})")
             else:
                 est = E.curve_slope(g, against, "reducible", seed="sketch_seed", window=window)
-            variable = f"{against} [{label}]"
-            rows.append(_row(key, variable, "window", "reducible", est, _schedule_theory(kind, label, a, b, against),
-                             math.nan, primary.get(variable, {}), "M", M))
+            # no finite-size theory of the raw sketched curve for these schedules, hence no extrapolation either:
+            # a window row is `consistent` or `disagrees` (the primary rows carry the finite-size evidence)
+            rows.append(_row(key, f"{against} [{label}]", "window", "reducible", est,
+                             _schedule_theory(kind, label, a, b, against), math.nan, {}, "M", M))
     return rows
 
 
