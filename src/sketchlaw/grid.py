@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .errors import ParameterError
 from .exact import critical_step_size
 from .registry import EXPERIMENTS, FOLLOWUP_KINDS
 from .seeds import coordinate_seed
