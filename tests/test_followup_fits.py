@@ -137,3 +137,22 @@ def test_reuse_jobs_one_per_problem_and_N_with_seeds_from_their_coordinates():
     assert followup_params(config, job)["mc_seed"] == seeds[-1]
     groups = followup_groups(plan(config)["followups"])
     assert all(len(v) == 1 for (e, _), v in groups.items() if e == "reuse")
+
+
+@pytest.mark.parametrize("path", ["config.yaml", "config/followups.yaml", "config/paper.yaml", "config/test.yaml"])
+def test_shipped_followup_blocks_are_valid(path):
+    """Every shipped config's follow-up blocks pass the schema (as Snakemake applies it) and check_config, and plan
+    jobs; paper.yaml's reuse block is the Fig. 1 setting of Lin, Wu and Bartlett (d = 10^4, M = 1000, N = 10^5)."""
+    from snakemake.utils import validate
+
+    from sketchlaw.grid import settings, truncation
+
+    config = yaml.safe_load((REPO / path).read_text())
+    validate(config, str(REPO / "schemas" / "config.schema.yaml"))
+    check_config(config)
+    kinds = {j.kind for j in plan(config)["followups"]}
+    assert kinds == set(registry.FOLLOWUP_KINDS) & set(config["experiments"]) and kinds, kinds
+    if path == "config/paper.yaml":
+        s = settings(config, "reuse")
+        assert s["N"] == [100000] and 1000 in s["M"] and truncation(s, 1000) == 10**4 and s["sigma2"] == 1.0
+        assert len(s["sketch_seeds"]) == 100 and max(s["L"]) == round(1e5 ** (2 / 1.5))
