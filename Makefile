@@ -8,7 +8,7 @@ UV := .tools/bin/uv
 VENV := .venv
 CORES ?= 2
 
-.PHONY: replicate report test install ci-artifacts envs captions config-doc clean-results
+.PHONY: replicate report test install ci-artifacts followups envs captions config-doc clean-results
 
 # Snakemake's output is condensed (scripts/condense_log.py: progress every 5 %, errors and failed jobs' logs in
 # full); the complete log is in .snakemake/log/, each job's own output in results/logs/.
@@ -41,6 +41,11 @@ $(VENV)/.installed: $(UV) uv.lock pyproject.toml
 ci-artifacts: install
 	$(SNAKEMAKE) --configfile config/test.yaml --config results_dir=$(CI_RESULTS) $(CONDENSE)
 	$(SNAKEMAKE) --configfile config/test.yaml --report $(CI_RESULTS)/report.zip --config results_dir=$(CI_RESULTS) $(CONDENSE)
+
+# The follow-ups at full size (config/followups.yaml, into results_followups/): schedules, batch and reuse with
+# grids that give their exponents; too large for the default run's budget (README: what it costs).
+followups: install
+	$(SNAKEMAKE) --configfile config/followups.yaml $(CONDENSE)
 
 # Regenerate the conda environment file from the lock (a test checks they agree).
 envs: $(UV)

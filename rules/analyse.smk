@@ -22,6 +22,7 @@ rule aggregate:
         exact=lambda wc: runs(wc.experiment, "exact"),
         montecarlo=lambda wc: runs(wc.experiment, "mc"),
         baselines=lambda wc: runs(wc.experiment, "baselines"),
+        followups=lambda wc: runs(wc.experiment, "followup"),
         provenance=f"{R}/provenance.json",
     output:
         parquet=f"{R}/tables/{{experiment}}.parquet",
@@ -39,7 +40,7 @@ rule aggregate:
 
 rule fit:
     input:
-        tables=[f"{R}/tables/{e}.parquet" for e in ENABLED],
+        tables=[f"{R}/tables/{e}.parquet" for e in ENABLED] + [f"{R}/tables/{t}.parquet" for t in AUX],
         limits=[f"{R}/tables/{e}_limit.parquet" for e in LIMITS],
         provenance=f"{R}/provenance.json",
     output:

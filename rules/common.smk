@@ -17,7 +17,8 @@ sys.path.insert(0, SRC)
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p))
 try:
     from sketchlaw import registry
-    from sketchlaw.grid import ConfigError, check_config, exact_groups, job_params, limit_params, plan
+    from sketchlaw.grid import (ConfigError, check_config, claim_params, exact_groups, followup_groups,
+                                followup_params, job_params, limit_params, plan)
     from sketchlaw.provenance import canonical_hash, config_file_label, git_state
 except ImportError as err:
     raise WorkflowError(
@@ -44,6 +45,8 @@ LIMITS = [e for e in ENABLED if registry.EXPERIMENTS[e].limit]
 EXACT = exact_groups(PLAN["exact"])  # {(experiment, stem): [Job, ...]}
 MONTECARLO = {(j.experiment, j.stem): j for j in PLAN["montecarlo"]}
 BASELINES = {(j.experiment, j.stem): j for j in PLAN["baselines"]}
+FOLLOWUPS = followup_groups(PLAN["followups"])  # {(experiment, stem): [Job, ...]} (schedules, batch, reuse)
+AUX = registry.aux_tables(config)  # auxiliary tables, e.g. schedules_claim (its own job)
 
 
 wildcard_constraints:
@@ -60,8 +63,19 @@ def problem_files(wildcards):
     return [f"{R}/problems/{job.problem.stem}.npz" for job in EXACT[(wildcards.experiment, wildcards.stem)]]
 
 
+def followup_problem_files(wildcards):
+    return [f"{R}/problems/{job.problem.stem}.npz" for job in FOLLOWUPS[(wildcards.experiment, wildcards.stem)]]
+
+
+def experiment_tables(experiment):
+    """An experiment's table, its M = ∞ limit (if its fit needs one) and its auxiliary tables."""
+    stems = [experiment, *(f"{e}_limit" for e in LIMITS if e == experiment),
+             *(t for t in AUX if t.startswith(f"{experiment}_"))]
+    return [f"{R}/tables/{stem}.parquet" for stem in stems]
+
+
 def runs(experiment, kind):
-    table = {"exact": EXACT, "mc": MONTECARLO, "baselines": BASELINES}[kind]
+    table = {"exact": EXACT, "mc": MONTECARLO, "baselines": BASELINES, "followup": FOLLOWUPS}[kind]
     return sorted(f"{R}/runs/{experiment}/{kind}/{stem}.parquet" for (e, stem) in table if e == experiment)
 
 
@@ -71,6 +85,7 @@ def notebook_outputs(nb):
 
 def final_targets():
     out = [f"{R}/tables/{e}.parquet" for e in ENABLED] + [f"{R}/tables/{e}.csv" for e in ENABLED]
+    out += [f"{R}/tables/{t}.parquet" for t in AUX] + [f"{R}/tables/{t}.csv" for t in AUX]
     out += [f"{R}/tables/exponents.csv", f"{R}/tables/exponents.md", f"{R}/index.html"]
     for nb in ACTIVE_NOTEBOOKS:
         out += notebook_outputs(nb)

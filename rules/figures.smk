@@ -8,8 +8,7 @@
 rule notebook:
     input:
         notebook="notebooks/{notebook}.ipynb",
-        tables=lambda wc: [f"{R}/tables/{NOTEBOOKS[wc.notebook]}.parquet"]
-        + [f"{R}/tables/{e}_limit.parquet" for e in LIMITS if e == NOTEBOOKS[wc.notebook]],
+        tables=lambda wc: experiment_tables(NOTEBOOKS[wc.notebook]),
         exponents=f"{R}/tables/exponents.csv",
         diagnostics=f"{R}/tables/fit_diagnostics.parquet",
         frontier=f"{R}/tables/compute_frontier.csv",

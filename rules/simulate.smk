@@ -4,6 +4,7 @@
 # Problems whose eigenvectors U are stored: only jobs that draw targets (Monte Carlo, baselines) read U, and U is
 # all but O(M) of a problem file (8·M² bytes: 33.6 MB at M = 2048). The exact engine needs μ, p(0) and E Approx only.
 EIGENVECTOR_PROBLEMS = {job.problem.stem for job in [*PLAN["montecarlo"], *PLAN["baselines"]]}
+EIGENVECTOR_PROBLEMS |= {job.problem.stem for job in PLAN["followups"] if job.kind == "reuse"}
 
 
 rule problem:
@@ -91,3 +92,43 @@ rule train_limit:
         "../envs/sketchlaw.yaml"
     script:
         "../scripts/train_limit.py"
+
+
+# The follow-ups (docs/METHODS.md §18): schedules and batch are exact and cheap, one job per sketch family (every
+# M of one a, b and seed); reuse is Monte Carlo, one job per (problem, N) with every L of its grid (common random
+# numbers across L).
+rule train_followup:
+    input:
+        problems=followup_problem_files,
+    output:
+        f"{R}/runs/{{experiment}}/followup/{{stem}}.parquet",
+    log:
+        f"{R}/logs/train_followup/{{experiment}}/{{stem}}.log",
+    benchmark:
+        f"{R}/benchmarks/train_followup/{{experiment}}/{{stem}}.tsv"
+    params:
+        jobs=lambda wc: [followup_params(config, j) for j in FOLLOWUPS[(wc.experiment, wc.stem)]],
+    conda:
+        "../envs/sketchlaw.yaml"
+    script:
+        "../scripts/train_followup.py"
+
+
+# The unsketched schedule comparison (geometric decay against the power decay to zero): no sketch, its own job.
+rule schedule_claim:
+    input:
+        provenance=f"{R}/provenance.json",
+    output:
+        parquet=f"{R}/tables/{{experiment}}_claim.parquet",
+        csv=report(f"{R}/tables/{{experiment}}_claim.csv", caption="../report/table.rst", category="Tables",
+                   subcategory="experiments"),
+    log:
+        f"{R}/logs/schedule_claim/{{experiment}}.log",
+    benchmark:
+        f"{R}/benchmarks/schedule_claim/{{experiment}}.tsv"
+    params:
+        job=lambda wc: claim_params(config, wc.experiment),
+    conda:
+        "../envs/sketchlaw.yaml"
+    script:
+        "../scripts/schedule_claim.py"

@@ -12,25 +12,30 @@ import json  # noqa: E402
 
 provenance = json.load(open(snakemake.input.provenance))  # noqa: F821
 keys = ["experiment", "spectrum", "a", "b", "prior", "M", "d", "N", "gamma", "sketch_seed"]
-exact = pd.concat([read_table(p) for p in snakemake.input.exact], ignore_index=True)  # noqa: F821
-table = exact
-if snakemake.input.montecarlo:  # noqa: F821
-    mc = pd.concat([read_table(p) for p in snakemake.input.montecarlo], ignore_index=True)  # noqa: F821
-    mc_cols = ["mc_trials", "mc_mean", "mc_std", "mc_sem", "mc_seed"]
-    table = exact.merge(mc[keys + mc_cols], on=keys, how="left", validate="one_to_one")
-    missing = mc.merge(exact[keys], on=keys, how="left", indicator=True)["_merge"].eq("left_only")
-    if missing.any():
-        raise SystemExit(f"Monte Carlo points without an exact counterpart: {mc.loc[missing, keys].to_dict('records')}")
+if snakemake.input.followups:  # noqa: F821  (schedules, batch, reuse: their runs are tidy rows already)
+    table = pd.concat([read_table(p) for p in snakemake.input.followups], ignore_index=True)  # noqa: F821
+    keys += ["schedule", "B", "step_rule", "L"]
 else:
-    for col in ["mc_mean", "mc_std", "mc_sem"]:
-        table[col] = np.nan
-    table["mc_seed"] = -1
-table["mc_trials"] = table.get("mc_trials", pd.Series(0, index=table.index)).fillna(0).astype(int)
-table["mc_seed"] = table["mc_seed"].fillna(-1).astype(np.int64)
-if snakemake.input.baselines:  # noqa: F821
-    sgd = table.assign(method="sgd", ridge_lambda=np.nan)
-    base = pd.concat([read_table(p) for p in snakemake.input.baselines], ignore_index=True)  # noqa: F821
-    table = pd.concat([sgd, base], ignore_index=True)
+    exact = pd.concat([read_table(p) for p in snakemake.input.exact], ignore_index=True)  # noqa: F821
+    table = exact
+    if snakemake.input.montecarlo:  # noqa: F821
+        mc = pd.concat([read_table(p) for p in snakemake.input.montecarlo], ignore_index=True)  # noqa: F821
+        mc_cols = ["mc_trials", "mc_mean", "mc_std", "mc_sem", "mc_seed"]
+        table = exact.merge(mc[keys + mc_cols], on=keys, how="left", validate="one_to_one")
+        missing = mc.merge(exact[keys], on=keys, how="left", indicator=True)["_merge"].eq("left_only")
+        if missing.any():
+            raise SystemExit("Monte Carlo points without an exact counterpart: "
+                             f"{mc.loc[missing, keys].to_dict('records')}")
+    else:
+        for col in ["mc_mean", "mc_std", "mc_sem"]:
+            table[col] = np.nan
+        table["mc_seed"] = -1
+    table["mc_trials"] = table.get("mc_trials", pd.Series(0, index=table.index)).fillna(0).astype(int)
+    table["mc_seed"] = table["mc_seed"].fillna(-1).astype(np.int64)
+    if snakemake.input.baselines:  # noqa: F821
+        sgd = table.assign(method="sgd", ridge_lambda=np.nan)
+        base = pd.concat([read_table(p) for p in snakemake.input.baselines], ignore_index=True)  # noqa: F821
+        table = pd.concat([sgd, base], ignore_index=True)
 sort = [k for k in keys + ["method"] if k in table]
 table = table.sort_values(sort, kind="stable", na_position="first").reset_index(drop=True)
 write_table(table, snakemake.output.parquet, provenance, csv=True)  # noqa: F821

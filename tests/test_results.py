@@ -98,3 +98,28 @@ def test_m_extrapolation_holds_the_theorem(exponents, experiment, a, b, variable
     r = _row(exponents, experiment, variable, a, b)
     assert abs(r.extrapolated - r.theory) <= 0.01, r.to_dict()
     assert r.extrapolated_low <= r.theory <= r.extrapolated_high, r.to_dict()
+
+
+@pytest.mark.parametrize("variable", ["N_eff [geometric]", "N [power decay to 0 (q = 3)]"])
+def test_schedule_claim_primaries_within_001_of_theory(exponents, variable):
+    """The unsketched schedule comparison (default block, a = b = 2): the geometric decay against N_eff and the
+    power decay to zero against N are within ±0.01 of −(b − 1)/a."""
+    r = _row(exponents, "schedules", variable, 2.0, 2.0)
+    assert abs(r.fitted - r.theory) <= 0.01, r.to_dict()
+
+
+def test_power_decay_removes_the_log_factor():
+    """docs/METHODS.md §18: at the claim's largest N the power decay's local slope against N is within 0.002 of
+    −(b − 1)/a, while the geometric decay's is off by more than 0.02 (its log factor) and sits within 0.002 of the
+    local slope of N_eff^−(b−1)/a."""
+    path = RESULTS / "tables" / "schedules_claim.parquet"
+    if not path.exists() or not (RESULTS / "provenance.json").exists():
+        pytest.skip(f"no finished run under {RESULTS} (run `make replicate` first)")
+    if json.loads((RESULTS / "provenance.json").read_text())["config_hash"] != _default_config_hash():
+        pytest.skip(f"{RESULTS} was not produced by the default config.yaml")
+    claim = pd.read_parquet(path)
+    top = claim[claim["N"] == claim["N"].max()].set_index("kind")
+    theory = -(top["b"] - 1) / top["a"]
+    assert abs(top.loc["power", "local_slope"] - theory["power"]) <= 0.002, top
+    assert abs(top.loc["geometric", "local_slope"] - theory["geometric"]) > 0.02, top
+    assert abs(top.loc["geometric", "local_slope"] - top.loc["geometric", "geometric_reference"]) <= 0.002, top

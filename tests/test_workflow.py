@@ -45,11 +45,13 @@ SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 if not SNAKEMAKE.exists():
     SNAKEMAKE = REPO / ".venv" / "bin" / "snakemake"
 SOURCE_DATE_EPOCH = "1700000000"
-RULES = ("problem", "train_exact", "train_montecarlo", "train_baselines", "aggregate", "fit", "provenance",
-         "notebook", "report")
+RULES = ("problem", "train_exact", "train_montecarlo", "train_baselines", "train_followup", "schedule_claim",
+         "aggregate", "fit", "provenance", "notebook", "report")
 EXPERIMENT_TABLES = ("main", "source", "logpower", "compute", "variance", "stepsize")
+FOLLOWUP_TABLES = ("schedules", "batch", "reuse")  # beyond the paper: columns of their own (registry)
 NOTEBOOKS = ("fig1_risk_landscape", "fig2_scaling_fits", "appendix_monte_carlo", "fit_diagnostics",
-             "source_condition", "log_power_law", "compute_optimal", "variance_vs_model_size", "stepsize")
+             "source_condition", "log_power_law", "compute_optimal", "variance_vs_model_size", "stepsize",
+             "schedules", "batch", "reuse")
 RESULT_COLUMNS = ("experiment", "spectrum", "a", "b", "prior", "M", "d", "N", "N_eff", "gamma", "schedule", "sigma2",
                   "sketch_seed", "risk", "approx", "bias", "variance", "excess", "reducible", "mc_trials", "mc_mean",
                   "mc_std", "mc_sem")
@@ -283,7 +285,10 @@ def test_dry_run_default_config(request, tmp_path_factory, tmp_path):
     assert run.returncode == 0, run.tail()
     stats = job_stats(run.output)
     assert set(RULES) <= set(stats), f"rules missing from the plan: {set(RULES) - set(stats)}"
-    assert stats["notebook"] == len(NOTEBOOKS)
+    from sketchlaw import registry
+
+    default = yaml.safe_load((wd / "config.yaml").read_text())
+    assert stats["notebook"] == len(registry.active_notebooks(default))  # the batch and reuse follow-ups are not in it
     assert not results.exists(), "a dry run wrote into results_dir"
 
 
@@ -318,8 +323,27 @@ def test_plan_covers_every_rule(shared):
     stats = job_stats(shared.run.output)
     missing = [r for r in RULES if r not in stats]
     assert not missing, f"rules not in the plan of config/test.yaml: {missing} (plan: {stats})"
-    assert stats["aggregate"] == len(EXPERIMENT_TABLES)
+    assert stats["aggregate"] == len(EXPERIMENT_TABLES) + len(FOLLOWUP_TABLES)
     assert stats["notebook"] == len(NOTEBOOKS)
+
+
+@pytest.mark.parametrize("name", FOLLOWUP_TABLES)
+def test_followup_table_columns(shared, name):
+    """Each follow-up table has its registry columns, finite results, and its CSV twin."""
+    from sketchlaw import registry
+
+    df = pd.read_parquet(shared.results / "tables" / f"{name}.parquet")
+    csv = pd.read_csv(shared.results / "tables" / f"{name}.csv")
+    missing = [c for c in registry.EXPERIMENTS[name].columns if c not in df.columns]
+    assert not missing, f"{name}.parquet lacks {missing}"
+    assert list(csv.columns) == list(df.columns) and len(df) == len(csv) > 0
+    assert (df["experiment"] == name).all()
+    for col in ("risk", "reducible", "approx", "bias", "variance"):
+        if col in df:
+            assert np.isfinite(df[col].to_numpy(float)).all(), (name, col)
+    if name == "schedules":
+        claim = pd.read_parquet(shared.results / "tables" / "schedules_claim.parquet")
+        assert set(claim["kind"]) == {"geometric", "power"} and (claim["approx"] == 0).all()
 
 
 @pytest.mark.parametrize("name", EXPERIMENT_TABLES)
@@ -442,7 +466,7 @@ def test_index_links_every_figure(shared):
     for nb in NOTEBOOKS:
         for target in (f"figures/{nb}.png", f"figures/{nb}.pdf", f"notebooks/{nb}.html"):
             assert target in links, f"index.html does not link {target}"
-    for name in EXPERIMENT_TABLES:
+    for name in EXPERIMENT_TABLES + FOLLOWUP_TABLES:
         assert f"tables/{name}.csv" in links and f"tables/{name}.parquet" in links
     local = [link for link in links if not re.match(r"^[a-z]+:", link) and not link.startswith("#")]
     dangling = [link for link in local if not (index.parent / link).exists()]

@@ -336,7 +336,8 @@ def exponent_table(tables: dict, limits: dict, analyses: dict) -> tuple[pd.DataF
                                                                         pd.DataFrame, pd.DataFrame]:
     """All analyses of the enabled experiments: (exponents, joint forms, compute frontier, diagnostics).
 
-    ``analyses`` maps an experiment name to the analyses the experiment registry gives it.
+    ``analyses`` maps an experiment name to the analyses the experiment registry gives it; ``tables`` may also
+    hold auxiliary tables (e.g. ``schedules_claim``), which the follow-ups' rows read (``sketchlaw.followup_fits``).
     """
     rows, forms, diagnostics = [], [], []
     frontier = compute_frontier(pd.DataFrame(columns=["a", "compute", "M", "risk", "sigma2"]))
@@ -353,6 +354,11 @@ def exponent_table(tables: dict, limits: dict, analyses: dict) -> tuple[pd.DataF
             frontiers = {method: compute_frontier(table, method) for method in FRONTIER_METHODS}
             frontier = frontiers[FRONTIER_METHODS[0]]
             rows += compute_rows(frontiers, diagnostics)
+        from .followup_fits import ANALYSES as FOLLOWUP_ANALYSES  # it imports this module: imported here
+
+        for analysis in todo:
+            if analysis in FOLLOWUP_ANALYSES and len(table):
+                rows += FOLLOWUP_ANALYSES[analysis](table, tables)
     exponents = pd.DataFrame(rows, columns=COLUMNS)
     if exponents.duplicated(["experiment", "spectrum", "a", "b", "variable", "estimator"]).any():
         raise AssertionError("duplicate exponent rows")

@@ -59,6 +59,28 @@ def make_schedule(gamma: float, N: int, spec: dict, a: float) -> Schedule:
     return Schedule(gamma, N, **spec)
 
 
+def schedule_spec_error(spec: dict, gamma: float, N: int, a: float) -> ParameterError | None:
+    """The ParameterError a schedule spec would raise at (γ, N), or None (for the config checks)."""
+    try:
+        make_schedule(gamma, N, spec, a)
+    except ParameterError as err:
+        return err
+    except TypeError as err:  # an unknown keyword (the schema refuses these first)
+        return ParameterError("kind", spec, f"a schedule spec with keys of sketchlaw.schedules.Schedule ({err})")
+    return None
+
+
+def schedule_label(spec: dict, a: float) -> str:
+    """The label of a schedule spec (its identity in tables and legends)."""
+    return make_schedule(1.0, 1000, spec, a).label
+
+
+def claim_stability_bound(a: float, b: float | None = None) -> float:
+    """The stability bound of the unsketched problem that ``schedule_claim`` runs (its compressed modes)."""
+    mu, n, _ = power_law_modes(a, b)
+    return critical_step_size(mu, n)
+
+
 def run_schedules(engine: ExactEngine, gamma: float, N_values, specs, a: float) -> pd.DataFrame:
     """Expected risk of each schedule at each N on one engine (geometric kinds share their phase maps over N)."""
     rows = []
@@ -85,6 +107,14 @@ def schedules_experiment(a: float = 2.0, M: int = 256, N_values=(10**3, 10**4, 1
     problem = make_problem(a, M, sigma2, seed, b, d)
     df = run_schedules(ExactEngine.from_problem(problem), gamma, N_values, specs, a)
     return df.assign(a=a, b=np.nan if b is None else b, M=M, gamma=gamma, sigma2=sigma2, seed=seed)
+
+
+def schedule_rows(problem, gamma: float, N_values, specs, a: float, log_base: str = "e") -> pd.DataFrame:
+    """``run_schedules`` on a built problem (the workflow's job: one sketch, every schedule at every N); the
+    geometric kinds use ``log_base`` for N_eff."""
+    specs = [{"log_base": log_base, **spec} if spec.get("kind", "geometric") == "geometric" else spec
+             for spec in specs]
+    return run_schedules(ExactEngine.from_problem(problem), gamma, N_values, specs, a)
 
 
 def schedule_exponents(df: pd.DataFrame, N_min: float | None = None, N_max: float | None = None) -> pd.DataFrame:
@@ -200,6 +230,14 @@ def batch_experiment(a: float = 2.0, M: int = 256, N_values=(10**4, 10**5, 10**6
     ``variance_ratio``), and the parameters. B_values default: powers of 2 up to N/16.
     """
     problem = make_problem(a, M, sigma2, seed, b, d)
+    df = batch_rows(problem, a, N_values, B_values, gamma, step_rules)
+    return df.assign(a=a, b=np.nan if b is None else b, M=M, gamma=gamma, sigma2=sigma2, seed=seed)
+
+
+def batch_rows(problem, a: float, N_values, B_values, gamma: float, step_rules, log_base: str = "e") -> pd.DataFrame:
+    """``batch_experiment`` on a built problem (the workflow's job): every (N, B, step rule) with T = ⌊N/B⌋ >= 2;
+    one batched engine per B, shared by every N and rule."""
+    M = problem.M
     rows = []
     for N in N_values:
         N = check_int("N", N, minimum=2)
@@ -212,13 +250,13 @@ def batch_experiment(a: float = 2.0, M: int = 256, N_values=(10**4, 10**5, 10**6
             engine = ExactEngine(problem.mu, problem.p0, problem.sigma2, problem.approx, batch=B)
             for rule in step_rules:
                 gB, capped = batch_step_size(gamma, B, rule, problem.mu)
-                sch = Schedule(gB, T)
+                sch = Schedule(gB, T, log_base=log_base)
                 r = engine.run(sch)
                 pred = min(M, (sch.N_eff * gB) ** (1.0 / a)) / (B * sch.N_eff)
                 rows.append({"N": N, "B": B, "T": T, "T_eff": sch.N_eff, "step_rule": rule, "gamma_B": gB,
                              "capped": capped, **_breakdown_columns(r), "variance_predictor": pred,
                              "variance_ratio": r.variance / (problem.noise * pred)})
-    return pd.DataFrame(rows).assign(a=a, b=np.nan if b is None else b, M=M, gamma=gamma, sigma2=sigma2, seed=seed)
+    return pd.DataFrame(rows)
 
 
 def critical_batch_size(df: pd.DataFrame, tolerance: float = 0.1) -> pd.DataFrame:
@@ -268,17 +306,26 @@ def reuse_experiment(a: float = 2.0, b: float | None = 1.5, M_values=(32, 64, 12
     rows = []
     for M in M_values:
         problem = make_problem(a, M, sigma2, seed, b, d)
-        engine = ExactEngine.from_problem(problem)
-        onepass_N = engine.run(Schedule(gamma, n_samples)).as_dict()["reducible"]
-        for L in L_values:
-            sch = Schedule(gamma, int(L))
-            mc = multipass_monte_carlo(problem, sch, n_samples, trials, seed)
-            rows.append({"M": M, "N": n_samples, "L": int(L), "repeats": expected_repeats(int(L), n_samples),
-                         **mc.summary(), "reducible": mc.mean - sigma2,
-                         "onepass_L_reducible": engine.run(sch).as_dict()["reducible"],
-                         "onepass_N_reducible": onepass_N, "approx": problem.approx})
-    return pd.DataFrame(rows).assign(a=a, b=np.nan if b is None else b, gamma=gamma, sigma2=sigma2, seed=seed,
-                                     trials=trials)
+        rows.append(reuse_rows(problem, n_samples, L_values, gamma, trials, seed).assign(M=M))
+    return pd.concat(rows, ignore_index=True).assign(a=a, b=np.nan if b is None else b, gamma=gamma,
+                                                     sigma2=sigma2, seed=seed, trials=trials)
+
+
+def reuse_rows(problem, n_samples: int, L_values, gamma: float, trials: int, seed: int,
+               log_base: str = "e") -> pd.DataFrame:
+    """Multi-pass Monte Carlo on a built problem at every L (the same ``trials`` datasets and w* at every L), with
+    the exact one-pass risks after L fresh samples and after one pass over the N samples (the workflow's job)."""
+    engine = ExactEngine.from_problem(problem)
+    onepass_N = engine.run(Schedule(gamma, n_samples, log_base=log_base)).as_dict()["reducible"]
+    rows = []
+    for L in L_values:
+        sch = Schedule(gamma, int(L), log_base=log_base)
+        mc = multipass_monte_carlo(problem, sch, n_samples, trials, seed)
+        rows.append({"M": problem.M, "N": n_samples, "L": int(L), "repeats": expected_repeats(int(L), n_samples),
+                     **mc.summary(), "reducible": mc.mean - problem.sigma2,
+                     "onepass_L_reducible": engine.run(sch).as_dict()["reducible"],
+                     "onepass_N_reducible": onepass_N, "approx": problem.approx})
+    return pd.DataFrame(rows)
 
 
 def reuse_slopes(df: pd.DataFrame) -> pd.DataFrame:

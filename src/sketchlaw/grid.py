@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 
 from .exact import critical_step_size
-from .registry import EXPERIMENTS
+from .registry import EXPERIMENTS, FOLLOWUP_KINDS
 from .seeds import coordinate_seed
 from .spectra import Spectrum
 
@@ -179,20 +179,124 @@ def check_config(config: dict) -> None:
         if EXPERIMENTS[name].kind == "variance":
             ridge = s["ridge"]
             _check_grid(f"{at}.ridge.lambdas", ridge["lambdas"])
+        for key, owner in FOLLOWUP_KEYS.items():
+            if key in experiments[name] and EXPERIMENTS[name].kind != owner:
+                raise ConfigError(f"{at}.{key}", experiments[name][key], f"only in the {owner} experiment")
+        if EXPERIMENTS[name].kind in FOLLOWUP_KINDS:
+            _check_followup(EXPERIMENTS[name].kind, at, s)
+
+
+# Keys of one follow-up experiment only (the schema lists them for every experiment; here they are refused elsewhere).
+FOLLOWUP_KEYS = {"schedules": "schedules", "claim": "schedules", "B": "batch", "step_rules": "batch", "L": "reuse",
+                 "trials": "reuse"}
+REUSE_MAX_BYTES = 2 * 2**30  # one trial's dataset (N samples of M + 1 float64) must fit in this much memory
+
+
+def _check_followup(kind: str, at: str, s: dict) -> None:
+    """The follow-up experiments' own checks (docs/METHODS.md §18): what would leave them nothing to run or crash
+    a job is refused here, naming the field."""
+    from .followups import STEP_RULES, claim_stability_bound, schedule_label, schedule_spec_error
+
+    if isinstance(s["gamma"], list):
+        raise ConfigError(f"{at}.gamma", s["gamma"], "a single step size (a number) for this experiment")
+    if s["spectrum"] != "power":
+        raise ConfigError(f"{at}.spectrum", s["spectrum"], "'power' (the follow-ups' theory and the unsketched "
+                                                           "claim are for λ_i = i^-a)")
+    if kind == "schedules":
+        specs = s.get("schedules") or []
+        if not specs:
+            raise ConfigError(f"{at}.schedules", specs, "a non-empty list of schedules")
+        labels = []
+        for i, spec in enumerate(specs):
+            for N in (min(s["N"]), max(s["N"])):
+                err = schedule_spec_error(spec, float(max(_gammas(s))), int(N), float(s["a"][0]))
+                if err is not None:
+                    raise ConfigError(f"{at}.schedules[{i}].{err.name}", err.value, f"{err.allowed} (at N = {N})")
+            labels.append(schedule_label(spec, s["a"][0]))
+        dup = sorted({x for x in labels if labels.count(x) > 1})
+        if dup:
+            raise ConfigError(f"{at}.schedules", dup, "distinct schedules (no duplicates)")
+        claim = s.get("claim")
+        if claim:
+            _check_grid(f"{at}.claim.N", claim.get("N"), integer=True, minimum=16)
+            for a in s["a"]:
+                for b in (s.get("b") or [None]):
+                    bound = claim_stability_bound(a, b)
+                    if float(s["gamma"]) >= bound:
+                        raise ConfigError(f"{at}.gamma", s["gamma"], f"0 < gamma < {bound:.4g} (the stability bound "
+                                                                     f"of the unsketched problem of the claim, a = {a})")
+    elif kind == "batch":
+        _check_grid(f"{at}.B", s.get("B"), integer=True, minimum=1)
+        for N in s["N"]:
+            if not any(B <= N / 2 for B in s["B"]):
+                raise ConfigError(f"{at}.B", s["B"], f"at least one B <= N/2 = {N / 2:g} (T = N/B >= 2 updates) "
+                                                     f"for every N of {at}.N")
+        if 1 not in s["B"]:
+            raise ConfigError(f"{at}.B", s["B"], "a grid that includes B = 1 (the reference of the critical "
+                                                 "batch size)")
+        rules = s.get("step_rules") or []
+        if not rules or len(set(rules)) != len(rules) or not set(rules) <= set(STEP_RULES):
+            raise ConfigError(f"{at}.step_rules", rules, f"distinct values among {', '.join(STEP_RULES)}")
+    elif kind == "reuse":
+        _check_grid(f"{at}.L", s.get("L"), integer=True, minimum=2)
+        for N in s["N"]:
+            size = 8 * int(N) * (max(s["M"]) + 1)
+            if size > REUSE_MAX_BYTES:
+                raise ConfigError(f"{at}.N", N, f"N·(M + 1)·8 bytes <= {REUSE_MAX_BYTES / 2**30:g} GiB (one "
+                                                f"trial's dataset; here {size / 2**30:.3g} GiB at M = {max(s['M'])})")
+        if s.get("b") is None:
+            raise ConfigError(f"{at}.b", None, "a list of source exponents b (the reuse theory is stated for b)")
 
 
 def _gammas(s) -> list:
     return list(s["gamma"]) if isinstance(s["gamma"], list) else [s["gamma"]]
 
 
+def _plan_followup(config: dict, name: str, problems: dict, followups: list) -> None:
+    """Problems and jobs of a follow-up experiment: exact kinds (schedules, batch) one job per sketch family (every
+    M), reuse one Monte Carlo job per (problem, N) so a cluster can spread it."""
+    s = _settings(config, name)
+    kind = EXPERIMENTS[name].kind
+    for a in s["a"]:
+        for b in (s.get("b") or [None]):
+            for M in s["M"]:
+                for seed in s["sketch_seeds"]:
+                    key = ProblemKey(s["spectrum"], float(a), None if b is None else float(b), truncation(s, M),
+                                     int(M), int(seed), s["tail"])
+                    problems[key.stem] = key
+                    if kind == "reuse":
+                        for N in s["N"]:
+                            followups.append(Job(name, key, ((int(N), float(s["gamma"])),), int(s["trials"]),
+                                                 kind=kind))
+                    else:
+                        followups.append(Job(name, key, tuple((int(N), float(s["gamma"])) for N in s["N"]),
+                                             kind=kind))
+
+
+def followup_groups(jobs) -> dict:
+    """{(experiment, stem): [Job, ...]}: exact follow-up jobs batched per sketch family (as ``exact_groups``), each
+    reuse job alone (stem: its problem and N)."""
+    groups: dict = {}
+    for job in jobs:
+        if job.kind == "reuse":
+            (N, _), = job.points
+            groups[(job.experiment, f"{job.problem.stem}_N{N}")] = [job]
+    groups.update(exact_groups([j for j in jobs if j.kind != "reuse"]))
+    return groups
+
+
 def plan(config: dict) -> dict:
     """Expand a checked config: {"problems": {stem: ProblemKey}, "exact": [Job], "montecarlo": [Job],
-    "baselines": [Job]} (baselines: least squares and ridge for the variance experiment)."""
-    problems, exact, mc, baselines = {}, [], [], []
+    "baselines": [Job], "followups": [Job]} (baselines: least squares and ridge for the variance experiment;
+    followups: the schedules, batch and reuse experiments' jobs)."""
+    problems, exact, mc, baselines, followups = {}, [], [], [], []
     for name, experiment in EXPERIMENTS.items():
         if name not in (config.get("experiments") or {}):
             continue
         kind = experiment.kind
+        if kind in FOLLOWUP_KINDS:
+            _plan_followup(config, name, problems, followups)
+            continue
         s = _settings(config, name)
         for a in s["a"]:
             for b in (s.get("b") or [None]):
@@ -218,7 +322,7 @@ def plan(config: dict) -> dict:
                                 for g in _gammas(s):
                                     mc.append(Job(name, key, ((int(N), float(g)),), trials=int(montecarlo["trials"]),
                                                   kind="montecarlo"))
-    return {"problems": problems, "exact": exact, "montecarlo": mc, "baselines": baselines}
+    return {"problems": problems, "exact": exact, "montecarlo": mc, "baselines": baselines, "followups": followups}
 
 
 def n_eff(N: int, log_base: str) -> float:
@@ -247,6 +351,36 @@ def job_params(config: dict, job: Job) -> dict:
             "lambdas": s.get("ridge", {}).get("lambdas", []),
             "compute_of_N": {str(int(round(C / p.M))): int(C) for C in s.get("C", [])},
             "mc_seed": coordinate_seed(job.experiment, p.stem, *[x for pt in job.points for x in pt])}
+
+
+def followup_params(config: dict, job: Job) -> dict:
+    """Everything a follow-up job needs (``training.followup_rows``), as plain data. The Monte Carlo seed of a reuse
+    job derives from its grid coordinates (experiment, problem, N), never from job order; its trials share it, so
+    every L of one job sees the same datasets and w* (common random numbers)."""
+    s = _settings(config, job.experiment)
+    p = job.problem
+    columns = {"experiment": job.experiment, "spectrum": p.spectrum, "a": p.a,
+               "b": p.a if p.b is None else p.b, "prior": "isotropic" if p.b is None else "source", "M": p.M,
+               "d": p.d, "gamma": float(s["gamma"]), "sigma2": float(s["sigma2"]), "sketch_seed": p.seed}
+    out = {"kind": job.kind, "columns": columns, "sigma2": float(s["sigma2"]), "gamma": float(s["gamma"]),
+           "a": p.a, "b": p.b, "N": [int(N) for N, _ in job.points], "log_base": s["log_base"]}
+    if job.kind == "schedules":
+        out["specs"] = [dict(spec) for spec in s["schedules"]]
+    elif job.kind == "batch":
+        out.update(B=[int(B) for B in s["B"]], step_rules=list(s["step_rules"]))
+    else:  # reuse
+        out.update(L=[int(L) for L in s["L"]], trials=int(job.trials),
+                   mc_seed=coordinate_seed(job.experiment, p.stem, *[x for pt in job.points for x in pt]))
+    return out
+
+
+def claim_params(config: dict, name: str) -> dict:
+    """The unsketched schedule comparison (``followups.schedule_claim``) of a schedules block: every (a, b) over
+    the claim's N grid, for the paper's geometric decay and the power decay to zero with q = 2a − 1."""
+    s = _settings(config, name)
+    return {"experiment": name, "curves": [{"a": float(a), "b": None if b is None else float(b)}
+                                           for a in s["a"] for b in (s.get("b") or [None])],
+            "N": [int(N) for N in s["claim"]["N"]], "gamma": float(s["gamma"]), "sigma2": float(s["sigma2"])}
 
 
 def limit_params(config: dict, name: str) -> dict:

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+FOLLOWUP_KINDS = ("schedules", "batch", "reuse")
+# Columns every follow-up table has (besides its own): the slice, the sketch and the settings.
+FOLLOWUP_COLUMNS = ("experiment", "spectrum", "a", "b", "prior", "M", "d", "gamma", "sigma2", "sketch_seed")
 EXACT_COLUMNS = ("experiment", "spectrum", "a", "b", "prior", "M", "d", "N", "N_eff", "gamma", "sigma2",
                  "sketch_seed", "risk", "approx", "bias", "variance", "reducible")
 
@@ -26,11 +29,17 @@ class Experiment:
     """One experiment of the config.
 
     kind      how its grid expands into jobs (grid.plan): scaling (an N grid), compute (a budget grid C = M·N),
-              variance (an N grid plus least-squares and ridge baselines), stepsize (a grid of γ; unstable γ dropped)
+              variance (an N grid plus least-squares and ridge baselines), stepsize (a grid of γ; unstable γ dropped);
+              the follow-ups (FOLLOWUP_KINDS): schedules (every schedule of the block at every N, one exact job per
+              sketch family), batch (every batch size B at every N, one exact job per sketch family), reuse
+              (multi-pass Monte Carlo over an L grid, one job per (M, N, sketch seed))
     analyses  what the fit step computes from its table: scaling (primary and window slopes), montecarlo (Monte
-              Carlo slopes), joint (the comparison of joint functional forms), compute (the frontier)
+              Carlo slopes), joint (the comparison of joint functional forms), compute (the frontier); schedules,
+              batch, reuse (the follow-ups' rows, ``sketchlaw.followup_fits``)
     limit     whether the fit needs the M = ∞ limit (the N_eff slopes' primary quantity)
     theory    the key of ``theory.exponents`` for its rows
+    aux       auxiliary tables <name>_<aux>.parquet of the experiment that its fit and its notebooks also read
+              (schedules: ``claim``, the unsketched schedule comparison, its own job)
     """
 
     name: str
@@ -40,11 +49,17 @@ class Experiment:
     limit: bool = False
     theory: str | None = None
     columns: tuple = EXACT_COLUMNS
+    aux: tuple = ()
 
     @property
     def grid_key(self) -> str:
         """The config key of its sample-size grid."""
         return "C" if self.kind == "compute" else "N"
+
+    @property
+    def aux_tables(self) -> list[str]:
+        """Stems of its auxiliary tables (results/tables/<stem>.parquet)."""
+        return [f"{self.name}_{t}" for t in self.aux]
 
 
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
@@ -59,8 +74,18 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
     Experiment("variance", "variance", (), (Notebook("variance_vs_model_size"),),
                columns=EXACT_COLUMNS + ("method", "ridge_lambda")),
     Experiment("stepsize", "stepsize", (), (Notebook("stepsize"),), columns=EXACT_COLUMNS + ("gamma_max",)),
+    # Beyond the paper (docs/METHODS.md §18): step-size schedules, mini-batches, multi-pass SGD with data reuse.
+    Experiment("schedules", "schedules", ("schedules",), (Notebook("schedules"),), aux=("claim",),
+               columns=FOLLOWUP_COLUMNS + ("schedule", "kind", "N", "N_eff", "pieces", "risk", "approx", "bias",
+                                           "variance", "reducible")),
+    Experiment("batch", "batch", ("batch",), (Notebook("batch"),),
+               columns=FOLLOWUP_COLUMNS + ("N", "B", "T", "T_eff", "step_rule", "gamma_B", "capped", "risk",
+                                           "approx", "bias", "variance", "reducible", "variance_predictor")),
+    Experiment("reuse", "reuse", ("reuse",), (Notebook("reuse"),),
+               columns=FOLLOWUP_COLUMNS + ("N", "L", "repeats", "mc_trials", "mc_mean", "mc_sem", "reducible",
+                                           "onepass_L_reducible", "onepass_N_reducible", "approx")),
 )}
-KINDS = ("scaling", "compute", "variance", "stepsize")
+KINDS = ("scaling", "compute", "variance", "stepsize") + FOLLOWUP_KINDS
 
 
 def notebooks() -> dict[str, str]:
@@ -80,6 +105,12 @@ def active_notebooks(config: dict) -> list[str]:
         block = config["experiments"][name]
         out += [nb.name for nb in EXPERIMENTS[name].notebooks if all(block.get(k) for k in nb.needs)]
     return out
+
+
+def aux_tables(config: dict) -> list[str]:
+    """Auxiliary tables of the enabled experiments (e.g. schedules_claim), in registry order."""
+    return [t for name in enabled(config) for t in EXPERIMENTS[name].aux_tables
+            if (config["experiments"][name] or {}).get(t.removeprefix(name + "_"))]
 
 
 def analyses() -> dict[str, tuple]:

@@ -125,3 +125,53 @@ def limit_rows(job: dict) -> pd.DataFrame:
     columns = ["experiment", "spectrum", "a", "b", "model", "M", "N", "N_eff", "gamma", "sigma2", "bias", "variance",
                "excess", "approx"]
     return pd.concat(out, ignore_index=True)[columns]
+
+
+def followup_rows(problem, job: dict) -> pd.DataFrame:
+    """One follow-up job on one problem (``grid.followup_params``): every schedule at every N (schedules), every
+    batch size and step rule at every N (batch), or multi-pass Monte Carlo at every L (reuse, one N)."""
+    from . import followups as fu
+
+    problem.sigma2 = job["sigma2"]
+    kind = job["kind"]
+    if kind == "schedules":
+        df = fu.schedule_rows(problem, job["gamma"], job["N"], job["specs"], job["a"], job["log_base"])
+    elif kind == "batch":
+        df = fu.batch_rows(problem, job["a"], job["N"], job["B"], job["gamma"], job["step_rules"], job["log_base"])
+    elif kind == "reuse":
+        (N,) = job["N"]
+        df = fu.reuse_rows(problem, N, job["L"], job["gamma"], job["trials"], job["mc_seed"], job["log_base"])
+        df = df.assign(mc_seed=job["mc_seed"])
+    else:
+        raise ParameterError("kind", kind, "one of schedules, batch, reuse")
+    columns = {k: v for k, v in job["columns"].items() if k not in df.columns}
+    df = df.assign(**columns)
+    first = list(job["columns"])
+    return df[first + [c for c in df.columns if c not in first]]
+
+
+def followup_table(jobs, problem_paths) -> pd.DataFrame:
+    """``followup_rows`` for each (job, problem file) pair of a workflow job, concatenated; prints each one's time."""
+    import time
+
+    from .problem import Problem
+
+    start, parts = time.perf_counter(), []
+    for job, path in zip(jobs, problem_paths):
+        t0 = time.perf_counter()
+        parts.append(followup_rows(Problem.load(path), job))
+        print(f"{path}: {job['kind']}, {len(parts[-1])} rows in {time.perf_counter() - t0:.2f} s", flush=True)
+    print(f"done in {time.perf_counter() - start:.2f} s", flush=True)
+    return pd.concat(parts, ignore_index=True)
+
+
+def claim_rows(job: dict) -> pd.DataFrame:
+    """The unsketched schedule comparison (``followups.schedule_claim``) for every (a, b) of the job."""
+    from .followups import schedule_claim
+
+    out = [schedule_claim(c["a"], c["b"], job["gamma"], job["sigma2"], job["N"]).assign(experiment=job["experiment"])
+           for c in job["curves"]]
+    df = pd.concat(out, ignore_index=True)
+    df["b"] = df["b"].fillna(df["a"])  # the isotropic prior is recorded as b = a, as in every other table
+    first = ["experiment", "a", "b", "schedule", "kind", "N", "N_eff"]
+    return df[first + [c for c in df.columns if c not in first]]

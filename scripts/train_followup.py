@@ -1,0 +1,11 @@
+"""Snakemake script: one follow-up job (schedules, batch or reuse; sketchlaw.training.followup_table) on each of its
+problems, one row per grid point."""
+
+import sys
+
+from sketchlaw.tables import write_table
+from sketchlaw.training import followup_table
+
+sys.stderr = sys.stdout = open(snakemake.log[0], "w")  # noqa: F821
+table = followup_table(snakemake.params.jobs, snakemake.input.problems)  # noqa: F821
+write_table(table, snakemake.output[0])  # noqa: F821

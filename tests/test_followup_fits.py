@@ -1,0 +1,158 @@
+"""The follow-ups' exponent rows (sketchlaw.followup_fits) on synthetic tables with known slopes: the estimate
+recovers the slope, the verdict is `consistent` when the slope is the theory's and `disagrees` when it is not
+(falsifiable), and the rows join the exponent table through the registry's analyses. Also the planner's follow-up
+jobs: seeds from grid coordinates, one reuse job per (M, N, sketch seed)."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from sketchlaw import analysis, registry
+from sketchlaw.followup_fits import ANALYSES
+from sketchlaw.grid import check_config, followup_groups, followup_params, plan
+from sketchlaw.seeds import coordinate_seed
+
+from .test_workflow import REPO
+
+KEY = {"experiment": None, "spectrum": "power", "a": 2.0, "b": 2.0, "prior": "isotropic", "d": 1024, "gamma": 0.1,
+       "sigma2": 1.0}
+N_GRID = np.array([10**3, 10**4, 10**5, 10**6, 10**7, 10**8])
+# A bump at N = 10^6 and 10^7: the upper-half window (10^6 ... 10^8) and the one shifted down (10^5 ... 10^7) then
+# see slopes on either side of the curve's own exponent, so the systematic range holds it (an exact pure power law
+# would hold it only up to rounding).
+BUMP = np.exp(0.01 * np.array([0, 0, 0, 1, 1, 0]))
+
+
+def _exponents(tables: dict) -> pd.DataFrame:
+    return analysis.exponent_table(tables, {}, registry.analyses())[0]
+
+
+def _row(df, variable, estimator):
+    sel = df[(df["variable"] == variable) & (df["estimator"] == estimator)]
+    assert len(sel) == 1, (variable, estimator, df[["variable", "estimator"]])
+    return sel.iloc[0]
+
+
+def _schedule_tables(power_slope: float):
+    n_eff = N_GRID / np.log(N_GRID)
+    claim = pd.concat([
+        pd.DataFrame({"schedule": "geometric", "kind": "geometric", "N": N_GRID, "N_eff": n_eff,
+                      "reducible": 0.3 * n_eff**-0.5}),
+        pd.DataFrame({"schedule": "power decay to 0 (q = 3)", "kind": "power", "N": N_GRID, "N_eff": n_eff,
+                      "reducible": 0.4 * BUMP * N_GRID.astype(float) ** power_slope}),
+    ]).assign(experiment="schedules", a=2.0, b=2.0)
+    rows = []
+    for seed in (0, 1):
+        for label, kind, x, scale in (("geometric", "geometric", n_eff, 0.3), ("constant", "constant", N_GRID, 0.2)):
+            rows.append(pd.DataFrame({**KEY, "experiment": "schedules", "M": 4096, "sketch_seed": seed,
+                                      "schedule": label, "kind": kind, "N": N_GRID, "N_eff": n_eff,
+                                      "intrinsic_time": 0.2 * n_eff,
+                                      "reducible": scale * (1 + 0.01 * seed) * x.astype(float) ** -0.5}))
+    return {"schedules": pd.concat(rows, ignore_index=True), "schedules_claim": claim}
+
+
+@pytest.mark.parametrize("power_slope,verdict", [(-0.5, "consistent"), (-0.4, "disagrees")])
+def test_schedule_rows_recover_the_slopes_and_judge_them(power_slope, verdict):
+    e = _exponents(_schedule_tables(power_slope))
+    geo = _row(e, "N_eff [geometric]", "primary")
+    assert geo["fitted"] == pytest.approx(-0.5, abs=1e-9) and geo["verdict"] == "consistent"
+    assert geo["quantity"] == "excess_limit" and geo["fixed_value"] == math.inf and geo["n_seeds"] == 0
+    power = _row(e, "N [power decay to 0 (q = 3)]", "primary")
+    assert power["fitted"] == pytest.approx(power_slope, abs=3e-3) and power["theory"] == -0.5
+    assert power["verdict"] == verdict
+    window = _row(e, "N_eff [geometric]", "window")  # the sketched table, M = 4096 ≥ 4·(Σγ)^(1/2) on its grid
+    assert window["fitted"] == pytest.approx(-0.5, abs=1e-9) and window["n_seeds"] == 2
+    assert _row(e, "N [constant]", "window")["verdict"] == "no theory"
+
+
+def test_schedule_rows_without_the_claim_say_why():
+    tables = _schedule_tables(-0.5)
+    del tables["schedules_claim"]
+    e = _exponents(tables)
+    assert _row(e, "N_eff [geometric]", "primary")["verdict"].startswith("not fitted: no unsketched claim")
+
+
+@pytest.mark.parametrize("power,verdict", [(1.0, "consistent"), (0.8, "disagrees")])
+def test_batch_rows_fit_the_variance_against_its_predictor(power, verdict):
+    B = np.array([1, 2, 4, 8, 16, 32, 64])
+    T = 10**6 // B
+    T_eff = T / np.log(T)
+    pred = np.minimum(512, (T_eff * 0.001) ** 0.5) / (B * T_eff)
+    df = pd.DataFrame({**KEY, "experiment": "batch", "M": 512, "sketch_seed": 0, "N": 10**6, "B": B, "T": T,
+                       "T_eff": T_eff, "step_rule": "fixed", "gamma_B": 0.001, "variance": 0.3 * pred**power,
+                       "variance_predictor": pred, "reducible": 0.01 + 0.3 * pred**power})
+    e = _exponents({"batch": df})
+    row = _row(e, "variance_predictor [fixed]", "primary")
+    assert row["fitted"] == pytest.approx(power, abs=1e-9) and row["theory"] == 1.0 and row["verdict"] == verdict
+    assert _row(e, "critical_B [fixed]", "window")["verdict"] == "no theory"
+
+
+@pytest.mark.parametrize("slope,verdict", [(-0.25, "consistent"), (-0.1, "disagrees")])
+def test_reuse_rows_fit_the_monte_carlo_slope_against_L(slope, verdict):
+    L = np.array([100, 200, 400, 800, 1600, 3200])
+    rows = []
+    for M in (64, 128, 256):
+        approx = 0.5 * M**-0.5
+        excess = (1 + 64 / M) * L.astype(float) ** slope  # the L term: a pure power of L at each M
+        rows.append(pd.DataFrame({**KEY, "experiment": "reuse", "b": 1.5, "prior": "source", "M": M,
+                                  "sketch_seed": 0, "N": 1000, "L": L, "mc_trials": 1000,
+                                  "mc_mean": 1.0 + approx + excess, "mc_sem": 1e-4 * excess,
+                                  "onepass_L_reducible": approx + excess, "approx": approx}))
+    e = _exponents({"reuse": pd.concat(rows, ignore_index=True)})
+    row = _row(e, "L", "montecarlo")
+    assert row["n_points"] == 6 and row["fixed_value"] == 256  # L ≤ N^(a/b) = 10^4, M ≥ 4·L^(1/a), largest M
+    assert row["quantity"] == "excess_mc" and row["fitted"] == pytest.approx(slope, abs=1e-6)
+    assert row["theory"] == pytest.approx(-0.25) and row["verdict"] == verdict
+    assert row["ci_low"] < row["fitted"] < row["ci_high"]
+    approx = _row(e, "M", "primary")
+    assert approx["fitted"] == pytest.approx(-0.5, abs=1e-9) and approx["theory"] == pytest.approx(-0.5)
+    # R − σ² against M at L = 3200: only M = 16 ... 28 have L ≥ 4·M^a, none on this grid
+    assert _row(e, "M", "montecarlo")["verdict"].startswith("not fitted: 0 M with L = 3200")
+
+
+def test_every_registry_analysis_has_an_implementation():
+    builtin = {"scaling", "montecarlo", "joint", "compute"}
+    for e in registry.EXPERIMENTS.values():
+        assert set(e.analyses) <= builtin | set(ANALYSES), e.name
+    for name in registry.FOLLOWUP_KINDS:
+        assert registry.EXPERIMENTS[name].kind == name and name in registry.EXPERIMENTS[name].analyses
+
+
+def test_reuse_jobs_one_per_problem_and_N_with_seeds_from_their_coordinates():
+    config = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
+    check_config(config)
+    jobs = [j for j in plan(config)["followups"] if j.kind == "reuse"]
+    block = config["experiments"]["reuse"]
+    assert len(jobs) == len(block["M"]) * len(block["N"]) * len(block.get("sketch_seeds", [0]))
+    seeds = [followup_params(config, j)["mc_seed"] for j in jobs]
+    assert len(set(seeds)) == len(seeds)
+    for job, seed in zip(jobs, seeds):
+        assert seed == coordinate_seed("reuse", job.problem.stem, *job.points[0])
+    # another grid around the same point gives it the same stream
+    config["experiments"]["reuse"]["M"] = [block["M"][-1]]
+    (job,) = [j for j in plan(config)["followups"] if j.kind == "reuse"]
+    assert followup_params(config, job)["mc_seed"] == seeds[-1]
+    groups = followup_groups(plan(config)["followups"])
+    assert all(len(v) == 1 for (e, _), v in groups.items() if e == "reuse")
+
+
+@pytest.mark.parametrize("path", ["config.yaml", "config/followups.yaml", "config/paper.yaml", "config/test.yaml"])
+def test_shipped_followup_blocks_are_valid(path):
+    """Every shipped config's follow-up blocks pass the schema (as Snakemake applies it) and check_config, and plan
+    jobs; paper.yaml's reuse block is the Fig. 1 setting of Lin, Wu and Bartlett (d = 10^4, M = 1000, N = 10^5)."""
+    from snakemake.utils import validate
+
+    from sketchlaw.grid import settings, truncation
+
+    config = yaml.safe_load((REPO / path).read_text())
+    validate(config, str(REPO / "schemas" / "config.schema.yaml"))
+    check_config(config)
+    kinds = {j.kind for j in plan(config)["followups"]}
+    assert kinds == set(registry.FOLLOWUP_KINDS) & set(config["experiments"]) and kinds, kinds
+    if path == "config/paper.yaml":
+        s = settings(config, "reuse")
+        assert s["N"] == [100000] and 1000 in s["M"] and truncation(s, 1000) == 10**4 and s["sigma2"] == 1.0
+        assert len(s["sketch_seeds"]) == 100 and max(s["L"]) == round(1e5 ** (2 / 1.5))
