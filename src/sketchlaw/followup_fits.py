@@ -9,7 +9,8 @@ schedules  primary   the unsketched comparison (table ``schedules_claim``: exact
                      both with theory −(b − 1)/a, on the upper half of the claim's N grid;
            window    raw R − σ² of every schedule at the largest M of the table against N (N_eff for the paper's
                      geometric decay), on the points where the sketch limits nothing: M ≥ margin·(Σγ_t)^(1/a);
-                     theory only for those two schedules.
+                     theory only for those two schedules, finite-size theory from the sketched problem's
+                     deterministic equivalent run through the same schedule (``_window_finite``).
 batch      primary   the exact variance against its predictor min(M, (T_eff γ_B)^(1/a))/(B·T_eff) over the batch
                      sizes at the largest N and M, per step rule, on the branch M ≥ margin·(T_eff γ_B)^(1/a) where
                      the sketch limits nothing (theory 1: the variance is σ_M² times the predictor up to a constant;
@@ -58,6 +59,7 @@ def schedule_rows(table: pd.DataFrame, tables: dict) -> list[dict]:
     claim_all = tables.get(f"{table['experiment'].iloc[0]}_claim") if len(table) else None
     for key, df in _slices(table):
         a, b = key["a"], key["b"]
+        extraps = {}
         claim = None if claim_all is None else claim_all[np.isclose(claim_all["a"], a) & np.isclose(claim_all["b"], b)]
         for kind, against in CLAIM_THEORY.items():
             c = None if claim is None else claim[claim["kind"] == kind].sort_values("N")
@@ -68,6 +70,7 @@ def schedule_rows(table: pd.DataFrame, tables: dict) -> list[dict]:
             else:
                 est = E.curve_slope(c, against, "reducible")
                 extrap = E.extrapolate(c[against], c["reducible"])
+            extraps[kind] = extrap
             rows.append(_row(key, f"{against} [{label}]", "primary", "excess_limit", est,
                              _schedule_theory(kind, label, a, b, against), math.nan, extrap, "M", math.inf))
         M = float(df["M"].max())
@@ -84,11 +87,49 @@ def schedule_rows(table: pd.DataFrame, tables: dict) -> list[dict]:
                                  f"·(sum of steps)^(1/a) at M = {M:g} (need {E.MIN_POINTS})")
             else:
                 est = E.curve_slope(g, against, "reducible", seed="sketch_seed", window=window)
-            # no finite-size theory of the raw sketched curve for these schedules, hence no extrapolation either:
-            # a window row is `consistent` or `disagrees` (the primary rows carry the finite-size evidence)
-            rows.append(_row(key, f"{against} [{label}]", "window", "reducible", est,
-                             _schedule_theory(kind, label, a, b, against), math.nan, {}, "M", M))
+            theory = _schedule_theory(kind, label, a, b, against)
+            finite = _window_finite(key, g, est, against) if math.isfinite(theory) and est.ok else math.nan
+            # with a finite-size theory on the window, the row shares its primary's extrapolation (as the main
+            # experiment's window rows do); without one, a window row is `consistent` or `disagrees`
+            rows.append(_row(key, f"{against} [{label}]", "window", "reducible", est, theory, finite,
+                             extraps.get(kind, {}) if math.isfinite(finite) else {}, "M", M))
     return rows
+
+
+def _window_schedule(g: pd.DataFrame, a: float):
+    """The Schedule objects behind one schedule's rows (its label and N_eff identify the spec and log base), or None
+    for a spec the table cannot identify (a power decay with a q of its own; it then gets no finite-size theory)."""
+    from .followups import make_schedule
+    from .schedules import LOG_BASES
+
+    gamma, kind, label = float(g["gamma"].iloc[0]), g["kind"].iloc[0], g["schedule"].iloc[0]
+    Ns = sorted(int(n) for n in g["N"].unique())
+    for log_base in LOG_BASES:
+        spec = {"kind": kind, **({"log_base": log_base} if kind == "geometric" else {})}
+        schedules = [make_schedule(gamma, N, spec, a) for N in Ns]
+        n_eff = g.groupby("N")["N_eff"].first().reindex(Ns).to_numpy(float)
+        if schedules[0].label == label and np.allclose([s.N_eff for s in schedules], n_eff, rtol=1e-12):
+            return schedules
+    return None
+
+
+def _window_finite(key: dict, g: pd.DataFrame, est: E.Estimate, against: str) -> float:
+    """The window row's finite-size theory: the deterministic equivalent of the sketched problem at the row's M
+    (``theory.sketched_modes_de``: the sketched spectrum and initial profile, no sketch drawn) run through the same
+    schedule, Approx + bias + variance, its slope on the estimate's window (as the main experiment's window rows)."""
+    from .exact import ExactEngine
+    from .theory import sketched_modes_de
+
+    a, b = key["a"], key["b"]
+    schedules = _window_schedule(g, a)
+    if schedules is None:
+        return math.nan
+    mu, p0, n, approx = sketched_modes_de(key["spectrum"], a, int(g["M"].iloc[0]), None if b == a else b)
+    engine = ExactEngine(mu, p0, float(g["sigma2"].iloc[0]), approx, multiplicity=n)
+    runs = engine.run_many(schedules) if schedules[0].kind in ("geometric", "constant") else \
+        [engine.run(s) for s in schedules]
+    x = [s.N_eff if against == "N_eff" else s.N for s in schedules]
+    return _finite_slope(x, [approx + r.bias + r.variance for r in runs], est, False)
 
 
 def batch_rows(table: pd.DataFrame, tables: dict) -> list[dict]:
