@@ -269,7 +269,9 @@ def test_only_problems_that_draw_targets_keep_their_eigenvectors(request, tmp_pa
     config = load_test_config(request.config, tmp_path_factory)
     check_config(config)
     jobs = plan(config)
+    # Monte Carlo, the baselines and the data-reuse Monte Carlo draw targets w* (in the eigenbasis, through U)
     drawing = {j.problem.stem for j in jobs["montecarlo"] + jobs["baselines"]}
+    drawing |= {j.problem.stem for j in jobs["followups"] if j.kind == "reuse"}
     stored = {p.stem: "U" in np.load(p).files for p in (shared.results / "problems").glob("*.npz")}
     assert set(stored) == set(jobs["problems"])
     assert {stem for stem, has_u in stored.items() if has_u} == drawing
