@@ -48,7 +48,7 @@ def _finite_slope(x, y, est: E.Estimate, log_of_log: bool) -> float:
     if not est.ok:
         return math.nan
     x, y = np.asarray(x, float), np.asarray(y, float)
-    sel = (x >= est.x_lo * (1 - 1e-12)) & (x <= est.x_hi * (1 + 1e-12))
+    sel = est.in_window(x)
     return E.line(np.log(x[sel]) if log_of_log else x[sel], y[sel])[0]
 
 
@@ -273,7 +273,7 @@ def compute_rows(frontiers: dict, diagnostics: list) -> list[dict]:
                 est.sys_low, est.sys_high = min([est.sys_low, *alts]), max([est.sys_high, *alts])
                 extrap = _widen(extrap, [E.extrapolate(c["x"], c["y"]) for m, c in curves.items()
                                          if m != FRONTIER_METHODS[0] and len(c) >= 4])
-                sel = curve[(curve["x"] >= est.x_lo * (1 - 1e-12)) & (curve["x"] <= est.x_hi * (1 + 1e-12))]
+                sel = curve[est.in_window(curve["x"])]
                 est.x_lo, est.x_hi = float(sel["C"].min()), float(sel["C"].max())  # the window in budgets C
             rows.append(_row(key, variable, "primary", "frontier", est, theory[variable], math.nan, extrap))
             if len(curve) >= 2:
@@ -283,7 +283,7 @@ def compute_rows(frontiers: dict, diagnostics: list) -> list[dict]:
 
 def _window_values(curve: pd.DataFrame, est: E.Estimate) -> list[float]:
     x = curve["x"].to_numpy(float)
-    return list(x[(x >= est.x_lo * (1 - 1e-12)) & (x <= est.x_hi * (1 + 1e-12))])
+    return list(x[est.in_window(x)])
 
 
 def _widen(extrap: dict, others: list[dict]) -> dict:

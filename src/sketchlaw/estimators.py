@@ -61,6 +61,11 @@ class Estimate:
     def ok(self) -> bool:
         return not self.reason and math.isfinite(self.fitted)
 
+    def in_window(self, x) -> np.ndarray:
+        """Mask of the values of x inside the fitted window [x_lo, x_hi] (relative slack for round-off)."""
+        x = np.asarray(x, dtype=float)
+        return (x >= self.x_lo * (1 - 1e-12)) & (x <= self.x_hi * (1 + 1e-12))
+
     def columns(self) -> dict:
         return {k: getattr(self, k) for k in ("fitted", "intercept", "ci_low", "ci_high", "sys_low", "sys_high",
                                               "x_lo", "x_hi", "n_points", "n_seeds", "reason")}
@@ -148,6 +153,37 @@ def curve_slope(curves: pd.DataFrame, x: str, y: str, seed: str | None = None, w
     alts = [fit(w)[0] for w in _alternative_windows(grid, win)]
     est.sys_low, est.sys_high = min([fitted, *alts]), max([fitted, *alts])
     est.extra["seed_slopes"] = slopes
+    return est
+
+
+def pooled_slope(x, y, groups) -> Estimate:
+    """Slope of log y against log x over points pooled from several curves (a scaling claim y ∝ x that spans them,
+    not one curve's asymptote: no window). Least squares with a t-interval from the residual scatter (n − 2 degrees
+    of freedom): the scatter is how far the claimed constant y/x wanders. The systematic range holds the slopes with
+    each group (curve) left out, where at least two groups remain."""
+    x, y, groups = np.asarray(x, dtype=float), np.asarray(y, dtype=float), np.asarray(groups)
+    ok = (x > 0) & (y > 0) & np.isfinite(x) & np.isfinite(y)
+    x, y, groups = x[ok], y[ok], groups[ok]
+    if len(np.unique(x)) < MIN_POINTS:
+        return Estimate(n_points=len(np.unique(x)), reason=f"{len(np.unique(x))} usable point(s) (need {MIN_POINTS})")
+    lx, ly = np.log(x), np.log(y)
+    A = np.column_stack([lx, np.ones_like(lx)])
+    coef, *_ = np.linalg.lstsq(A, ly, rcond=None)
+    est = Estimate(fitted=float(coef[0]), intercept=float(coef[1]), x_lo=float(x.min()), x_hi=float(x.max()),
+                   n_points=len(x))
+    dof = len(x) - 2
+    if dof > 0:
+        resid = ly - A @ coef
+        se = math.sqrt(float(resid @ resid) / dof / float(np.sum((lx - lx.mean()) ** 2)))
+        half = float(stats.t.ppf(0.5 + LEVEL / 2, dof)) * se
+        est.ci_low, est.ci_high = est.fitted - half, est.fitted + half
+    alts = []
+    if len(np.unique(groups)) >= 3:
+        for g in np.unique(groups):
+            keep = groups != g
+            alts.append(line(x[keep], y[keep])[0])
+    alts = [v for v in alts if math.isfinite(v)]
+    est.sys_low, est.sys_high = min([est.fitted, *alts]), max([est.fitted, *alts])
     return est
 
 
