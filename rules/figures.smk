@@ -21,6 +21,10 @@ rule notebook:
         pdf=f"{R}/figures/{{notebook}}.pdf",
     log:
         f"{R}/logs/notebook/{{notebook}}.log",
+    # Two notebook jobs starting at once can pick the same free port for their kernels (jupyter_client probes a port,
+    # releases it, and the kernel binds it later): the loser dies with "Address already in use" before running a
+    # cell. The notebook only reads tables, so running it again is safe.
+    retries: 2
     params:
         tables=lambda wc, input: os.path.dirname(input.exponents),
         figures=lambda wc, output: os.path.dirname(output.png),

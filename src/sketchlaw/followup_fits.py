@@ -22,7 +22,7 @@ batch      primary   the exact variance against its predictor min(M, (T_eff γ_B
 reuse      primary   E Approx against M (the M^(1−b) term of the multi-pass risk; exact, per sketch seed), with the
                      source experiment's finite-size theory and extrapolation (deterministic equivalent);
            montecarlo the Monte Carlo excess R − σ² − E Approx (the L term) against L at the largest M on
-                     L ≤ N^(a/b) and M ≥ margin·L^(1/a) (theory (1 − b)/a), and R − σ² against M at the largest L
+                     N ≥ margin·L^(b/a) and M ≥ margin·L^(1/a) (theory (1 − b)/a), and R − σ² against M at the largest L
                      on L ≥ margin·M^a (theory 1 − b), intervals from the Monte Carlo standard errors, beside the
                      exact one-pass engine on the same points (``theory_finite``: the L ≪ N limit).
 """
@@ -206,10 +206,11 @@ def reuse_rows(table: pd.DataFrame, tables: dict) -> list[dict]:
                 est.reason = f"{top['M'].nunique()} M with L = {L_top:g} >= {WINDOW_MARGIN:g}·M^a (need 2)"
             rows.append(_row(key, "M" + suffix, "montecarlo", "reducible_mc", est, 1.0 - b, exact, extrap_m,
                              "L", L_top))
-            # L: the Monte Carlo excess R − σ² − E Approx (the L term) at the largest M, on L ≤ N^(a/b) (the
-            # theory's range) and M ≥ margin·L^(1/a) (the sketch limits nothing), beside the one-pass excess
+            # L: the Monte Carlo excess R − σ² − E Approx (the L term) at the largest M, on the theory's range
+            # L^(b/a) ≲ N with the margin of every window rule, N ≥ margin·L^(b/a), and M ≥ margin·L^(1/a) (the
+            # sketch limits nothing), beside the one-pass excess
             M_top = float(dn["M"].max())
-            curve = dn[np.isclose(dn["M"], M_top) & (dn["L"] <= N ** (a / b) * (1 + 1e-12))
+            curve = dn[np.isclose(dn["M"], M_top) & (dn["L"] <= (N / WINDOW_MARGIN) ** (a / b) * (1 + 1e-12))
                        & (M_top >= WINDOW_MARGIN * dn["L"] ** (1.0 / a))]
             curve = curve.assign(sigma2=curve["sigma2"] + curve["approx"],  # _mc_slope subtracts sigma2
                                  reducible=curve["onepass_L_reducible"] - curve["approx"])
