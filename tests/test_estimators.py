@@ -95,3 +95,28 @@ def test_verdicts_follow_the_fixed_vocabulary():
     assert E.verdict(ok, -0.5, -0.46, holds) == "disagrees"  # finite-size theory says otherwise
     misses = {"extrapolated": -0.49, "extrapolated_low": -0.492, "extrapolated_high": -0.488}
     assert E.verdict(ok, -0.5, -0.4951, misses) == "disagrees"
+
+
+@pytest.mark.parametrize("c1,c2,w1,w2", [(0.1, 0.1, 0.2, 0.4), (0.1, 0.5, 0.15, 0.45), (0.2, 0.5, 0.25, 0.5),
+                                         (0.05, 0.2, 0.15, 0.45)])
+def test_extrapolation_holds_the_limit_of_a_curve_crossing_between_two_corrections(c1, c2, w1, w2):
+    """log y = −0.5·log x + c₁x^−ω₁ − c₂x^−ω₂ on 10³ … 10⁸: the local slopes' steps grow before they shrink, so one
+    correction fitted on the last four slopes misses −0.5 by more than the resolution; the neighbouring windows and
+    the reach to the last slope (the unsettled-steps rule) make the interval hold it."""
+    x = 10.0 ** np.arange(3, 9)
+    y = np.exp(-0.5 * np.log(x) + c1 * x**-w1 - c2 * x**-w2)
+    steps = np.abs(np.diff(E.local_slopes(x, y)[1]))
+    assert np.any(steps[1:] > steps[:-1])
+    r = E.extrapolate(x, y)
+    assert abs(r["extrapolated"] + 0.5) > 3 * E.SLOPE_RESOLUTION
+    assert r["extrapolated_low"] <= -0.5 <= r["extrapolated_high"]
+
+
+def test_extrapolation_of_a_settled_curve_keeps_its_headline_and_edge():
+    """One power correction (steps shrinking throughout): the headline is the limit and the interval's edge beyond
+    it stays at the resolution (the window systematic only adds the 1/log x model's values, on the other side)."""
+    x = 10.0 ** np.arange(3, 9)
+    y = np.exp(-0.5 * np.log(x) + 0.3 * x**-0.3)
+    r = E.extrapolate(x, y)
+    assert r["extrapolated"] == pytest.approx(-0.5, abs=1e-6)
+    assert r["extrapolated_low"] == pytest.approx(-0.5 - E.SLOPE_RESOLUTION, abs=1e-6)
