@@ -29,7 +29,6 @@ NOTEBOOK_DIR = REPO / "notebooks"
 NOTEBOOKS = sorted(p.stem for p in NOTEBOOK_DIR.glob("*.ipynb"))
 EXPERIMENT_TABLES = ("main", "source", "logpower", "compute", "variance", "stepsize", "schedules", "batch", "reuse")
 AUX_TABLES = ("schedules_claim",)  # auxiliary tables notebooks read (registry ``aux``)
-FIT_TABLES = ("exponents.csv", "fit_diagnostics.parquet", "compute_frontier.csv")
 PARAMETER_DEFAULTS = {"tables_dir": "results/tables", "figures_dir": "results/figures",
                       "provenance_path": "results/provenance.json"}
 MIN_FIGURE_CODE_LINES = 25
@@ -151,23 +150,13 @@ def test_gallery_reads_the_caption_without_running_the_notebook(tmp_path):
 
 
 def _tiny_results(config: pytest.Config, factory: pytest.TempPathFactory) -> Path:
-    from .test_workflow import _cache, snakemake, workdir
+    """The session's shared config/test.yaml run (test_workflow.shared_run): its tables feed the notebooks here, so
+    the suite runs the tiny workflow once, not a second time for its tables alone."""
+    from .test_workflow import shared_run
 
     if os.environ.get("SKETCHLAW_TEST_TABLES"):
         return Path(os.environ["SKETCHLAW_TEST_TABLES"])
-    cache = _cache(config)
-    if "shared" in cache and cache["shared"].run.returncode == 0:  # the full run made by test_workflow.py
-        return cache["shared"].results
-    if "notebook_tables" not in cache:
-        wd = workdir(config, factory, "notebook-tables-work")
-        results = factory.mktemp("notebook-tables") / "results"
-        targets = [results / "tables" / f"{e}.parquet" for e in EXPERIMENT_TABLES + AUX_TABLES]
-        targets += [results / "tables" / t for t in FIT_TABLES] + [results / "provenance.json"]
-        run = snakemake(config, wd, *targets, "--cores", "1", "--configfile", "config/test.yaml",
-                        "--config", f"results_dir={results}", log=results.parent / "snakemake.log")
-        assert run.returncode == 0, f"tables of config/test.yaml failed (log {run.log}):\n{run.tail()}"
-        cache["notebook_tables"] = results
-    return cache["notebook_tables"]
+    return shared_run(config, factory).results
 
 
 def contract_view(exponents: pd.DataFrame) -> pd.DataFrame:
