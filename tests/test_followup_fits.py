@@ -129,6 +129,7 @@ def test_reuse_rows_fit_the_monte_carlo_slope_against_L(slope, verdict):
     assert row["quantity"] == "excess_mc" and row["fitted"] == pytest.approx(slope, abs=1e-6)
     assert row["theory"] == pytest.approx(-0.25) and row["verdict"] == verdict
     assert row["ci_low"] < row["fitted"] < row["ci_high"]
+    assert math.isnan(row["extrapolated"])  # the one-pass curve at fixed M has no L → ∞ limit to read
     approx = _row(e, "M", "primary")
     assert approx["fitted"] == pytest.approx(-0.5, abs=1e-9) and approx["theory"] == pytest.approx(-0.5)
     # R − σ² against M at L = 3200: only M = 16 ... 28 have L ≥ 4·M^a, none on this grid
