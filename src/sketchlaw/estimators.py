@@ -172,14 +172,12 @@ def pooled_slope(x, y, groups) -> Estimate:
     x, y, groups = x[ok], y[ok], groups[ok]
     if len(np.unique(x)) < MIN_POINTS:
         return Estimate(n_points=len(np.unique(x)), reason=f"{len(np.unique(x))} usable point(s) (need {MIN_POINTS})")
+    slope, intercept = line(x, y)
+    est = Estimate(fitted=slope, intercept=intercept, x_lo=float(x.min()), x_hi=float(x.max()), n_points=len(x))
     lx, ly = np.log(x), np.log(y)
-    A = np.column_stack([lx, np.ones_like(lx)])
-    coef, *_ = np.linalg.lstsq(A, ly, rcond=None)
-    est = Estimate(fitted=float(coef[0]), intercept=float(coef[1]), x_lo=float(x.min()), x_hi=float(x.max()),
-                   n_points=len(x))
     dof = len(x) - 2
     if dof > 0:
-        resid = ly - A @ coef
+        resid = ly - (slope * lx + intercept)
         se = math.sqrt(float(resid @ resid) / dof / float(np.sum((lx - lx.mean()) ** 2)))
         half = float(stats.t.ppf(0.5 + LEVEL / 2, dof)) * se
         est.ci_low, est.ci_high = est.fitted - half, est.fitted + half

@@ -110,10 +110,10 @@ def _window_schedule(g: pd.DataFrame, a: float):
 
     gamma, kind, label = float(g["gamma"].iloc[0]), g["kind"].iloc[0], g["schedule"].iloc[0]
     Ns = sorted(int(n) for n in g["N"].unique())
+    n_eff = g.groupby("N")["N_eff"].first().reindex(Ns).to_numpy(float)
     for log_base in LOG_BASES:
         spec = {"kind": kind, **({"log_base": log_base} if kind == "geometric" else {})}
         schedules = [make_schedule(gamma, N, spec, a) for N in Ns]
-        n_eff = g.groupby("N")["N_eff"].first().reindex(Ns).to_numpy(float)
         if schedules[0].label == label and np.allclose([s.N_eff for s in schedules], n_eff, rtol=1e-12):
             return schedules
     return None
@@ -124,6 +124,7 @@ def _window_finite(key: dict, g: pd.DataFrame, est: E.Estimate, against: str) ->
     (``theory.sketched_modes_de``: the sketched spectrum and initial profile, no sketch drawn) run through the same
     schedule, Approx + bias + variance, its slope on the estimate's window (as the main experiment's window rows)."""
     from .exact import ExactEngine
+    from .followups import run_schedule_family
 
     a, b = key["a"], key["b"]
     schedules = _window_schedule(g, a)
@@ -131,8 +132,7 @@ def _window_finite(key: dict, g: pd.DataFrame, est: E.Estimate, against: str) ->
         return math.nan
     mu, p0, n, approx = _sketched_modes(key["spectrum"], a, int(g["M"].iloc[0]), None if b == a else b)
     engine = ExactEngine(mu, p0, float(g["sigma2"].iloc[0]), approx, multiplicity=n)
-    runs = engine.run_many(schedules) if schedules[0].kind in ("geometric", "constant") else \
-        [engine.run(s) for s in schedules]
+    runs = run_schedule_family(engine, schedules)
     x = [s.N_eff if against == "N_eff" else s.N for s in schedules]
     return _finite_slope(x, [approx + r.bias + r.variance for r in runs], est, False)
 

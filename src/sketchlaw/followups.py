@@ -81,16 +81,20 @@ def claim_stability_bound(a: float, b: float | None = None) -> float:
     return critical_step_size(mu, n)
 
 
+def run_schedule_family(engine: ExactEngine, schedules) -> list:
+    """The engine's results for one spec's schedules over several N: geometric kinds share their phase maps
+    (``run_many``, correct for them: phase ℓ has step γ·2^-ℓ for every N), other kinds run one by one."""
+    if schedules[0].kind in ("geometric", "constant"):
+        return engine.run_many(schedules)
+    return [engine.run(s) for s in schedules]
+
+
 def run_schedules(engine: ExactEngine, gamma: float, N_values, specs, a: float) -> pd.DataFrame:
     """Expected risk of each schedule at each N on one engine (geometric kinds share their phase maps over N)."""
     rows = []
     for spec in specs:
         schedules = [make_schedule(gamma, int(N), spec, a) for N in N_values]
-        if schedules[0].kind in ("geometric", "constant"):
-            results = engine.run_many(schedules)  # correct for these kinds: phase ℓ has step γ·2^-ℓ for every N
-        else:
-            results = [engine.run(s) for s in schedules]
-        for s, r in zip(schedules, results):
+        for s, r in zip(schedules, run_schedule_family(engine, schedules)):
             rows.append({"schedule": s.label, "kind": s.kind, "N": s.N, "N_eff": s.N_eff, "pieces": len(s.phases()),
                          "intrinsic_time": float(sum(g * n for g, n in s.phases())), **_breakdown_columns(r)})
     return pd.DataFrame(rows)
