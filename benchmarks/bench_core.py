@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from sketchlaw import seeds
-from sketchlaw.exact import ExactEngine, critical_step_size, warm_up
-from sketchlaw.problem import build_problem
-from sketchlaw.schedules import Schedule
-from sketchlaw.sgd import run_sgd
-from sketchlaw.spectra import Spectrum
+from sketchlaw.engine.exact import ExactEngine, critical_step_size, warm_up
+from sketchlaw.engine.problem import build_problem
+from sketchlaw.engine.schedules import Schedule
+from sketchlaw.engine.sgd import run_sgd
+from sketchlaw.engine.spectra import Spectrum
 
 HERE = Path(__file__).resolve().parent
 
@@ -115,7 +115,7 @@ def build_rate(M, ratio=32):
 
 def build_in_subprocess(M, d):
     """Time and peak resident memory of one build in a fresh process (ru_maxrss, MB)."""
-    code = ("import resource,time; from sketchlaw.problem import build_problem; from sketchlaw.spectra import Spectrum;"
+    code = ("import resource,time; from sketchlaw.engine.problem import build_problem; from sketchlaw.engine.spectra import Spectrum;"
             f"t=time.perf_counter(); build_problem(Spectrum('power', 2.0, {d}), {M}, 1.0, seed=0);"
             "print(time.perf_counter()-t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
@@ -132,7 +132,7 @@ def monte_carlo_vs_draws(M=256, trials=16, steps=20000, dtype=np.float64):
     sqrt_mu, noise_sd = np.sqrt(problem.mu), np.sqrt(1.0 + approx)
 
     def draws():  # what run_sgd draws, block by block (its block size)
-        from sketchlaw.sgd import _STEP_BLOCK_BYTES
+        from sketchlaw.engine.sgd import _STEP_BLOCK_BYTES
 
         block = max(1, _STEP_BLOCK_BYTES // (8 * trials * (M + 1)))
         for b, start in enumerate(range(0, steps, block)):

@@ -1,5 +1,5 @@
 # Grid helpers: the validated config is expanded once, by the library, into problems and jobs; the experiment
-# registry (sketchlaw.registry) says which experiments, analyses and notebooks exist.
+# registry (sketchlaw.workflow.registry) says which experiments, analyses and notebooks exist.
 
 import os
 import sys
@@ -16,10 +16,10 @@ SRC = os.path.join(workflow.basedir, "src")
 sys.path.insert(0, SRC)
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p))
 try:
-    from sketchlaw import registry
-    from sketchlaw.grid import (ConfigError, check_config, claim_params, exact_groups, followup_groups,
-                                followup_params, job_params, limit_params, plan)
-    from sketchlaw.provenance import canonical_hash, config_file_label, git_state
+    from sketchlaw.workflow import registry
+    from sketchlaw.workflow.grid import (ConfigError, check_config, claim_params, exact_groups, finite_params,
+                                         followup_groups, followup_params, job_params, limit_params, plan)
+    from sketchlaw.workflow.provenance import canonical_hash, config_file_label, git_state
 except ImportError as err:
     raise WorkflowError(
         f"Planning the grid needs numpy and scipy in the Python that runs Snakemake ({sys.executable}): {err}. "

@@ -87,11 +87,12 @@ rule train_limit:
     benchmark:
         f"{R}/benchmarks/train_limit/{{experiment}}.tsv"
     params:
+        table="limit",
         job=lambda wc: limit_params(config, wc.experiment),
     conda:
         "../envs/sketchlaw.yaml"
     script:
-        "../scripts/train_limit.py"
+        "../scripts/auxiliary_table.py"
 
 
 # The follow-ups (docs/METHODS.md §18): schedules and batch are exact and cheap, one job per sketch family (every
@@ -114,7 +115,8 @@ rule train_followup:
         "../scripts/train_followup.py"
 
 
-# The unsketched schedule comparison (geometric decay against the power decay to zero): no sketch, its own job.
+# The unsketched schedule comparison (geometric decay against the power decay to zero) and the finite-size theory of
+# the schedules' window rows: no drawn sketch, a job each.
 rule schedule_claim:
     input:
         provenance=f"{R}/provenance.json",
@@ -127,8 +129,28 @@ rule schedule_claim:
     benchmark:
         f"{R}/benchmarks/schedule_claim/{{experiment}}.tsv"
     params:
+        table="claim",
         job=lambda wc: claim_params(config, wc.experiment),
     conda:
         "../envs/sketchlaw.yaml"
     script:
-        "../scripts/schedule_claim.py"
+        "../scripts/auxiliary_table.py"
+
+
+rule schedule_finite:
+    input:
+        provenance=f"{R}/provenance.json",
+    output:
+        parquet=f"{R}/tables/{{experiment}}_finite.parquet",
+        csv=f"{R}/tables/{{experiment}}_finite.csv",
+    log:
+        f"{R}/logs/schedule_finite/{{experiment}}.log",
+    benchmark:
+        f"{R}/benchmarks/schedule_finite/{{experiment}}.tsv"
+    params:
+        table="finite",
+        job=lambda wc: finite_params(config, wc.experiment),
+    conda:
+        "../envs/sketchlaw.yaml"
+    script:
+        "../scripts/auxiliary_table.py"

@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pandas as pd
 
-from sketchlaw.tables import read_table, write_table
+from sketchlaw.workflow.tables import read_table, write_table
 
 sys.stderr = sys.stdout = open(snakemake.log[0], "w")  # noqa: F821
 import json  # noqa: E402

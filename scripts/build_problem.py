@@ -3,8 +3,8 @@
 import sys
 import time
 
-from sketchlaw.problem import build_problem
-from sketchlaw.spectra import Prior, Spectrum
+from sketchlaw.engine.problem import build_problem
+from sketchlaw.engine.spectra import Prior, Spectrum
 
 sys.stderr = sys.stdout = open(snakemake.log[0], "w")  # noqa: F821 (snakemake injects this object)
 key = snakemake.params.key  # noqa: F821

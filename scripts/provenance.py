@@ -4,8 +4,8 @@ package versions)."""
 import json
 import sys
 
-from sketchlaw.provenance import collect
-from sketchlaw.tables import write_text
+from sketchlaw.workflow.provenance import collect
+from sketchlaw.workflow.tables import write_text
 
 sys.stderr = sys.stdout = open(snakemake.log[0], "w")  # noqa: F821
 # results_dir is a path, not science: runs into different directories share one config hash.

@@ -1,12 +1,12 @@
-"""Snakemake script: results/index.html, built by sketchlaw.report from the tables, figures and provenance."""
+"""Snakemake script: results/index.html, built by sketchlaw.present.report from the tables, figures and provenance."""
 
 import json
 import sys
 
 import pandas as pd
 
-from sketchlaw import report
-from sketchlaw.tables import write_text
+from sketchlaw.present import report
+from sketchlaw.workflow.tables import write_text
 
 sys.stderr = sys.stdout = open(snakemake.log[0], "w")  # noqa: F821
 inputs, params = snakemake.input, snakemake.params  # noqa: F821

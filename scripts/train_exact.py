@@ -5,9 +5,9 @@ import time
 
 import pandas as pd
 
-from sketchlaw.problem import Problem
-from sketchlaw.tables import write_table
-from sketchlaw.training import exact_rows
+from sketchlaw.engine.problem import Problem
+from sketchlaw.workflow.tables import write_table
+from sketchlaw.workflow.training import exact_rows
 
 sys.stderr = sys.stdout = open(snakemake.log[0], "w")  # noqa: F821
 start = time.perf_counter()

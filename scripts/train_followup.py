@@ -1,10 +1,10 @@
-"""Snakemake script: one follow-up job (schedules, batch or reuse; sketchlaw.training.followup_table) on each of its
+"""Snakemake script: one follow-up job (schedules, batch or reuse; sketchlaw.workflow.training.followup_table) on each of its
 problems, one row per grid point."""
 
 import sys
 
-from sketchlaw.tables import write_table
-from sketchlaw.training import followup_table
+from sketchlaw.workflow.tables import write_table
+from sketchlaw.workflow.training import followup_table
 
 sys.stderr = sys.stdout = open(snakemake.log[0], "w")  # noqa: F821
 table = followup_table(snakemake.params.jobs, snakemake.input.problems)  # noqa: F821

@@ -3,9 +3,9 @@
 import sys
 import time
 
-from sketchlaw.problem import Problem
-from sketchlaw.tables import write_table
-from sketchlaw.training import montecarlo_row
+from sketchlaw.engine.problem import Problem
+from sketchlaw.workflow.tables import write_table
+from sketchlaw.workflow.training import montecarlo_row
 
 sys.stderr = sys.stdout = open(snakemake.log[0], "w")  # noqa: F821
 start = time.perf_counter()

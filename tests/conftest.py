@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from sketchlaw.problem import build_problem
-from sketchlaw.spectra import Prior, Spectrum
+from sketchlaw.engine.problem import build_problem
+from sketchlaw.engine.spectra import Prior, Spectrum
 
 
 @pytest.fixture(scope="session")

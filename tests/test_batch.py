@@ -4,10 +4,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sketchlaw.exact import ExactEngine, critical_step_size
-from sketchlaw.followups import batch_experiment, batch_monte_carlo_check, batch_step_size, critical_batch_size
-from sketchlaw.schedules import Schedule
-from sketchlaw.sgd import monte_carlo
+from sketchlaw.engine.exact import ExactEngine, critical_step_size
+from sketchlaw.analysis.followups import critical_batch_size
+from sketchlaw.workflow.followups import batch_rows, batch_step_size
+from sketchlaw.engine.schedules import Schedule
+from sketchlaw.engine.sgd import monte_carlo
 
 from .conftest import make_problem
 
@@ -22,8 +23,10 @@ BATCH_CASES = [  # (a, b, M, N samples, B, gamma): both regimes of M vs (T_eff Î
 @pytest.mark.parametrize("a,b,M,N,B,gamma", BATCH_CASES)
 def test_batched_exact_risk_matches_batched_monte_carlo(a, b, M, N, B, gamma):
     problem = make_problem(a=a, b=b, M=M, d=1024, seed=5)
-    row = batch_monte_carlo_check(problem, B, N, gamma, trials=2000, seed=9)
-    assert abs(row["z"]) < 3, row
+    schedule = Schedule(gamma, N // B)
+    exact = ExactEngine(problem.mu, problem.p0, problem.sigma2, problem.approx, batch=B).run(schedule).risk
+    mc = monte_carlo(problem, schedule, 2000, 9, batch=B)
+    assert abs(mc.mean - exact) < 3 * mc.sem, (mc.mean, exact, mc.sem)
 
 
 def test_batched_monte_carlo_sees_the_batch():
@@ -38,9 +41,8 @@ def test_batched_monte_carlo_sees_the_batch():
 
 def test_entry_point_at_batch_one_is_the_plain_engine():
     M, N, gamma = 32, 5000, 0.2
-    df = batch_experiment(a=2.0, M=M, N_values=[N], B_values=[1], gamma=gamma, step_rules=("fixed", "linear"),
-                          d=1024)
     problem = make_problem(a=2.0, M=M, d=1024, seed=0, tail="mean")
+    df = batch_rows(problem, 2.0, [N], [1], gamma, ("fixed", "linear"))
     plain = ExactEngine.from_problem(problem).run(Schedule(gamma, N))
     for _, row in df.iterrows():
         assert row["gamma_B"] == gamma and row["T"] == N
@@ -49,9 +51,8 @@ def test_entry_point_at_batch_one_is_the_plain_engine():
 
 
 def test_entry_point_columns_and_scaled_step_sizes():
-    df = batch_experiment(a=1.5, M=16, N_values=[4096], B_values=[1, 4, 64, 1024], gamma=0.02,
-                          step_rules=("fixed", "linear", "sqrt"), d=1024)
     problem = make_problem(a=1.5, M=16, d=1024, seed=0, tail="mean")
+    df = batch_rows(problem, 1.5, [4096], [1, 4, 64, 1024], 0.02, ("fixed", "linear", "sqrt"))
     for _, r in df.iterrows():
         assert r["T"] == 4096 // r["B"]
         bound = critical_step_size(problem.mu, batch=int(r["B"]))

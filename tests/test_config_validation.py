@@ -8,7 +8,7 @@ created under results_dir. The Snakemake runs are started two at a time in the b
 (each spends ~10 s parsing, mostly in ``snakemake.utils.validate``); a run that starts creating results is killed
 as soon as results_dir appears.
 
-The semantic checks (what the schema cannot express) are also tested directly on ``sketchlaw.grid.check_config``.
+The semantic checks (what the schema cannot express) are also tested directly on ``sketchlaw.workflow.grid.check_config``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Callable
 import pytest
 import yaml
 
-from sketchlaw.grid import ConfigError, check_config, plan, truncation
+from sketchlaw.workflow.grid import ConfigError, check_config, plan, truncation
 
 from .test_workflow import REPO, SNAKEMAKE, sm_env, snapshot, workdir
 
@@ -253,7 +253,7 @@ def test_missing_required_field_is_rejected_without_a_default_config(request, tm
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# sketchlaw.grid.check_config directly (fast)
+# sketchlaw.workflow.grid.check_config directly (fast)
 # ----------------------------------------------------------------------------------------------------------------
 
 SEMANTIC = [  # (case id, ConfigError.field, text in the message)

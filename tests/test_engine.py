@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from sketchlaw.exact import ExactEngine, critical_step_size, phase_map
-from sketchlaw.naive import naive_sgd
-from sketchlaw.problem import full_sketch
-from sketchlaw.schedules import Schedule
-from sketchlaw.sgd import monte_carlo, run_sgd
-from sketchlaw.spectra import Prior, Spectrum
+from sketchlaw.engine.exact import ExactEngine, critical_step_size, phase_map
+from sketchlaw.engine.naive import naive_sgd
+from sketchlaw.engine.problem import full_sketch
+from sketchlaw.engine.schedules import Schedule
+from sketchlaw.engine.sgd import monte_carlo, run_sgd
+from sketchlaw.engine.spectra import Prior, Spectrum
 
 from .conftest import make_problem
 
@@ -202,8 +202,8 @@ def test_run_many_equals_individual_runs():
 def test_mean_field_tail_makes_the_truncation_irrelevant(kind, a, b):
     """With the tail's mean added, d = 512 and d = 8192 give the same problem (same sketch prefix) to ~1e-3,
     while cutting the tail moves Approx by far more: the infinite-dimensional limit is what is simulated."""
-    from sketchlaw.problem import build_problem
-    from sketchlaw.spectra import tail_sums
+    from sketchlaw.engine.problem import build_problem
+    from sketchlaw.engine.spectra import tail_sums
 
     def approx(d, tail):
         return build_problem(Spectrum(kind, a, d), 16, 1.0, 0, Prior(b), tail=tail).approx
@@ -218,7 +218,7 @@ def test_mean_field_tail_makes_the_truncation_irrelevant(kind, a, b):
 
 
 def test_monte_carlo_with_mean_field_tail_matches_exact():
-    from sketchlaw.problem import build_problem
+    from sketchlaw.engine.problem import build_problem
 
     problem = build_problem(Spectrum("power", 1.5, 1024), 16, 1.0, 2, tail="mean")
     schedule = Schedule(0.2, 1500)
@@ -233,7 +233,7 @@ def test_multiplicity_equals_repeated_modes():
     mu = np.array([0.5, 0.2, 0.05, 0.01])
     p0 = np.array([1.0, 0.7, 2.0, 0.3])
     n = np.array([1, 3, 2, 5])
-    from sketchlaw.schedules import Schedule
+    from sketchlaw.engine.schedules import Schedule
 
     copies = ExactEngine(np.repeat(mu, n), np.repeat(p0, n), 1.0, 0.1)
     weighted = ExactEngine(mu, p0, 1.0, 0.1, multiplicity=n)
@@ -249,7 +249,7 @@ def test_batch_of_one_is_the_plain_engine_and_batches_jump_like_steps():
     rng = np.random.default_rng(3)
     mu = np.sort(rng.uniform(1e-4, 0.3, 40))[::-1]
     p0 = rng.uniform(0.1, 1.0, 40)
-    from sketchlaw.schedules import Schedule
+    from sketchlaw.engine.schedules import Schedule
 
     sch = Schedule(0.1, 20000)
     plain, one = ExactEngine(mu, p0, 1.0, 0.2).run(sch), ExactEngine(mu, p0, 1.0, 0.2, batch=1).run(sch)

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from sketchlaw.exact import ExactEngine, PhaseMapCache, critical_step_size, decay_rates, phase_map
-from sketchlaw.schedules import Schedule
+from sketchlaw.engine.exact import ExactEngine, PhaseMapCache, critical_step_size, decay_rates, phase_map
+from sketchlaw.engine.schedules import Schedule
 
 
 def _power_modes(a, M, seed, multiplicity=False):
@@ -149,7 +149,7 @@ def test_cache_evicts_beyond_its_byte_budget():
 def test_build_blocks_carry_the_same_sketch_values(monkeypatch):
     """The build multiplies blocks of chunks drawn in a thread: the numbers are those of the per-chunk streams,
     byte for byte, whatever the block width (d not a multiple of the chunk size)."""
-    from sketchlaw import problem as pr
+    from sketchlaw.engine import problem as pr
 
     M, d = 8, 5 * pr.CHUNK + 37
     reference = pr.full_sketch(4, M, d).T
@@ -161,8 +161,8 @@ def test_build_blocks_carry_the_same_sketch_values(monkeypatch):
 
 
 def test_build_is_independent_of_the_block_width(monkeypatch):
-    from sketchlaw import problem as pr
-    from sketchlaw.spectra import Spectrum
+    from sketchlaw.engine import problem as pr
+    from sketchlaw.engine.spectra import Spectrum
 
     wide = pr.build_problem(Spectrum("power", 2.0, 3000), 24, 1.0, seed=5)
     monkeypatch.setattr(pr, "_BLOCK_BYTES", 1)
@@ -174,7 +174,7 @@ def test_build_is_independent_of_the_block_width(monkeypatch):
 
 @pytest.mark.parametrize("a,gamma,N", [(1.5, 0.2, 2000), (2.0, 0.3, 3000)])
 def test_float32_draws_agree_with_the_exact_engine(a, gamma, N):
-    from sketchlaw.sgd import monte_carlo
+    from sketchlaw.engine.sgd import monte_carlo
 
     from .conftest import make_problem
 
@@ -208,7 +208,7 @@ def test_readme_performance_section_is_the_rendering_of_the_results_file():
 _HASH_PHASE_MAP = """
 import hashlib, sys
 import numpy as np
-from sketchlaw.exact import ExactEngine, critical_step_size, phase_map
+from sketchlaw.engine.exact import ExactEngine, critical_step_size, phase_map
 M = 1024
 mu = np.sort(np.arange(1, M + 1, dtype=float) ** -2.0 * np.random.default_rng(3).uniform(0.7, 1.3, M))[::-1]
 g = 0.37 * critical_step_size(mu)
@@ -245,7 +245,7 @@ def test_roots_and_products_do_not_depend_on_how_roots_are_batched():
     """Each root, Vᵀ row and V entry is its own fixed-order sum: solving the roots one at a time or in batches of any
     size, and transforming one column or several, gives the same bits (so thread count and vectorization cannot
     change them)."""
-    from sketchlaw import exact
+    from sketchlaw.engine import exact
 
     mu, _, _ = _power_modes(2.0, 300, seed=4)
     g = 0.6 * critical_step_size(mu)

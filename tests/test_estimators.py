@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sketchlaw import estimators as E
+from sketchlaw.analysis import estimators as E
 
 
 def seed_curves(xs, slope, n_seeds, noise, rng, correction=0.0, omega=1.0):
@@ -54,7 +54,7 @@ def test_too_few_points_is_not_fitted_with_a_reason():
     est = E.curve_slope(df, "x", "y")
     assert not est.ok and "need 3" in est.reason
     v = E.verdict(est, -0.5, math.nan, {})
-    assert v.startswith("not fitted: ") and "need 3" in v
+    assert v == "not fitted"
 
 
 @pytest.mark.parametrize("s_inf,c,omega", [(-0.5, 0.3, 0.5), (-1 / 3, -0.2, 1.0), (-2.0, 0.5, 0.3)])

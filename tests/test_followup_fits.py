@@ -1,4 +1,4 @@
-"""The follow-ups' exponent rows (sketchlaw.followup_fits) on synthetic tables with known slopes: the estimate
+"""The follow-ups' exponent rows (sketchlaw.analysis.followups) on synthetic tables with known slopes: the estimate
 recovers the slope, the verdict is `consistent` when the slope is the theory's and `disagrees` when it is not
 (falsifiable), and the rows join the exponent table through the registry's analyses. Also the planner's follow-up
 jobs: seeds from grid coordinates, one reuse job per (M, N, sketch seed)."""
@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from sketchlaw import analysis, registry
-from sketchlaw.followup_fits import ANALYSES
-from sketchlaw.grid import check_config, followup_groups, followup_params, plan
+from sketchlaw.analysis.table import ANALYSES, exponent_table
+from sketchlaw.workflow import registry
+from sketchlaw.workflow.grid import check_config, followup_groups, followup_params, plan
 from sketchlaw.seeds import coordinate_seed
 
 from .test_workflow import REPO
@@ -27,28 +27,32 @@ BUMP = np.exp(0.01 * np.array([0, 0, 0, 1, 1, 0]))
 
 
 def _exponents(tables: dict) -> pd.DataFrame:
-    return analysis.exponent_table(tables, {}, registry.analyses())[0]
+    return exponent_table(tables)[0]
 
 
-def _row(df, variable, estimator):
-    sel = df[(df["variable"] == variable) & (df["estimator"] == estimator)]
-    assert len(sel) == 1, (variable, estimator, df[["variable", "estimator"]])
-    return sel.iloc[0]
+def _row(df, variable, estimator, **curve):
+    sel = (df["variable"] == variable) & (df["estimator"] == estimator)
+    for column, value in curve.items():
+        sel &= df[column] == value
+    assert sel.sum() == 1, (variable, estimator, curve, df[["variable", "estimator", "schedule", "step_rule"]])
+    return df[sel].iloc[0]
 
 
 def _schedule_tables(power_slope: float):
     n_eff = N_GRID / np.log(N_GRID)
     claim = pd.concat([
-        pd.DataFrame({"schedule": "geometric", "kind": "geometric", "N": N_GRID, "N_eff": n_eff,
+        pd.DataFrame({"schedule": "geometric", "kind": "geometric", "paper": True, "N": N_GRID, "N_eff": n_eff,
                       "reducible": 0.3 * n_eff**-0.5}),
-        pd.DataFrame({"schedule": "power decay to 0 (q = 3)", "kind": "power", "N": N_GRID, "N_eff": n_eff,
+        pd.DataFrame({"schedule": "power decay to 0 (q = 3)", "kind": "power", "paper": False, "N": N_GRID,
+                      "N_eff": n_eff,
                       "reducible": 0.4 * BUMP * N_GRID.astype(float) ** power_slope}),
     ]).assign(experiment="schedules", a=2.0, b=2.0)
     rows = []
     for seed in (0, 1):
         for label, kind, x, scale in (("geometric", "geometric", n_eff, 0.3), ("constant", "constant", N_GRID, 0.2)):
             rows.append(pd.DataFrame({**KEY, "experiment": "schedules", "M": 4096, "sketch_seed": seed,
-                                      "schedule": label, "kind": kind, "N": N_GRID, "N_eff": n_eff,
+                                      "schedule": label, "kind": kind, "paper": kind == "geometric", "N": N_GRID,
+                                      "N_eff": n_eff,
                                       "intrinsic_time": 0.2 * n_eff,
                                       "reducible": scale * (1 + 0.01 * seed) * x.astype(float) ** -0.5}))
     return {"schedules": pd.concat(rows, ignore_index=True), "schedules_claim": claim}
@@ -57,22 +61,30 @@ def _schedule_tables(power_slope: float):
 @pytest.mark.parametrize("power_slope,verdict", [(-0.5, "consistent"), (-0.4, "disagrees")])
 def test_schedule_rows_recover_the_slopes_and_judge_them(power_slope, verdict):
     e = _exponents(_schedule_tables(power_slope))
-    geo = _row(e, "N_eff [geometric]", "primary")
+    geo = _row(e, "N_eff", "primary", schedule="geometric")
     assert geo["fitted"] == pytest.approx(-0.5, abs=1e-9) and geo["verdict"] == "consistent"
     assert geo["quantity"] == "excess_limit" and geo["fixed_value"] == math.inf and geo["n_seeds"] == 0
-    power = _row(e, "N [power decay to 0 (q = 3)]", "primary")
+    power = _row(e, "N", "primary", schedule="power decay to 0 (q = 3)")
     assert power["fitted"] == pytest.approx(power_slope, abs=3e-3) and power["theory"] == -0.5
     assert power["verdict"] == verdict
-    window = _row(e, "N_eff [geometric]", "window")  # the sketched table, M = 4096 ≥ 4·(Σγ)^(1/2) on its grid
+    window = _row(e, "N_eff", "window", schedule="geometric")  # the sketched table, M = 4096 ≥ 4·(Σγ)^(1/2) on its grid
     assert window["fitted"] == pytest.approx(-0.5, abs=1e-9) and window["n_seeds"] == 2
-    assert _row(e, "N [constant]", "window")["verdict"] == "no theory"
+    assert _row(e, "N", "window", schedule="constant")["verdict"] == "no theory"
+    # the claim's local slopes as the figure plots them: the analysis' rows, at the midpoints (estimators.local_slopes)
+    diag = exponent_table(_schedule_tables(power_slope))[3]
+    local = diag[(diag["kind"] == "local_slope_primary") & (diag["schedule"] == "geometric")]
+    np.testing.assert_allclose(local["x"], np.sqrt(N_GRID[1:] * N_GRID[:-1]))
+    law = diag[(diag["kind"] == "local_slope_theory") & (diag["schedule"] == "geometric")]
+    n_eff = N_GRID / np.log(N_GRID)  # the law N_eff^-1/2 against N: −(1 − 1/log N)/2 between grid points
+    np.testing.assert_allclose(law["value"], np.diff(np.log(n_eff**-0.5)) / np.diff(np.log(N_GRID)), rtol=1e-12)
 
 
 def test_schedule_rows_without_the_claim_say_why():
     tables = _schedule_tables(-0.5)
     del tables["schedules_claim"]
     e = _exponents(tables)
-    assert _row(e, "N_eff [geometric]", "primary")["verdict"].startswith("not fitted: no unsketched claim")
+    row = _row(e, "N_eff", "primary", schedule="geometric")
+    assert row["verdict"] == "not fitted" and row["reason"].startswith("no unsketched claim")
 
 
 @pytest.mark.parametrize("power,verdict", [(1.0, "consistent"), (0.8, "disagrees")])
@@ -90,16 +102,22 @@ def test_batch_rows_fit_the_variance_against_its_predictor(power, verdict):
                                     "variance": 0.3 * pred**power * np.where(capped, 3.0, 1.0),
                                     "variance_predictor": pred, "reducible": 0.01 + 0.3 * pred**power}))
     e = _exponents({"batch": pd.concat(frames, ignore_index=True)})
-    row = _row(e, "variance_predictor [fixed]", "primary")
+    row = _row(e, "variance_predictor", "primary", step_rule="fixed")
     assert row["n_points"] == 10 and row["fixed_variable"] == "M" and row["fixed_value"] == 512
     assert row["fitted"] == pytest.approx(power, abs=1e-9) and row["theory"] == 1.0 and row["verdict"] == verdict
-    assert _row(e, "critical_B [fixed]", "window")["verdict"] == "no theory"
+    assert _row(e, "critical_B", "window", step_rule="fixed")["verdict"] == "no theory"
+    # the figure's selections are rows the analysis wrote: the pooled points (x = B, fixed = N) and the critical
+    # batch sizes (x = N)
+    diag = exponent_table({"batch": pd.concat(frames, ignore_index=True)})[3]
+    pooled = diag[diag["kind"] == "pooled_point"]
+    assert len(pooled) == 10 and set(pooled["x"]) == {1, 2, 4, 8, 16} and set(pooled["fixed"]) == {1e5, 1e6}
+    assert set(diag.loc[diag["kind"].str.startswith("critical_B"), "x"]) == {1e5, 1e6}
 
 
 def test_pooled_slope_interval_covers_at_its_nominal_rate():
     """The pooled slope's t-interval from the residual scatter holds the true slope ~95 % of the time when the
     scatter is independent noise (200 synthetic data sets of 12 points)."""
-    from sketchlaw.estimators import pooled_slope
+    from sketchlaw.analysis.estimators import pooled_slope
 
     rng = np.random.default_rng(7)
     x = np.geomspace(1e-6, 1e-3, 12)
@@ -133,13 +151,14 @@ def test_reuse_rows_fit_the_monte_carlo_slope_against_L(slope, verdict):
     approx = _row(e, "M", "primary")
     assert approx["fitted"] == pytest.approx(-0.5, abs=1e-9) and approx["theory"] == pytest.approx(-0.5)
     # R − σ² against M at L = 3200: only M = 16 ... 28 have L ≥ 4·M^a, none on this grid
-    assert _row(e, "M", "montecarlo")["verdict"].startswith("not fitted: 0 M with L = 3200")
+    row = _row(e, "M", "montecarlo")
+    assert row["verdict"] == "not fitted" and row["reason"].startswith("0 M with L = 3200")
+    assert (e.loc[e["experiment"] == "reuse", "samples"] == 1000).all()
 
 
 def test_every_registry_analysis_has_an_implementation():
-    builtin = {"scaling", "montecarlo", "joint", "compute"}
     for e in registry.EXPERIMENTS.values():
-        assert set(e.analyses) <= builtin | set(ANALYSES), e.name
+        assert set(e.analyses) <= {"montecarlo", "joint"} | set(ANALYSES), e.name
     for name in registry.FOLLOWUP_KINDS:
         assert registry.EXPERIMENTS[name].kind == name and name in registry.EXPERIMENTS[name].analyses
 
@@ -168,7 +187,7 @@ def test_shipped_followup_blocks_are_valid(path):
     jobs; paper.yaml's reuse block is the Fig. 1 setting of Lin, Wu and Bartlett (d = 10^4, M = 1000, N = 10^5)."""
     from snakemake.utils import validate
 
-    from sketchlaw.grid import settings, truncation
+    from sketchlaw.workflow.grid import settings, truncation
 
     config = yaml.safe_load((REPO / path).read_text())
     validate(config, str(REPO / "schemas" / "config.schema.yaml"))

@@ -5,14 +5,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sketchlaw import analysis
+from sketchlaw.analysis import compute as analysis
+from sketchlaw.analysis.rows import Diagnostics
 from sketchlaw.errors import ParameterError
 
 A, P, B, Q = 1.0, 0.5, 2.0, 1 / 3  # R − σ² = A·M^-p + B·N^-q on N = C/M
 
 
 def surface(Ms, Cs, a=1.5):
-    rows = [{"a": a, "compute": C, "M": M, "N": C / M, "sigma2": 1.0, "sketch_seed": 0,
+    rows = [{"experiment": "compute", "a": a, "compute": C, "M": M, "N": C / M, "sigma2": 1.0, "sketch_seed": 0,
              "risk": 1.0 + A * M**-P + B * (C / M) ** -Q} for C in Cs for M in Ms]
     return pd.DataFrame(rows)
 
@@ -49,11 +50,11 @@ def test_frontier_rows_hold_every_method_in_their_systematic_range():
     Ms = 2.0 ** np.arange(3, 12)
     table = surface(Ms, np.geomspace(1e5, 1e9, 9))
     frontiers = {m: analysis.compute_frontier(table, m) for m in analysis.FRONTIER_METHODS}
-    rows = pd.DataFrame(analysis.compute_rows(frontiers, []))
+    rows = pd.DataFrame(analysis.compute_rows(table, {}, Diagnostics(), "compute"))
     for variable in ("M_star", "N_star", "reducible_star"):
         row = rows[rows["variable"] == variable].iloc[0]
         for method, fr in frontiers.items():
-            curve = analysis._frontier_curve(fr, 1.5, variable)
+            curve = analysis.frontier_curve(fr, 1.5, variable)
             window = curve[(curve["C"] >= row["x_lo"]) & (curve["C"] <= row["x_hi"])]
             slope = np.polyfit(np.log(window["x"]), np.log(window["y"]), 1)[0]
             assert row["sys_low"] - 1e-12 <= slope <= row["sys_high"] + 1e-12, (variable, method, slope)

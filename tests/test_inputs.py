@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from sketchlaw.errors import ParameterError
-from sketchlaw.exact import ExactEngine
-from sketchlaw.problem import Problem, build_problem, full_sketch
-from sketchlaw.schedules import Schedule, effective_sample_size
-from sketchlaw.spectra import Prior, Spectrum
+from sketchlaw.engine.exact import ExactEngine
+from sketchlaw.engine.problem import Problem, build_problem, full_sketch
+from sketchlaw.engine.schedules import Schedule, effective_sample_size
+from sketchlaw.engine.spectra import Prior, Spectrum
 
 
 @pytest.mark.parametrize("make,name", [

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sketchlaw import plotting as slp
+from sketchlaw.present import plotting as slp
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = REPO / "notebooks"
@@ -33,7 +33,7 @@ PARAMETER_DEFAULTS = {"tables_dir": "results/tables", "figures_dir": "results/fi
                       "provenance_path": "results/provenance.json"}
 MIN_FIGURE_CODE_LINES = 25
 MC_COLUMNS = ("mc_mean", "mc_std", "mc_sem")
-NOT_FITTED = "not fitted: degenerate test grid"
+NOT_FITTED = "degenerate test grid"
 
 sys.path.insert(0, str(REPO / "scripts" / "dev"))
 import gallery  # noqa: E402
@@ -93,7 +93,7 @@ def test_notebook_holds_its_figure_code(name):
     assert not re.search(r"slp\.(fig|table)_", src), f"{name} calls a figure-specific library function"
     used = set(re.findall(r"\bslp\.([A-Za-z_]\w*)", src))
     missing = sorted(u for u in used if not hasattr(slp, u))
-    assert not missing, f"{name} uses names sketchlaw.plotting does not have: {missing}"
+    assert not missing, f"{name} uses names sketchlaw.present.plotting does not have: {missing}"
     assert any(re.search(rf"\bax\w*\.({m})\(", src) for m in ("plot", "errorbar", "contourf", "fill_between")) or \
         "slp.errorbar_log(" in src, f"{name}: no plotting call of its own"
 
@@ -193,7 +193,7 @@ def make_degenerate(src: Path, dst: Path) -> None:
     e = contract_view(pd.read_csv(src / "exponents.csv"))
     for c in ("fitted", "intercept", "ci_low", "ci_high", "x_lo", "x_hi", "fixed_value"):
         e[c] = np.nan
-    e["verdict"], e["reason"] = NOT_FITTED, NOT_FITTED.removeprefix("not fitted: ")
+    e["verdict"], e["reason"] = "not fitted", NOT_FITTED
     e.to_csv(dst / "exponents.csv", index=False)
 
 
@@ -221,7 +221,7 @@ def test_degenerate_tables_are_degenerate(notebook_inputs):
         if "mc_trials" in df.columns:  # the follow-ups' exact tables have no Monte Carlo columns
             assert (df["mc_trials"] == 0).all() and df["mc_mean"].isna().all(), name
     e = pd.read_csv(tables / "exponents.csv")
-    assert e["fitted"].isna().all() and (e["verdict"] == NOT_FITTED).all()
+    assert e["fitted"].isna().all() and (e["verdict"] == "not fitted").all() and (e["reason"] == NOT_FITTED).all()
 
 
 @pytest.mark.workflow

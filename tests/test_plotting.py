@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from sketchlaw import plotting as slp  # noqa: E402
+from sketchlaw.present import plotting as slp  # noqa: E402
 
 CAPTION = """Demo: a power law and a histogram
 The left panel shows 3 x^-0.5 with error bars; the right one a histogram.  The reader should see a straight line."""
@@ -211,11 +211,11 @@ def test_slope_text_prints_slope_interval_theory_and_verdict():
     "row, expected",
     [
         (None, "k: no row in exponents.csv"),
-        (_row(fitted=np.nan, verdict="not fitted: window has 1 point (need 3)", reason="window has 1 point (need 3)"),
+        (_row(fitted=np.nan, verdict="not fitted", reason="window has 1 point (need 3)"),
          "k: not fitted (window has 1 point (need 3))"),
-        (_row(fitted=np.nan, verdict="not fitted: too few seeds", reason=""), "k: not fitted (too few seeds)"),
+        (_row(fitted=np.nan, verdict="not fitted", reason=""), "k: not fitted (too few seeds)"),
         (_row(fitted=np.nan, verdict="consistent", reason=""), "k: not fitted (no slope)"),
-        (_row(verdict="not fitted: short window", reason="short window"), "k: not fitted (short window)"),
+        (_row(verdict="not fitted", reason="short window"), "k: not fitted (short window)"),
     ],
 )
 def test_slope_text_says_why_there_is_no_slope(row, expected):
@@ -225,7 +225,7 @@ def test_slope_text_says_why_there_is_no_slope(row, expected):
 def test_annotations_stack_and_grey_out_unfitted_rows():
     fig, ax = plt.subplots()
     t1 = slp.annotate_fit(ax, _row(), label="window: ")
-    t2 = slp.annotate_fit(ax, _row(fitted=np.nan, verdict="not fitted: x", reason="x"))
+    t2 = slp.annotate_fit(ax, _row(fitted=np.nan, verdict="not fitted", reason="x"))
     assert t1.get_text().startswith("window: k = \u22120.998")
     assert t2.get_position()[1] > t1.get_position()[1]  # the lower-left stack grows upwards
     assert t1.get_color() == "black" and t2.get_color() == "0.4"
@@ -273,7 +273,7 @@ def test_fit_line_of_the_compute_frontier_uses_the_theory_coordinates(variable):
 
 
 @pytest.mark.parametrize("change", [dict(fitted=np.nan), dict(intercept=np.nan), dict(x_lo=np.nan),
-                                    dict(x_lo=300.0), dict(verdict="not fitted: window has 2 points (need 3)")])
+                                    dict(x_lo=300.0), dict(verdict="not fitted")])
 def test_no_fit_line_without_a_fitted_row(change):
     fig, ax = plt.subplots()
     assert slp.fit_line(_row(**change)) is None

@@ -6,7 +6,7 @@ import shutil
 
 import yaml
 
-from sketchlaw import registry
+from sketchlaw.workflow import registry
 
 from .test_workflow import job_stats, snakemake, workdir
 
@@ -16,7 +16,7 @@ TOY_NOTEBOOK = {
          "source": ['tables_dir = "results/tables"\n', 'figures_dir = "results/figures"\n',
                     'provenance_path = "results/provenance.json"\n']},
         {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
-         "source": ["from sketchlaw import plotting as slp\n",
+         "source": ["from sketchlaw.present import plotting as slp\n",
                     "import matplotlib.pyplot as plt\n",
                     'CAPTION = """Toy\\nR − σ² of the toy experiment."""\n',
                     "paths = slp.resolve_paths(tables_dir, figures_dir, provenance_path)\n",
@@ -41,7 +41,7 @@ def test_registry_lists_every_notebook_once():
 def test_a_toy_experiment_needs_only_a_registry_entry_a_config_block_and_a_notebook(request, tmp_path_factory,
                                                                                      tmp_path):
     wd = workdir(request.config, tmp_path_factory, "toy")
-    reg = wd / "src" / "sketchlaw" / "registry.py"
+    reg = wd / "src" / "sketchlaw" / "workflow" / "registry.py"
     reg.write_text(reg.read_text() + '\nEXPERIMENTS["toy"] = Experiment("toy", "scaling", ("scaling",), '
                    '(Notebook("toy_figure"),), limit=True, theory="main")\n')
     (wd / "notebooks" / "toy_figure.ipynb").write_text(json.dumps(TOY_NOTEBOOK))

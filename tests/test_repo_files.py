@@ -252,7 +252,7 @@ def test_provenance_names_and_embeds_the_config(request, tmp_path_factory):
 
 
 def test_config_file_label():
-    from sketchlaw.provenance import config_file_label
+    from sketchlaw.workflow.provenance import config_file_label
 
     assert config_file_label([], ROOT) == "config.yaml (default)"
     assert config_file_label([str(ROOT / "config" / "paper.yaml")], ROOT) == "config/paper.yaml"
@@ -263,7 +263,7 @@ def test_config_file_label():
 def test_only_problems_that_draw_targets_keep_their_eigenvectors(request, tmp_path_factory):
     import numpy as np
 
-    from sketchlaw.grid import check_config, plan
+    from sketchlaw.workflow.grid import check_config, plan
 
     shared = shared_run(request.config, tmp_path_factory)
     config = load_test_config(request.config, tmp_path_factory)
@@ -281,7 +281,7 @@ def test_only_problems_that_draw_targets_keep_their_eigenvectors(request, tmp_pa
 def test_problem_saved_without_eigenvectors_is_small_and_complete_for_the_exact_engine(tmp_path):
     import numpy as np
 
-    from sketchlaw.problem import Problem
+    from sketchlaw.engine.problem import Problem
 
     from .conftest import make_problem
 

@@ -10,7 +10,7 @@ from urllib.parse import unquote
 import pandas as pd
 import pytest
 
-from sketchlaw import report
+from sketchlaw.present import report
 
 CONTRACT_COLUMNS = ["experiment", "spectrum", "a", "b", "variable", "estimator", "quantity", "fixed_variable",
                     "fixed_value", "x_lo", "x_hi", "n_points", "n_seeds", "fitted", "intercept", "ci_low", "ci_high",
@@ -26,7 +26,7 @@ def contract_exponents() -> pd.DataFrame:
         ["main", "power", 2.0, 2.0, "N_eff", "window", "reducible", "M", 64, 1e3, 1e6, 4, 2, -0.41, 0.2, -0.43,
          -0.39, -0.44, -0.40, -0.5, -0.42, -0.47, -0.52, -0.44, "pre-asymptotic", ""],
         ["source", "power", 2.0, 3.0, "N_eff", "primary", "excess_limit", "M=inf", float("inf"), NAN, NAN, 1, 0,
-         NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, "not fitted: too-few-points",
+         NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, "not fitted",
          "window has 1 point (need 3)"],
         ["compute", "power", 2.0, 2.0, "M_star", "primary", "frontier", "", NAN, 1e4, 1e6, 3, 0, 0.31, 0.0, NAN,
          NAN, 0.30, 0.36, 1 / 3, NAN, NAN, NAN, NAN, "disagrees", ""],
@@ -198,7 +198,7 @@ def test_exponent_table_is_readable(built):
     assert first["fitted"] == "-0.9877" and first["95 % interval"] == "[-1.012, -0.9629]"
     assert first["extrapolated [low, high]"] == "-1.001 [-1.02, -0.98]"
     missing = next(r for r in primary if r["experiment"] == "source")
-    assert missing["fitted"] == "—" and missing["verdict"] == "not fitted: too-few-points"
+    assert missing["fitted"] == "—" and missing["verdict"] == "not fitted"
 
 
 def test_forms_are_a_table_of_their_own(built):

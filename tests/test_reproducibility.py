@@ -26,12 +26,12 @@ import pytest
 import yaml
 
 from sketchlaw.errors import ParameterError
-from sketchlaw.exact import ExactEngine, critical_step_size
-from sketchlaw.grid import check_config, truncation
-from sketchlaw.problem import Problem, build_problem
-from sketchlaw.schedules import Schedule
-from sketchlaw.sgd import monte_carlo, run_sgd
-from sketchlaw.spectra import Prior, Spectrum
+from sketchlaw.engine.exact import ExactEngine, critical_step_size
+from sketchlaw.workflow.grid import check_config, truncation
+from sketchlaw.engine.problem import Problem, build_problem
+from sketchlaw.engine.schedules import Schedule
+from sketchlaw.engine.sgd import monte_carlo, run_sgd
+from sketchlaw.engine.spectra import Prior, Spectrum
 
 from .test_workflow import (EXPERIMENT_TABLES, FINITE_COLUMNS, NOTEBOOKS, SNAKEMAKE, _cache, file_bytes, job_stats,
                             load_test_config, png_text_chunks, shared_run, sm_env, snakemake, snapshot_head,
@@ -406,8 +406,8 @@ def test_every_parquet_table_carries_provenance(shared, provenance):
     assert {p.stem for p in parquets} >= set(EXPERIMENT_TABLES)
     for path in parquets:
         meta = pq.read_schema(path).metadata or {}
-        assert b"sketchlaw.provenance" in meta, f"{path.name} has no provenance"
-        prov = json.loads(meta[b"sketchlaw.provenance"])
+        assert b"sketchlaw.workflow.provenance" in meta, f"{path.name} has no provenance"
+        prov = json.loads(meta[b"sketchlaw.workflow.provenance"])
         assert {k: prov.get(k) for k in PROVENANCE_KEYS} == {k: provenance[k] for k in PROVENANCE_KEYS}, path.name
 
 

@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from sketchlaw import reuse
-from sketchlaw.exact import ExactEngine
-from sketchlaw.naive import naive_multipass_sgd
-from sketchlaw.reuse import expected_repeats, multipass_monte_carlo, run_multipass, sample_indices
-from sketchlaw.schedules import Schedule
-from sketchlaw.spectra import Prior, Spectrum
+from sketchlaw.engine import reuse
+from sketchlaw.engine.exact import ExactEngine
+from sketchlaw.engine.naive import naive_multipass_sgd
+from sketchlaw.engine.reuse import expected_repeats, multipass_monte_carlo, run_multipass, sample_indices
+from sketchlaw.engine.schedules import Schedule
+from sketchlaw.engine.spectra import Prior, Spectrum
 
 from .conftest import make_problem
 

@@ -4,11 +4,11 @@ sketches: deterministic-equivalent modes of the sketched problem run through the
 import numpy as np
 import pytest
 
-from sketchlaw.exact import ExactEngine
-from sketchlaw.problem import build_problem
-from sketchlaw.schedules import Schedule
-from sketchlaw.spectra import Prior, Spectrum
-from sketchlaw.theory import sketch_approx_de, sketched_excess_de, sketched_modes_de
+from sketchlaw.engine.exact import ExactEngine
+from sketchlaw.engine.problem import build_problem
+from sketchlaw.engine.schedules import Schedule
+from sketchlaw.engine.spectra import Prior, Spectrum
+from sketchlaw.theory.equivalents import sketch_approx_de, sketched_excess_de, sketched_modes_de
 
 N_GRID = [100, 1000, 10000, 100000]
 SEEDS = range(4)

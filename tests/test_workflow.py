@@ -285,7 +285,7 @@ def test_dry_run_default_config(request, tmp_path_factory, tmp_path):
     assert run.returncode == 0, run.tail()
     stats = job_stats(run.output)
     assert set(RULES) <= set(stats), f"rules missing from the plan: {set(RULES) - set(stats)}"
-    from sketchlaw import registry
+    from sketchlaw.workflow import registry
 
     default = yaml.safe_load((wd / "config.yaml").read_text())
     assert stats["notebook"] == len(registry.active_notebooks(default))  # the batch and reuse follow-ups are not in it
@@ -330,7 +330,7 @@ def test_plan_covers_every_rule(shared):
 @pytest.mark.parametrize("name", FOLLOWUP_TABLES)
 def test_followup_table_columns(shared, name):
     """Each follow-up table has its registry columns, finite results, and its CSV twin."""
-    from sketchlaw import registry
+    from sketchlaw.workflow import registry
 
     df = pd.read_parquet(shared.results / "tables" / f"{name}.parquet")
     csv = pd.read_csv(shared.results / "tables" / f"{name}.csv")

@@ -4,7 +4,7 @@
     .venv/bin/python scripts/dev/gallery.py --check   # exit 1 if README.md is not the rendering (tests do this)
 
 Each notebook defines its caption in one code cell, ``CAPTION = \"\"\"title\\ntext\"\"\"``; its first line is the figure's
-title (``sketchlaw.plotting.split_caption``). The results page reads the same caption from the ``<name>.json``
+title (``sketchlaw.present.plotting.split_caption``). The results page reads the same caption from the ``<name>.json``
 sidecar that ``save_figure`` writes.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import nbformat
 
-from sketchlaw.plotting import split_caption
+from sketchlaw.present.plotting import split_caption
 
 REPO = Path(__file__).resolve().parents[2]
 START, END = "<!-- gallery:start -->", "<!-- gallery:end -->"

@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 
-from .errors import DivergenceError, ParameterError
+from sketchlaw.errors import DivergenceError, ParameterError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -36,12 +36,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def risk_point(args) -> dict:
-    from .errors import check_int
-    from .exact import ExactEngine, critical_step_size
-    from .problem import build_problem
-    from .schedules import Schedule
-    from .sgd import monte_carlo
-    from .spectra import Prior, Spectrum
+    from sketchlaw.errors import check_int
+    from sketchlaw.engine.exact import ExactEngine, critical_step_size
+    from sketchlaw.engine.problem import build_problem
+    from sketchlaw.engine.schedules import Schedule
+    from sketchlaw.engine.sgd import monte_carlo
+    from sketchlaw.engine.spectra import Prior, Spectrum
 
     if args.engine not in ("exact", "montecarlo"):
         raise ParameterError("engine", args.engine, "one of exact, montecarlo")

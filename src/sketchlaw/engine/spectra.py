@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ParameterError, check_int, check_real
+from sketchlaw.errors import ParameterError, check_int, check_real
 
 SPECTRA = ("power", "logpower")
 

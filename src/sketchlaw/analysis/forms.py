@@ -1,35 +1,17 @@
-"""Scaling-law fits of the risk surface R(M, N), with honest uncertainties (docs/METHODS.md §12, §13).
+"""The comparison of joint functional forms of the risk surface R(M, N_eff) (docs/METHODS.md §13).
 
 The main theorem gives, for SGD on an M-parameter sketch trained on N samples (N_eff = N / ln N),
 
     R(M, N) = E + A·M^(-p) + B·N_eff^(-q),    theory: E = σ², p = a − 1, q = (a − 1)/a,
 
-for a spectrum λ_i = i^(-a).  This module estimates (E, A, p, B, q), puts confidence intervals on the
-exponents and tests them against theory.  Pure numpy/scipy/pandas.
-
-Public API
-----------
-Slopes and diagnostics
-    loglog_slope(x, y, weights=None) -> SlopeFit            weighted LS line of log y on log x
-    local_slopes(x, y) -> (x_sorted, slopes)                 d log y / d log x along a sorted curve
-    window_sensitivity(x, y, starts, weights=None, stop=None) -> DataFrame   slope vs window start
-    systematic_range(x, y, windows, weights=None) -> (min, max)              slope spread over windows
-Window rules (fixed before looking at the data; never tuned to agree with theory)
-    n_slope_window(M, N_eff, gamma, a, margin=WINDOW_MARGIN) -> bool mask    M ≥ margin·(N_eff γ)^(1/a)
-    m_slope_window(M, N_eff, gamma, a, margin=WINDOW_MARGIN) -> bool mask    N_eff γ ≥ margin·M^a
-Joint surface fits
-    fit_joint(M, N_eff, R, E=None, weights=None, form="additive", ...) -> JointFit
-    compare_forms(M, N_eff, R, E=None, holdout="corner", ...) -> FormComparison
-Uncertainty and theory
-    inverse_variance_weights(sem, R, rel_floor=SEM_REL_FLOOR) -> ndarray     ∝ 1/Var(log R)
-    bootstrap(df, fit_fn, group_cols=None, n_boot=1000, seed=0, strata=None, level=0.95,
-              interval="percentile") -> BootstrapResult
-    theory_test(estimate, theory, std=None, cov=None) -> TheoryTest(z, p_value, verdict)
+and the two terms may also combine as a max or a power mean. Each form is fitted away from the large-M, large-N
+corner and judged by how well it predicts that corner (``compare_forms``); the table of this comparison is its own
+(``joint_forms``): a form chosen this way is not a safe primary estimate of an exponent, which the one-variable
+estimators of ``sketchlaw.analysis.estimators`` give.
 
 Decisions a caller must know
 ----------------------------
 * Non-positive (or non-finite) points are never logged: they are dropped and the fit carries a flag.
-* WINDOW_MARGIN = 4: a slope window keeps only points a factor 4 inside the regime it measures.
 * Losses act on log residuals log R − log R̂, so each point counts by its relative error.  Default Huber
   with HUBER_DELTA = 1e-3 (as Hoffmann et al. 2022 and Besiroglu et al. 2024): quadratic below 0.1 %
   relative error, linear above.  For Monte Carlo noise of ~1 % this is close to least absolute
@@ -53,71 +35,31 @@ Decisions a caller must know
                            zero term leaves its exponent unidentified;
     "not-converged"        Nelder–Mead or least_squares stopped on its iteration limit or failed;
     "non-positive", "non-finite"   points were dropped.
-* inverse_variance_weights floors the relative sem at SEM_REL_FLOOR = 1e-3: exact points (sem = 0) get
-  weight 1e6 instead of infinity.
-* bootstrap resamples whole groups (e.g. sketch seeds) with replacement; refits that raise count as
-  failures (NaN rows), flagged refits are kept and counted.  Percentile intervals by default; with few
-  seeds prefer interval="expanded" (percentile intervals of a mean of 10 units cover only ~90 %).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import optimize
 
-from .errors import ParameterError
+from sketchlaw.errors import ParameterError
 
-WINDOW_MARGIN = 4.0
-MIN_POINTS = 3
-MIN_DECADES = 0.5
 HUBER_DELTA = 1e-3
 EXPONENT_BOUNDS = (0.01, 5.0)
 K_BOUNDS = (0.1, 50.0)
-SEM_REL_FLOOR = 1e-3
 INNER_GN_STEPS = 3
 DEGENERATE_SHARE = 1e-6
 SINGULAR_COND = 1e6
 BOUND_TOL = 1e-3
 FORMS = ("additive", "max", "power_mean")
 LOSSES = {"huber": "huber", "l2": "linear", "linear": "linear"}
-CONSISTENT = "consistent"
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Log-log slopes
-
-
-@dataclass(frozen=True)
-class SlopeFit:
-    """log y = intercept + slope·log x, fitted by weighted least squares (natural logs).
-
-    stderr is the usual WLS standard error with the residual scale estimated from the data
-    (s² = Σ w r² / (n − 2)), so it does not depend on how the weights are normalised; NaN for n = 2.
-    flag is "" for a sound fit, else a comma-separated list of: non-positive, non-finite, short-window,
-    degenerate-x.
-    """
-
-    slope: float
-    intercept: float
-    stderr: float
-    n_points: int
-    x_min: float
-    x_max: float
-    decades: float
-    flag: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return not self.flag
-
-    def params(self) -> dict[str, float]:
-        return {"slope": self.slope, "intercept": self.intercept}
+FORM_COLUMNS = ["experiment", "a", "b", "form", "p", "q", "k", "rms_log_heldout", "rms_log_train", "n_params",
+                "n_train", "n_heldout", "best", "flags"]
 
 
 def _as_1d(name: str, v) -> np.ndarray:
@@ -150,131 +92,6 @@ def _positive_mask(*arrays: np.ndarray) -> tuple[np.ndarray, list[str]]:
         if not finite.all():
             flags.append("non-finite")
     return usable, flags
-
-
-def loglog_slope(x, y, weights=None) -> SlopeFit:
-    """Weighted least-squares line of log y on log x.
-
-    weights ∝ 1/Var(log y) (see inverse_variance_weights).  Points with x ≤ 0 or y ≤ 0 are rejected and
-    flagged "non-positive"; fewer than MIN_POINTS points or a span under MIN_DECADES decades of x is
-    flagged "short-window" (the slope is still returned when it exists).
-    """
-    x, y = _as_1d("x", x), _as_1d("y", y)
-    if x.size != y.size:
-        raise ParameterError("y", f"length {y.size}", f"the length of x ({x.size})")
-    keep, flags = _positive_mask(x, y)
-    w = None
-    if weights is not None:
-        w = _weights(weights, x.size)
-        keep &= w > 0
-    if not keep.all():
-        x, y, w = x[keep], y[keep], (None if w is None else w[keep])
-    lx, ly = np.log(x), np.log(y)
-    n = lx.size
-    lo, hi = (float(lx.min()), float(lx.max())) if n else (math.nan, math.nan)
-    decades = (hi - lo) / math.log(10) if n else 0.0
-    if n < MIN_POINTS or decades < MIN_DECADES:
-        flags.append("short-window")
-    if n < 2 or decades == 0.0:
-        if n >= 2:
-            flags.append("degenerate-x")
-        return SlopeFit(math.nan, math.nan, math.nan, n, math.exp(lo), math.exp(hi), decades, ",".join(flags))
-    w = np.full(n, 1.0 / n) if w is None else w / w.sum()
-    xbar, ybar = w @ lx, w @ ly
-    dx = lx - xbar
-    sxx = w @ (dx * dx)
-    slope = float(w @ (dx * (ly - ybar)) / sxx)
-    intercept = float(ybar - slope * xbar)
-    stderr = math.nan
-    if n > 2:
-        resid = ly - intercept - slope * lx
-        stderr = float(math.sqrt(w @ (resid * resid) / (n - 2) / sxx))
-    return SlopeFit(slope, intercept, stderr, n, math.exp(lo), math.exp(hi), decades, ",".join(flags))
-
-
-def local_slopes(x, y) -> tuple[np.ndarray, np.ndarray]:
-    """Local exponent d log y / d log x at each point of the curve sorted by x.
-
-    Second-order centred differences on the (non-uniform) log grid, one-sided at the ends (np.gradient);
-    exact for a pure power law.  Raises on non-positive values or repeated x rather than logging them.
-    """
-    x, y = _as_1d("x", x), _as_1d("y", y)
-    if x.size != y.size or x.size < 2:
-        raise ParameterError("x, y", (x.size, y.size), "arrays of equal length >= 2")
-    keep, flags = _positive_mask(x, y)
-    if flags:
-        raise ParameterError("x, y", flags, "finite positive values (local slopes take logs)")
-    order = np.argsort(x)
-    lx, ly = np.log(x[order]), np.log(y[order])
-    if np.any(np.diff(lx) == 0):
-        raise ParameterError("x", "repeated values", "distinct x along one curve")
-    return x[order], np.gradient(ly, lx)
-
-
-def window_sensitivity(x, y, starts, weights=None, stop=None) -> pd.DataFrame:
-    """Slope of the window [start, stop] as a function of its start (stop defaults to max x).
-
-    A slope that drifts with the start means the window still sees a crossover, not the asymptote.
-    """
-    x, y = _as_1d("x", x), _as_1d("y", y)
-    w = _weights(weights, x.size)
-    stop = np.inf if stop is None else stop
-    rows = []
-    for start in np.atleast_1d(starts):
-        sel = (x >= start) & (x <= stop)
-        f = loglog_slope(x[sel], y[sel], w[sel]) if np.any(sel) else SlopeFit(
-            math.nan, math.nan, math.nan, 0, math.nan, math.nan, 0.0, "short-window")
-        rows.append({"start": float(start), "slope": f.slope, "stderr": f.stderr,
-                     "n_points": f.n_points, "decades": f.decades, "flag": f.flag})
-    return pd.DataFrame(rows)
-
-
-def systematic_range(x, y, windows: Iterable, weights=None) -> tuple[float, float]:
-    """(min, max) of the fitted slope over admissible windows: the systematic uncertainty of a slope.
-
-    Each window is a boolean mask over the points or an (x_lo, x_hi) range.  Windows whose fit carries a
-    flag (too short, non-positive points) are not admissible and are skipped; it is an error if none is.
-    Report this range beside the bootstrap CI, which only covers the statistical part.
-    """
-    x, y = _as_1d("x", x), _as_1d("y", y)
-    w = _weights(weights, x.size)
-    slopes = []
-    for win in windows:
-        win_arr = np.asarray(win)
-        if win_arr.dtype == bool:
-            sel = win_arr.ravel()
-        else:
-            lo, hi = win
-            sel = (x >= lo) & (x <= hi)
-        f = loglog_slope(x[sel], y[sel], w[sel]) if np.any(sel) else None
-        if f is not None and f.ok:
-            slopes.append(f.slope)
-    if not slopes:
-        raise ParameterError("windows", "none admissible", "at least one window with an unflagged fit")
-    return float(min(slopes)), float(max(slopes))
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Window rules
-
-
-def n_slope_window(M, N_eff, gamma: float, a: float, margin: float = WINDOW_MARGIN) -> np.ndarray:
-    """Points for an N-slope: M ≥ margin·(N_eff γ)^(1/a).
-
-    SGD after N_eff steps of size γ fits about k* = (N_eff γ)^(1/a) directions (PAPER §3).  When M is a
-    factor `margin` above k*, the sketch does not limit SGD and R − σ² ≂ (N_eff γ)^(-(a-1)/a).
-    """
-    M, N_eff = np.asarray(M, dtype=float), np.asarray(N_eff, dtype=float)
-    return M >= margin * (N_eff * gamma) ** (1.0 / a)
-
-
-def m_slope_window(M, N_eff, gamma: float, a: float, margin: float = WINDOW_MARGIN) -> np.ndarray:
-    """Points for an M-slope: N_eff γ ≥ margin·M^a (equivalently k* ≥ margin^(1/a)·M).
-
-    SGD has then fitted every direction the sketch offers and R − σ² ≂ M^(1-a), the approximation error.
-    """
-    M, N_eff = np.asarray(M, dtype=float), np.asarray(N_eff, dtype=float)
-    return N_eff * gamma >= margin * M**a
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -723,200 +540,20 @@ def compare_forms(M, N_eff, R, E: float | None = None, holdout="corner", forms: 
     return FormComparison(table, best, held)
 
 
-# ---------------------------------------------------------------------------------------------------------
-# Uncertainty
-
-
-def inverse_variance_weights(sem, R, rel_floor: float = SEM_REL_FLOOR) -> np.ndarray:
-    """w_i = 1/Var(log R_i) ≈ R_i²/sem_i² (delta method), with sem_i floored at rel_floor·R_i.
-
-    The floor keeps exact points (sem = 0, e.g. from the expected-risk recursion) at a finite weight
-    1/rel_floor², so that a mix of exact and noisy points is still well posed.  NaN sem (e.g. a single
-    seed) is an error: there is no variance to invert.
-    """
-    sem, R = _as_1d("sem", sem), _as_1d("R", R)
-    if sem.size != R.size:
-        raise ParameterError("sem", f"length {sem.size}", f"the length of R ({R.size})")
-    if not (np.all(np.isfinite(sem)) and np.all(sem >= 0)):
-        raise ParameterError("sem", "non-finite or negative values", "finite values >= 0")
-    if not (np.all(np.isfinite(R)) and np.all(R > 0)):
-        raise ParameterError("R", "non-positive or non-finite values", "finite values > 0")
-    if not rel_floor > 0:
-        raise ParameterError("rel_floor", rel_floor, "> 0")
-    rel = np.maximum(sem / R, rel_floor)
-    return 1.0 / rel**2
-
-
-@dataclass(frozen=True)
-class BootstrapResult:
-    """Bootstrap of a fit: samples (one row per resample, NaN where a refit failed), percentile CIs.
-
-    ci_low/ci_high are the interval's bounds (see bootstrap's `interval`); cov is the sample covariance;
-    corr_pq the correlation of p and q (NaN if the fit has no such parameters).  n_flagged counts refits
-    whose result carried flags (they are kept: dropping them would bias the interval).
-    """
-
-    estimate: dict[str, float]
-    samples: pd.DataFrame
-    ci_low: dict[str, float]
-    ci_high: dict[str, float]
-    cov: pd.DataFrame
-    corr_pq: float
-    level: float
-    n_failed: int
-    n_flagged: int
-    interval: str = "percentile"
-
-    def summary(self) -> pd.DataFrame:
-        """One row per parameter: estimate, bootstrap std, CI bounds."""
-        return pd.DataFrame({"estimate": self.estimate, "std": self.samples.std(ddof=1).to_dict(),
-                             "low": self.ci_low, "high": self.ci_high})
-
-
-def _params_of(result) -> tuple[dict[str, float], bool]:
-    """A fit result as {name: value} and whether it carried a flag."""
-    if hasattr(result, "params"):
-        flagged = bool(getattr(result, "flags", None) or getattr(result, "flag", ""))
-        return {k: float(v) for k, v in result.params().items()}, flagged
-    if isinstance(result, Mapping):
-        return {k: float(v) for k, v in result.items()}, False
-    return {"value": float(result)}, False
-
-
-@dataclass(frozen=True)
-class _Units:
-    """Resampling units: rows reordered so each unit is contiguous (order[start[u]:start[u] + size[u]])
-    and, per stratum, the units it holds."""
-
-    order: np.ndarray
-    start: np.ndarray
-    size: np.ndarray
-    by_stratum: list[np.ndarray]
-
-    def draw(self, rng: np.random.Generator) -> np.ndarray:
-        """Row positions of one resample: in each stratum, as many units as it has, with replacement."""
-        sel = np.concatenate([u[rng.integers(0, u.size, u.size)] for u in self.by_stratum])
-        sizes = self.size[sel]
-        # Vectorised gather of the chosen units' row blocks (a loop over units costs more than the fit).
-        offset = np.repeat(self.start[sel] - (np.cumsum(sizes) - sizes), sizes)
-        return self.order[offset + np.arange(sizes.sum())]
-
-
-def _resampling_units(table: pd.DataFrame, group_cols, strata) -> _Units:
-    group_cols = [group_cols] if isinstance(group_cols, str) else list(group_cols or [])
-    strata = [strata] if isinstance(strata, str) else list(strata or [])
-    n = len(table)
-    stratum = table.groupby(strata, sort=True).ngroup().to_numpy() if strata else np.zeros(n, dtype=int)
-    unit = table.groupby(strata + group_cols, sort=True).ngroup().to_numpy() if group_cols else np.arange(n)
-    order = np.argsort(unit, kind="stable")
-    size = np.bincount(unit)
-    start = np.cumsum(size) - size
-    unit_stratum = stratum[order[start]]
-    return _Units(order, start, size, [np.flatnonzero(unit_stratum == s) for s in np.unique(unit_stratum)])
-
-
-def bootstrap(df: pd.DataFrame | Mapping[str, np.ndarray], fit_fn: Callable, group_cols=None,
-              n_boot: int = 1000, seed: int = 0, strata=None, level: float = 0.95,
-              interval: str = "percentile") -> BootstrapResult:
-    """Nonparametric bootstrap of fit_fn(df) by resampling whole groups with replacement.
-
-    group_cols: the independent units (e.g. ["sketch_seed"]: all rows of a seed are drawn together, so
-    correlations across (M, N) within a seed are kept); None resamples rows.  strata: resample units
-    independently within each stratum (e.g. per (M, N) cell when every cell has its own seeds).
-    df may also be a dict of equal-length numpy arrays; fit_fn then receives dicts, which avoids the
-    ~0.1 ms cost of building a DataFrame per resample when the fit itself is cheap.
-    fit_fn returns a SlopeFit/JointFit (anything with .params()), a mapping or a float.  A refit that
-    raises gives a NaN row (counted in n_failed) and is excluded from the percentiles.
-    The resamples depend only on `seed` and the table, so results are reproducible.
-
-    interval="percentile" (default): the (1 ± level)/2 percentiles.  With few units these undercover:
-    for a mean of n units the coverage is P(|t_(n-1)| ≤ z·√((n-1)/n)), 93 % for n = 20 and 90 % for
-    n = 10.  interval="expanded" widens the tail levels so that this coverage is exact for a mean
-    (Hesterberg 2015, "expanded percentile"), using n = the fewest units in any stratum.
-    """
-    if not 0 < level < 1:
-        raise ParameterError("level", level, "in (0, 1)")
-    if interval not in ("percentile", "expanded"):
-        raise ParameterError("interval", interval, "'percentile' or 'expanded'")
-    if isinstance(df, pd.DataFrame):
-        df = df.reset_index(drop=True)
-        table, take = df, df.iloc.__getitem__
-    else:
-        arrays = {k: np.asarray(v) for k, v in df.items()}
-        table = pd.DataFrame(arrays)
-        take = lambda idx: {k: v[idx] for k, v in arrays.items()}  # noqa: E731
-    estimate, _ = _params_of(fit_fn(df))
-    units = _resampling_units(table, group_cols, strata)
-    rng = np.random.default_rng(seed)
-    rows, n_failed, n_flagged = [], 0, 0
-    for _ in range(n_boot):
+def joint_forms(table: pd.DataFrame) -> list[dict]:
+    """The comparison of the joint forms on each (a, b) slice of a scaling table with b ≤ a (seed means of the risk
+    against M and N_eff, E = σ² fixed); a grid too small for a joint fit gives no rows."""
+    out = []
+    for (experiment, a, b), df in table.groupby(["experiment", "a", "b"], sort=True):
+        if b > a:
+            continue
+        sigma2 = float(df["sigma2"].iloc[0])
+        mean = df.groupby(["M", "N_eff"], as_index=False)["risk"].mean()
         try:
-            params, flagged = _params_of(fit_fn(take(units.draw(rng))))
-        except (ValueError, ArithmeticError, np.linalg.LinAlgError):
-            params, flagged = {}, False
-            n_failed += 1
-        n_flagged += flagged
-        rows.append(params)
-    samples = pd.DataFrame(rows, columns=list(estimate))
-    tail = 50 * (1 - level)
-    if interval == "expanded":
-        n = min(u.size for u in units.by_stratum)
-        if n < 2:
-            raise ParameterError("interval", interval, "'percentile' when a stratum has a single unit")
-        z = math.sqrt(n / (n - 1)) * stats.t.ppf(1 - (1 - level) / 2, n - 1)
-        tail = 100 * stats.norm.sf(z)
-    ci_low = {c: float(np.nanpercentile(samples[c], tail)) for c in samples}
-    ci_high = {c: float(np.nanpercentile(samples[c], 100 - tail)) for c in samples}
-    corr_pq = math.nan
-    if {"p", "q"} <= set(samples):
-        corr_pq = float(samples["p"].corr(samples["q"]))
-    return BootstrapResult(estimate, samples, ci_low, ci_high, samples.cov(), corr_pq, level,
-                           n_failed, n_flagged, interval)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Theory checks
-
-
-class TheoryTest(NamedTuple):
-    """z: z-score(s) (estimate − theory)/std; p_value: two-sided z-test (scalar) or χ² test (vector)."""
-
-    z: float | np.ndarray
-    p_value: float
-    verdict: str
-
-
-def theory_test(estimate, theory, std=None, cov=None, level: float = 0.95) -> TheoryTest:
-    """Test fitted exponents against theory.
-
-    Scalar: z = (estimate − theory)/std, two-sided p-value.  Vector (e.g. (p, q) with a bootstrap
-    covariance): χ² = dᵀ cov⁻¹ d with d = estimate − theory, on rank(cov) degrees of freedom (a
-    pseudo-inverse copes with a rank-deficient covariance); z is then the vector of marginal z-scores.
-    verdict is "consistent", or "theory outside 95% CI" when p_value < 1 − level.
-    """
-    est = np.atleast_1d(np.asarray(estimate, dtype=float))
-    th = np.broadcast_to(np.asarray(theory, dtype=float), est.shape)
-    d = est - th
-    if cov is not None:
-        C = np.atleast_2d(np.asarray(cov, dtype=float))
-        if C.shape != (est.size, est.size):
-            raise ParameterError("cov", C.shape, f"a {est.size}x{est.size} matrix")
-        sd = np.sqrt(np.diag(C))
-        rank = np.linalg.matrix_rank(C)
-        if rank == 0:
-            raise ParameterError("cov", "zero matrix", "a non-zero covariance")
-        chi2 = float(d @ np.linalg.pinv(C) @ d)
-        p_value = float(stats.chi2.sf(chi2, rank))
-    elif std is not None:
-        sd = np.broadcast_to(np.asarray(std, dtype=float), est.shape)
-        if not np.all(sd > 0):
-            raise ParameterError("std", std, "> 0")
-        if est.size != 1:
-            raise ParameterError("estimate", estimate, "a scalar when std is given (use cov for vectors)")
-        p_value = float(2 * stats.norm.sf(abs(d[0] / sd[0])))
-    else:
-        raise ParameterError("std, cov", None, "one of them")
-    z = d / sd
-    z_out = float(z[0]) if np.ndim(estimate) == 0 else z
-    verdict = CONSISTENT if p_value >= 1 - level else f"theory outside {level:.0%} CI"
-    return TheoryTest(z_out, p_value, verdict)
+            comp = compare_forms(mean["M"], mean["N_eff"], mean["risk"], E=sigma2)
+        except ParameterError:
+            continue
+        for r in comp.table.to_dict("records"):
+            out.append({"experiment": experiment, "a": a, "b": b, **{k: r.get(k) for k in FORM_COLUMNS[3:-2]},
+                        "best": r["form"] == comp.best, "flags": r.get("flags", "")})
+    return out

@@ -32,20 +32,21 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLocator
 
-from .atomic import atomic_write
-from .theory import frontier_coordinates
+from sketchlaw.atomic import atomic_write
+from sketchlaw.theory import frontier_coordinates
 
 DPI = 200  #: resolution of every PNG written by :func:`save_figure`
 MINUS = "\u2212"
 PROVENANCE_REQUIRED = ("git_commit", "git_dirty", "config_hash")
 _STAMP_GID = "sketchlaw-provenance-stamp"
 
-#: exponents.csv columns the figures read (the typed contract of issue 11; no prose column is read).
-EXPONENT_COLUMNS = ["experiment", "a", "b", "variable", "estimator", "quantity", "fixed_variable", "fixed_value",
-                    "x_lo", "x_hi", "n_points", "n_seeds", "fitted", "intercept", "ci_low", "ci_high", "theory",
-                    "verdict", "reason"]
-_EXPONENT_TEXT = ["experiment", "variable", "estimator", "quantity", "fixed_variable", "verdict", "reason"]
-FRONTIER_VARIABLES = ("M_star", "N_star", "reducible_star")
+#: exponents.csv columns the figures read (typed: no prose column is parsed).
+EXPONENT_COLUMNS = ["experiment", "a", "b", "variable", "abscissa", "scale", "schedule", "step_rule", "samples",
+                    "estimator", "quantity", "fixed_variable", "fixed_value", "x_lo", "x_hi", "n_points", "n_seeds",
+                    "fitted", "intercept", "ci_low", "ci_high", "theory", "verdict", "reason"]
+_EXPONENT_TEXT = ["experiment", "variable", "abscissa", "scale", "schedule", "step_rule", "estimator", "quantity",
+                  "fixed_variable", "verdict", "reason"]
+CURVES = ("schedule", "step_rule", "samples")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -343,10 +344,12 @@ def errorbar_log(ax: plt.Axes, x, y, err, **kw) -> None:
 
 
 def exponent_row(exponents: pd.DataFrame | None, experiment: str, variable: str, a: float, b: float | None = None,
-                 *, estimator: str | Sequence[str] = "window", quantity: str | None = None) -> pd.Series | None:
-    """The ``exponents.csv`` row for (experiment, variable, a[, b], estimator[, quantity]), or None.
+                 *, estimator: str | Sequence[str] = "window", quantity: str | None = None,
+                 **curve: Any) -> pd.Series | None:
+    """The ``exponents.csv`` row for (experiment, variable, a[, b], estimator[, quantity]) on one curve, or None.
 
-    ``estimator`` may be a sequence: the first estimator that has a row wins (e.g. ``("primary", "window")``).
+    ``curve`` selects by the typed curve columns (``schedule=``, ``step_rule=``, ``samples=``); ``estimator`` may be a
+    sequence: the first estimator that has a row wins (e.g. ``("primary", "window")``).
     """
     if exponents is None or exponents.empty:
         return None
@@ -355,6 +358,10 @@ def exponent_row(exponents: pd.DataFrame | None, experiment: str, variable: str,
         sel &= match(exponents["b"], b)
     if quantity is not None:
         sel &= exponents["quantity"] == quantity
+    for column, value in curve.items():
+        if column not in CURVES:
+            raise TypeError(f"exponent_row selects curves by {', '.join(CURVES)}, not {column!r}")
+        sel &= match(exponents[column], value) if column == "samples" else exponents[column] == value
     for est in [estimator] if isinstance(estimator, str) else list(estimator):
         rows = exponents[sel & (exponents["estimator"] == est)]
         if not rows.empty:
@@ -368,14 +375,14 @@ def exponent_row(exponents: pd.DataFrame | None, experiment: str, variable: str,
 
 
 def is_fitted(row: pd.Series | None) -> bool:
-    """A row with a finite slope whose verdict does not say ``not fitted``."""
-    return row is not None and finite(row["fitted"]) and not str(row["verdict"]).startswith("not fitted")
+    """A row with a finite slope whose verdict is not ``not fitted``."""
+    return row is not None and finite(row["fitted"]) and row["verdict"] != "not fitted"
 
 
 def fit_line(row: pd.Series | None, points: int = 64) -> pd.DataFrame | None:
-    """The fitted line of an exponent row on its window: columns x (the variable's base quantity: M, N_eff or the
-    budget C, geometrically spaced from x_lo to x_hi), X (the regression's abscissa: x; ln x for log_M / log_N_eff;
-    ``theory.frontier_coordinates`` for the compute frontier) and y = factor·exp(intercept)·X^fitted.
+    """The fitted line of an exponent row on its window: columns x (the row's abscissa, geometrically spaced from
+    x_lo to x_hi), X (x as it enters the regression, by the row's ``scale``: x; ln x; the compute frontier's
+    coordinates ``theory.frontier_coordinates``) and y = factor·exp(intercept)·X^fitted.
     None when the row has no finite slope, intercept or window."""
     if not is_fitted(row) or not all(finite(row[k]) for k in ("intercept", "x_lo", "x_hi")):
         return None
@@ -383,10 +390,9 @@ def fit_line(row: pd.Series | None, points: int = 64) -> pd.DataFrame | None:
     if not 0 < lo <= hi:
         return None
     x = np.geomspace(lo, hi, points)
-    variable = str(row["variable"])
-    if variable in FRONTIER_VARIABLES:
-        X, factor = frontier_coordinates(variable, float(row["a"]), x)
-    elif variable.startswith("log_"):
+    if row["scale"] == "frontier":
+        X, factor = frontier_coordinates(str(row["variable"]), float(row["a"]), x)
+    elif row["scale"] == "loglog":
         X, factor = np.log(x), np.ones_like(x)
     else:
         X, factor = x, np.ones_like(x)
@@ -424,9 +430,7 @@ def slope_text(row: pd.Series | None, symbol: str = "k") -> str:
         return f"{symbol}: no row in exponents.csv"
     verdict = str(row["verdict"])
     if not is_fitted(row):
-        reason = str(row["reason"]) or (verdict.removeprefix("not fitted").lstrip(": ")
-                                         if verdict.startswith("not fitted") else "") or "no slope"
-        return f"{symbol}: not fitted ({reason})"
+        return f"{symbol}: not fitted ({row['reason'] or 'no slope'})"
     text = format_slope(row["fitted"], row["ci_low"], row["ci_high"], row["theory"], symbol=symbol,
                         windows=(row.get("sys_low"), row.get("sys_high")))
     return text + (f" \u00b7 {verdict}" if verdict else "")
@@ -529,7 +533,7 @@ def save_figure(fig: plt.Figure, figures_dir: str | os.PathLike, name: str,
                f"{' (dirty)' if f['git_dirty'] == 'true' else ''}; config {f['config_hash']}")
     keywords = "; ".join(f"{k}={f[k]}" for k in ("git_commit", "git_dirty", "config_hash", "lock_hash", "versions"))
     pdf_meta: dict[str, Any] = {"Title": name, "Subject": subject, "Keywords": keywords,
-                                "Creator": "sketchlaw.plotting", "ModDate": None}
+                                "Creator": "sketchlaw.present.plotting", "ModDate": None}
     if not os.environ.get("SOURCE_DATE_EPOCH"):
         pdf_meta["CreationDate"] = None
 

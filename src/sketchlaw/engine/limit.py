@@ -1,7 +1,7 @@
 """The M → ∞ limit of the sketched model: one-pass SGD on the unsketched, infinite-dimensional problem.
 
 As M → ∞ (with d = ∞) the sketch resolves every direction SGD can reach, Approx → 0, and the expected risk
-recursion of ``sketchlaw.exact`` becomes the one of the original problem: modes μ_i = λ_i (i = 1, 2, ...),
+recursion of ``sketchlaw.engine.exact`` becomes the one of the original problem: modes μ_i = λ_i (i = 1, 2, ...),
 p_i(0) = s_i (the prior variance: 1 isotropic, i^-b/λ_i under a source condition), noise σ². The theorem's N_eff
 term (Bias + Var at M = ∞) is this limit. The infinite sum over i is represented in three parts:
 
@@ -56,10 +56,10 @@ import numpy as np
 import pandas as pd
 from scipy import integrate
 
-from .errors import ParameterError, check_int, check_real
-from .exact import ExactEngine
-from .schedules import Schedule
-from .spectra import SPECTRA
+from sketchlaw.errors import ParameterError, check_int, check_real
+from sketchlaw.engine.exact import ExactEngine
+from sketchlaw.engine.schedules import Schedule
+from sketchlaw.engine.spectra import SPECTRA
 
 HEAD = 1000
 NODES_PER_OCTAVE = 8
@@ -159,18 +159,24 @@ class LimitModes:
         """Σ_i λ_i s_i as represented (head + quadrature + far tail): the excess risk at N = 0."""
         return float(np.dot(self.multiplicity, self.mu * self.p0)) + self.tail_energy
 
-    def run(self, schedules, sigma2: float) -> list[dict]:
-        """Bias and variance after each schedule (one ``ExactEngine.run_many`` call), far tail included."""
-        schedules = list(schedules)
-        if max(total_step(s) for s in schedules) > self.horizon * (1 + 1e-12):
+    def engine(self) -> ExactEngine:
+        """The exact engine of the represented modes at unit noise (``with_tail`` adds the far tail and σ²)."""
+        return ExactEngine(self.mu, self.p0, 1.0, 0.0, multiplicity=self.multiplicity)
+
+    def with_tail(self, schedule: Schedule, result, sigma2: float) -> dict:
+        """Bias and variance of the M = ∞ problem after ``schedule``, from the unit-noise ``engine()``'s result for
+        it: the far tail added in closed form (module docstring), the variance scaled by σ²."""
+        if total_step(schedule) > self.horizon * (1 + 1e-12):
             raise ParameterError("schedules", "longer than the horizon", f"total step <= {self.horizon:.6g}")
-        engine = ExactEngine(self.mu, self.p0, 1.0, 0.0, multiplicity=self.multiplicity)
-        out = []
-        for sch, r in zip(schedules, engine.run_many(schedules)):
-            v1 = r.variance
-            tail = self.tail_energy * (1.0 + v1) - 2.0 * total_step(sch) * self.tail_decay
-            out.append({"bias": r.bias + tail, "variance": sigma2 * v1})
-        return out
+        v1 = result.variance
+        tail = self.tail_energy * (1.0 + v1) - 2.0 * total_step(schedule) * self.tail_decay
+        return {"bias": result.bias + tail, "variance": sigma2 * v1}
+
+    def run(self, schedules, sigma2: float) -> list[dict]:
+        """Bias and variance after each schedule of the paper's kinds (one ``ExactEngine.run_many`` call, which
+        shares the phases of equal step size), far tail included."""
+        schedules = list(schedules)
+        return [self.with_tail(s, r, sigma2) for s, r in zip(schedules, self.engine().run_many(schedules))]
 
 
 def limit_curve(spectrum: str, a: float, b: float | None, sigma2: float, gamma: float, N_grid,
@@ -180,7 +186,7 @@ def limit_curve(spectrum: str, a: float, b: float | None, sigma2: float, gamma: 
     variance, excess (= bias + variance; the risk is σ² + excess, Approx = 0).
 
     spectrum "power" (λ_i = i^-a) or "logpower" (λ_i = i^-1 log^-a(i + 1)); b None (isotropic prior, s_i = 1) or
-    the source exponent (s_i = i^-b/λ_i); schedule and log_base as in ``sketchlaw.schedules.Schedule``. The modes
+    the source exponent (s_i = i^-b/λ_i); schedule and log_base as in ``sketchlaw.engine.schedules.Schedule``. The modes
     are those of ``LimitModes`` (exact head of ``head`` modes, Gauss–Legendre quadrature in log i over octaves,
     closed-form frozen far tail), built once for the largest N, and all N are run in one ``ExactEngine.run_many``
     call (phases with the same step size are decomposed once).
@@ -206,9 +212,3 @@ def far_grid(N_max: float) -> list[int]:
     run to see where its local slope is heading (the N_eff rows' extrapolation; docs/METHODS.md §14)."""
     first = int(math.floor(math.log10(float(N_max)))) + FAR_DECADES
     return [10**k for k in range(first, FAR_LAST + 1, FAR_DECADES)]
-
-
-def local_slopes(x, y) -> np.ndarray:
-    """Local log–log slopes d log y / d log x between consecutive points (length len(x) − 1)."""
-    x, y = np.log(np.asarray(x, dtype=float)), np.log(np.asarray(y, dtype=float))
-    return np.diff(y) / np.diff(x)

@@ -38,7 +38,7 @@ def git_state(root) -> tuple[str, bool]:
 
 
 def versions() -> dict:
-    from . import __version__
+    from sketchlaw import __version__
 
     out = {"python": platform.python_version()}
     for name in PACKAGES:

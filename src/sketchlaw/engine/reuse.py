@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import seeds
-from .errors import check_int
-from .exact import check_stable
-from .sgd import MonteCarloResult, _check_divergence, _risks
+from sketchlaw import seeds
+from sketchlaw.errors import check_int
+from sketchlaw.engine.exact import check_stable
+from sketchlaw.engine.sgd import MonteCarloResult, check_divergence, population_risks
 
 # Stream tags beside seeds.SKETCH ... NAIVE_DATA (kept clear of them; candidates to move into sketchlaw.seeds).
 REUSE_DATA, REUSE_INDEX, NAIVE_REUSE = 101, 102, 103
@@ -75,8 +75,8 @@ def run_multipass(mu, targets, approx, sigma2: float, schedule, n_samples: int, 
                 z = Z[local, idx[:, i]]
                 resid = np.einsum("rm,rm->r", z, err) - XI[local, idx[:, i]]
                 err -= (gammas[start + i] * resid)[:, None] * z
-            _check_divergence(err, mu, limit, stop, schedule.gamma)
-        risks[rows] = _risks(err, mu, sigma2, approx[rows])
+            check_divergence(err, mu, limit, stop, schedule.gamma)
+        risks[rows] = population_risks(err, mu, sigma2, approx[rows])
     return MonteCarloResult(risks, np.array(approx), sigma2)
 
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import seeds
-from .errors import ParameterError, check_int
+from sketchlaw import seeds
+from sketchlaw.errors import ParameterError, check_int
 
 
 @dataclass

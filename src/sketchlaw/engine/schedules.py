@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ParameterError, check_int, check_real
+from sketchlaw.errors import ParameterError, check_int, check_real
 
 LOG_BASES = {"e": math.e, "2": 2.0, "10": 10.0}
 PIECEWISE = ("geometric", "constant")

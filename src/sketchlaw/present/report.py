@@ -25,6 +25,7 @@ EXPONENT_COLUMNS = [
     ("a", ["a"], "number"),
     ("b", ["b"], "number"),
     ("variable", ["variable"], "text"),
+    ("curve", ["schedule", "step_rule", "samples"], "curve"),
     ("estimator", ["estimator"], "text"),
     ("fitted", ["fitted"], "number"),
     ("95 % interval", ["ci_low", "ci_high"], "interval"),
@@ -32,7 +33,7 @@ EXPONENT_COLUMNS = [
     ("theory", ["theory"], "number"),
     ("finite-size theory", ["theory_finite"], "number"),
     ("extrapolated [low, high]", ["extrapolated", "extrapolated_low", "extrapolated_high"], "extrapolated"),
-    ("verdict", ["verdict"], "verdict"),
+    ("verdict", ["verdict", "reason"], "verdict"),
 ]
 
 VERDICT_LEGEND = (
@@ -147,7 +148,7 @@ def _normalize(exponents: pd.DataFrame) -> pd.DataFrame:
     for _, cols, _ in EXPONENT_COLUMNS:
         for c in cols:
             if c not in df:
-                df[c] = float("nan")
+                df[c] = "" if c in ("schedule", "step_rule", "reason") else float("nan")
     return df
 
 
@@ -165,7 +166,13 @@ def _cell(kind: str, row, cols: list[str]) -> str:
         return f"<td>{value if span == '—' else f'{value} {span}'}</td>"
     if kind == "verdict":
         text = str(row[cols[0]]) if fmt(row[cols[0]]) != "—" else "—"
-        return f'<td class="text verdict {_verdict_class(text)}">{html.escape(text)}</td>'
+        reason = str(row[cols[1]]) if text == "not fitted" and fmt(row[cols[1]]) != "—" else ""
+        shown = html.escape(text) + (f'<br><span class="reason">{html.escape(reason)}</span>' if reason else "")
+        return f'<td class="text verdict {_verdict_class(text)}">{shown}</td>'
+    if kind == "curve":  # the typed curve columns a row has (schedule, step rule, dataset size), for reading only
+        parts = [str(row[cols[0]]), str(row[cols[1]]),
+                 f"N = {fmt(row[cols[2]])}" if fmt(row[cols[2]]) != "—" else ""]
+        return f'<td class="text">{html.escape(", ".join(x for x in parts if x and x != "nan" and x != "—"))}</td>'
     cls = ' class="text"' if kind == "text" else ""
     return f"<td{cls}>{html.escape(fmt(row[cols[0]]))}</td>"
 

@@ -192,7 +192,9 @@ def pooled_slope(x, y, groups) -> Estimate:
 
 
 def local_slopes(x, y, log_of_log: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Slopes between neighbouring points of a curve, at the geometric midpoints of x."""
+    """The project's one definition of a curve's local slopes: d log y / d log X between neighbouring points (X = x,
+    or log x for the log power law), placed at the geometric midpoints of x; points with y ≤ 0 are skipped. The
+    tables store these, the figures plot them and the extrapolation fits them."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     order = np.argsort(x)
     x, y = x[order], y[order]
@@ -340,7 +342,7 @@ def verdict(est: Estimate, theory: float, theory_finite: float, extrap: dict) ->
     if not math.isfinite(theory):
         return "no theory"
     if not est.ok:
-        return f"not fitted: {est.reason or 'no estimate'}"
+        return "not fitted"
     lo = np.nanmin([est.ci_low, est.sys_low, est.fitted])
     hi = np.nanmax([est.ci_high, est.sys_high, est.fitted])
     if lo <= theory <= hi:
@@ -351,3 +353,39 @@ def verdict(est: Estimate, theory: float, theory_finite: float, extrap: dict) ->
     if agrees_finite and math.isfinite(e_lo) and e_lo <= theory <= e_hi:
         return "pre-asymptotic"
     return "disagrees"
+
+
+def finite_slope(x, y, est: Estimate, log_of_log: bool = False) -> float:
+    """Slope of a finite-size theory curve (x, y) on the estimate's window (NaN when the estimate has none)."""
+    if not est.ok:
+        return math.nan
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    sel = est.in_window(x)
+    return line(np.log(x[sel]) if log_of_log else x[sel], y[sel])[0]
+
+
+def half_width(est: Estimate) -> float:
+    """Half the width of the estimate's statistical interval (0 for an exact curve, which has none)."""
+    return 0.5 * (est.ci_high - est.ci_low) if math.isfinite(est.ci_low) else 0.0
+
+
+def mc_slope(curve: pd.DataFrame, x: str, y: str = "mc_mean", sem: str = "mc_sem", offset: str = "sigma2",
+             exact: str = "reducible") -> tuple[Estimate, float]:
+    """Slope of log(y − offset) against log x of Monte Carlo means (averaged over the seeds at each x), with a
+    LEVEL interval from the Monte Carlo standard errors (delta method, normal quantile), and the exact curve's slope on
+    the same points. Points whose mean does not exceed the offset are dropped (they cannot be logged)."""
+    g = curve.assign(_y=curve[y] - curve[offset].to_numpy(float), _var=curve[sem] ** 2).groupby(x)
+    pts = pd.DataFrame({"mc": g["_y"].mean(), "var": g["_var"].sum() / g.size() ** 2, "exact": g[exact].mean(),
+                        "seeds": g.size()})
+    pts = pts[pts["mc"] > 0]
+    if len(pts) < 2:
+        return Estimate(n_points=len(pts), reason=f"{len(pts)} Monte Carlo point(s) above the offset (need 2)"), \
+            math.nan
+    lx = np.log(pts.index.to_numpy(float))
+    c = (lx - lx.mean()) / np.sum((lx - lx.mean()) ** 2)  # slope = Σ c_i log y_i
+    slope, intercept = line(pts.index, pts["mc"])
+    half = float(stats.norm.ppf(0.5 + LEVEL / 2)) * math.sqrt(float(np.sum(c**2 * pts["var"] / pts["mc"] ** 2)))
+    est = Estimate(fitted=slope, intercept=intercept, ci_low=slope - half, ci_high=slope + half,
+                   x_lo=float(pts.index.min()), x_hi=float(pts.index.max()), n_points=len(pts),
+                   n_seeds=int(pts["seeds"].min()))
+    return est, line(pts.index, pts["exact"])[0]

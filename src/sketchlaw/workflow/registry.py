@@ -25,6 +25,14 @@ class Notebook:
 
 
 @dataclass(frozen=True)
+class Aux:
+    """An auxiliary table <experiment>_<name>.parquet, its own job; ``needs`` names the config key it needs."""
+
+    name: str
+    needs: str = ""
+
+
+@dataclass(frozen=True)
 class Experiment:
     """One experiment of the config.
 
@@ -33,13 +41,14 @@ class Experiment:
               the follow-ups (FOLLOWUP_KINDS): schedules (every schedule of the block at every N, one exact job per
               sketch family), batch (every batch size B at every N, one exact job per sketch family), reuse
               (multi-pass Monte Carlo over an L grid, one job per (M, N, sketch seed))
-    analyses  what the fit step computes from its table: scaling (primary and window slopes), montecarlo (Monte
-              Carlo slopes), joint (the comparison of joint functional forms), compute (the frontier); schedules,
-              batch, reuse (the follow-ups' rows, ``sketchlaw.followup_fits``)
+    analyses  what the fit step computes from its table (``sketchlaw.analysis.table.ANALYSES``): scaling (primary
+              and window slopes), montecarlo (Monte Carlo slopes), joint (the comparison of joint functional forms),
+              compute (the frontier); schedules, batch, reuse (the follow-ups' rows)
     limit     whether the fit needs the M = ∞ limit (the N_eff slopes' primary quantity)
-    theory    the key of ``theory.exponents`` for its rows
+    theory    the theory its rows are checked against: the key of ``theory.exponents`` (the analysis reads it)
     aux       auxiliary tables <name>_<aux>.parquet of the experiment that its fit and its notebooks also read
-              (schedules: ``claim``, the unsketched schedule comparison, its own job)
+              (schedules: ``claim``, the unsketched schedule comparison, and ``finite``, the finite-size theory of
+              its window rows)
     """
 
     name: str
@@ -56,10 +65,10 @@ class Experiment:
         """The config key of its sample-size grid."""
         return "C" if self.kind == "compute" else "N"
 
-    @property
-    def aux_tables(self) -> list[str]:
-        """Stems of its auxiliary tables (results/tables/<stem>.parquet)."""
-        return [f"{self.name}_{t}" for t in self.aux]
+    def aux_tables(self, block: dict | None = None) -> list[str]:
+        """Stems of its auxiliary tables (results/tables/<stem>.parquet); given its config block, only those whose
+        needed key it has."""
+        return [f"{self.name}_{t.name}" for t in self.aux if block is None or not t.needs or (block or {}).get(t.needs)]
 
 
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
@@ -75,13 +84,14 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
                columns=EXACT_COLUMNS + ("method", "ridge_lambda")),
     Experiment("stepsize", "stepsize", (), (Notebook("stepsize"),), columns=EXACT_COLUMNS + ("gamma_max",)),
     # Beyond the paper (docs/METHODS.md §18): step-size schedules, mini-batches, multi-pass SGD with data reuse.
-    Experiment("schedules", "schedules", ("schedules",), (Notebook("schedules"),), aux=("claim",),
+    Experiment("schedules", "schedules", ("schedules",), (Notebook("schedules"),), theory="schedules",
+               aux=(Aux("claim", needs="claim"), Aux("finite")),
                columns=FOLLOWUP_COLUMNS + ("schedule", "kind", "N", "N_eff", "pieces", "risk", "approx", "bias",
                                            "variance", "reducible")),
-    Experiment("batch", "batch", ("batch",), (Notebook("batch"),),
+    Experiment("batch", "batch", ("batch",), (Notebook("batch"),), theory="batch",
                columns=FOLLOWUP_COLUMNS + ("N", "B", "T", "T_eff", "step_rule", "gamma_B", "capped", "risk",
                                            "approx", "bias", "variance", "reducible", "variance_predictor")),
-    Experiment("reuse", "reuse", ("reuse",), (Notebook("reuse"),),
+    Experiment("reuse", "reuse", ("reuse",), (Notebook("reuse"),), theory="reuse",
                columns=FOLLOWUP_COLUMNS + ("N", "L", "repeats", "mc_trials", "mc_mean", "mc_sem", "reducible",
                                            "onepass_L_reducible", "onepass_N_reducible", "approx")),
 )}
@@ -109,9 +119,4 @@ def active_notebooks(config: dict) -> list[str]:
 
 def aux_tables(config: dict) -> list[str]:
     """Auxiliary tables of the enabled experiments (e.g. schedules_claim), in registry order."""
-    return [t for name in enabled(config) for t in EXPERIMENTS[name].aux_tables
-            if (config["experiments"][name] or {}).get(t.removeprefix(name + "_"))]
-
-
-def analyses() -> dict[str, tuple]:
-    return {name: e.analyses for name, e in EXPERIMENTS.items()}
+    return [t for name in enabled(config) for t in EXPERIMENTS[name].aux_tables(config["experiments"][name])]

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import seeds
-from .errors import DivergenceError, check_int
-from .exact import check_stable
-from .schedules import Schedule
+from sketchlaw import seeds
+from sketchlaw.errors import DivergenceError, check_int
+from sketchlaw.engine.exact import check_stable
+from sketchlaw.engine.schedules import Schedule
 
 # Random draws are made in blocks of steps: large enough to amortize the generator, small enough for memory.
 _STEP_BLOCK_BYTES = 32 * 2**20
@@ -75,7 +75,7 @@ def run_sgd(mu: np.ndarray, targets: np.ndarray, approx: np.ndarray, sigma2: flo
     block = max(1, _STEP_BLOCK_BYTES // (8 * R * batch * (M + 1)))
     cp_risks, ci, t = [], 0, 0
     if cps[0] == 0:
-        cp_risks.append(_risks(err, mu, sigma2, approx)); ci = 1
+        cp_risks.append(population_risks(err, mu, sigma2, approx)); ci = 1
     starts = range(0, schedule.N, block)
     if progress:  # to stderr, i.e. the job's log in the workflow
         from tqdm import tqdm
@@ -86,9 +86,9 @@ def run_sgd(mu: np.ndarray, targets: np.ndarray, approx: np.ndarray, sigma2: flo
         gen = seeds.rng(seed, seeds.SGD_DATA, b)
         if batch > 1:
             t = _batched_steps(gen, err, sqrt_mu, noise_sd, gammas[start:start + n], batch, t, cps, cp_risks,
-                               lambda e: _risks(e, mu, sigma2, approx))
+                               lambda e: population_risks(e, mu, sigma2, approx))
             ci = int(np.searchsorted(cps, t, side="right"))
-            _check_divergence(err, mu, limit, t, schedule.gamma)
+            check_divergence(err, mu, limit, t, schedule.gamma)
             continue
         if dtype == np.float64:
             Z = gen.standard_normal((n, R, M)) * sqrt_mu       # z̃_t ~ N(0, diag μ)
@@ -105,15 +105,15 @@ def run_sgd(mu: np.ndarray, targets: np.ndarray, approx: np.ndarray, sigma2: flo
             err -= (G[i] * resid)[:, None] * z
             t += 1
             if ci < len(cps) and cps[ci] == t:
-                cp_risks.append(_risks(err, mu, sigma2, approx)); ci += 1
-        _check_divergence(err, mu, limit, t, schedule.gamma)
-    risks = _risks(err, mu, sigma2, approx)
+                cp_risks.append(population_risks(err, mu, sigma2, approx)); ci += 1
+        check_divergence(err, mu, limit, t, schedule.gamma)
+    risks = population_risks(err, mu, sigma2, approx)
     if checkpoints is None:
         return MonteCarloResult(risks, np.array(approx), sigma2)
     return MonteCarloResult(risks, np.array(approx), sigma2, cps, np.array(cp_risks))
 
 
-def _check_divergence(err, mu, limit, t, gamma):
+def check_divergence(err, mu, limit, t, gamma):
     energy = np.sum(mu * err * err, axis=1)
     if not np.all(np.isfinite(energy)) or energy.max() > limit:
         raise DivergenceError(f"Monte Carlo SGD diverged by step {t} at gamma={gamma} "
@@ -134,7 +134,7 @@ def _batched_steps(gen, err, sqrt_mu, noise_sd, gammas, batch, t, cps, cp_risks,
     return t
 
 
-def _risks(err, mu, sigma2, approx):
+def population_risks(err, mu, sigma2, approx):
     return sigma2 + approx + np.sum(mu * err * err, axis=1)
 
 

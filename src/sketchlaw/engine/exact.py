@@ -26,8 +26,8 @@ import numpy as np
 from numba import njit, prange
 from scipy.optimize import brentq
 
-from .errors import DivergenceError, ParameterError
-from .schedules import Schedule
+from sketchlaw.errors import DivergenceError, ParameterError
+from sketchlaw.engine.schedules import Schedule
 
 _EPS = np.finfo(float).eps
 
@@ -784,7 +784,7 @@ class ExactEngine:
     """Expected risk after N SGD updates, averaged over data and prior, for fixed μ, p(0), σ² and E Approx.
 
     ``multiplicity`` n_j lets one mode stand for n_j identical modes (or a quadrature weight, see
-    ``sketchlaw.limit``): the sum P_j over the copies obeys P ← (1 − e)P + n(g²/B)μ(μ·P + σ_M²), which in the
+    ``sketchlaw.engine.limit``): the sum P_j over the copies obeys P ← (1 − e)P + n(g²/B)μ(μ·P + σ_M²), which in the
     coordinates q = P/√n is the recursion above with the rank-one vector w = √n·μ, so the phase maps stay symmetric.
     ``batch`` B averages each update's gradient over B fresh samples: the fourth-moment and noise terms shrink by
     1/B (diagonal 1 − 2gμ + (1 + 1/B)g²μ², rank one g²/B·wwᵀ, forcing g²/B·σ_M²·w); a schedule then counts updates.

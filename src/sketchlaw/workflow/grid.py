@@ -12,10 +12,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .exact import critical_step_size
-from .registry import EXPERIMENTS, FOLLOWUP_KINDS
-from .seeds import coordinate_seed
-from .spectra import Spectrum
+from sketchlaw.engine.exact import critical_step_size
+from sketchlaw.workflow.registry import EXPERIMENTS, FOLLOWUP_KINDS
+from sketchlaw.seeds import coordinate_seed
+from sketchlaw.engine.spectra import Spectrum
 
 
 class ConfigError(ValueError):
@@ -195,7 +195,7 @@ REUSE_MAX_BYTES = 2 * 2**30  # one trial's dataset (N samples of M + 1 float64) 
 def _check_followup(kind: str, at: str, s: dict) -> None:
     """The follow-up experiments' own checks (docs/METHODS.md §18): what would leave them nothing to run or crash
     a job is refused here, naming the field."""
-    from .followups import STEP_RULES, claim_stability_bound, schedule_label, schedule_spec_error
+    from sketchlaw.workflow.followups import STEP_RULES, claim_stability_bound, schedule_label, schedule_spec_error
 
     if isinstance(s["gamma"], list):
         raise ConfigError(f"{at}.gamma", s["gamma"], "a single step size (a number) for this experiment")
@@ -221,7 +221,7 @@ def _check_followup(kind: str, at: str, s: dict) -> None:
             _check_grid(f"{at}.claim.N", claim.get("N"), integer=True, minimum=16)
             for a in s["a"]:
                 for b in (s.get("b") or [None]):
-                    bound = claim_stability_bound(a, b)
+                    bound = claim_stability_bound(a, b, float(s["gamma"]), int(max(claim["N"])))
                     if float(s["gamma"]) >= bound:
                         raise ConfigError(f"{at}.gamma", s["gamma"], f"0 < gamma < {bound:.4g} (the stability bound "
                                                                      f"of the unsketched problem of the claim, a = {a})")
@@ -378,9 +378,21 @@ def claim_params(config: dict, name: str) -> dict:
     """The unsketched schedule comparison (``followups.schedule_claim``) of a schedules block: every (a, b) over
     the claim's N grid, for the paper's geometric decay and the power decay to zero with q = 2a − 1."""
     s = _settings(config, name)
-    return {"experiment": name, "curves": [{"a": float(a), "b": None if b is None else float(b)}
-                                           for a in s["a"] for b in (s.get("b") or [None])],
-            "N": [int(N) for N in s["claim"]["N"]], "gamma": float(s["gamma"]), "sigma2": float(s["sigma2"])}
+    return {"experiment": name, "curves": _curves(s), "N": [int(N) for N in s["claim"]["N"]],
+            "gamma": float(s["gamma"]), "sigma2": float(s["sigma2"])}
+
+
+def finite_params(config: dict, name: str) -> dict:
+    """The finite-size theory of a schedules block's window rows (``followups.schedule_finite``): every (a, b) at
+    the block's largest M over its N grid."""
+    s = _settings(config, name)
+    return {"experiment": name, "spectrum": s["spectrum"], "curves": _curves(s), "M": int(max(s["M"])),
+            "N": [int(N) for N in s["N"]], "gamma": float(s["gamma"]), "sigma2": float(s["sigma2"]),
+            "specs": [dict(spec) for spec in s["schedules"]], "log_base": s["log_base"]}
+
+
+def _curves(s: dict) -> list[dict]:
+    return [{"a": float(a), "b": None if b is None else float(b)} for a in s["a"] for b in (s.get("b") or [None])]
 
 
 def limit_params(config: dict, name: str) -> dict:

@@ -19,10 +19,11 @@ from pathlib import Path
 import numpy as np
 from scipy.linalg.blas import dsyrk
 
-from . import __version__, seeds
-from .atomic import atomic_write
-from .errors import ParameterError, check_int, check_real
-from .spectra import Prior, Spectrum, tail_sums
+from sketchlaw import __version__
+from sketchlaw import seeds
+from sketchlaw.atomic import atomic_write
+from sketchlaw.errors import ParameterError, check_int, check_real
+from sketchlaw.engine.spectra import Prior, Spectrum, tail_sums
 
 CHUNK = 1024
 FORMAT_VERSION = 1

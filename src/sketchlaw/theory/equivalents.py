@@ -1,7 +1,9 @@
-"""The paper's predicted rates and exponents (docs/METHODS.md §12), as functions of (M, N_eff, γ, a, b, σ²).
+"""Finite-size theory: deterministic equivalents of a Gaussian sketch (docs/METHODS.md §12).
 
-Rates hold up to constants that depend only on a (and b); the exponents are what the fits are checked against.
-Slopes are signed: the slope of log(R − σ²) against log M is −(a − 1) for the main theorem.
+Its approximation error (κ from Σ λ_i/(λ_i + κ) = M), and its spectrum and initial profile, which run through the
+exact recursion give the sketched problem's risk without drawing a sketch. These are approximations of the system
+measured at finite size, not asymptotic rates (those are ``sketchlaw.theory.rates``); the resolvent continuation is a
+compiled kernel, so importing this module loads numba.
 """
 
 from __future__ import annotations
@@ -12,56 +14,9 @@ import numpy as np
 from numba import njit
 from scipy import optimize
 
-from .spectra import Prior, Spectrum, tail_sums
+from sketchlaw.engine.spectra import Prior, Spectrum, tail_sums
 
 DE_HEAD = 10**6  # coordinates summed exactly in the deterministic equivalent; the rest by tail sums
-
-
-def effective_dimension(N_eff, gamma, a):
-    """k* = (N_eff γ)^(1/a): the number of eigendirections SGD has fitted after 'time' N_eff·γ."""
-    return (np.asarray(N_eff, dtype=float) * gamma) ** (1.0 / a)
-
-
-def rates(M, N_eff, gamma, a, b=None, sigma2=1.0, spectrum="power"):
-    """Order-of-magnitude rates (constants set to 1) of Approx, Bias and Var (dict of arrays).
-
-    power (b = a unless given):  Approx ≂ M^(1−b), Bias ≂ (N_eff γ)^((1−b)/a), Var ≂ σ² min(M, k*)/N_eff
-    logpower:                    Approx ≂ log^(1−a) M, Bias ≂ log^(1−a)(N_eff γ), Var ≂ σ² γ / log^a(N_eff γ)
-    """
-    M = np.asarray(M, dtype=float)
-    N_eff = np.asarray(N_eff, dtype=float)
-    if spectrum == "logpower":
-        t = N_eff * gamma
-        return {"approx": np.log(M) ** (1 - a), "bias": np.log(t) ** (1 - a),
-                "variance": sigma2 * gamma / np.log(t) ** a}
-    b = a if b is None else b
-    k = effective_dimension(N_eff, gamma, a)
-    return {"approx": M ** (1 - b), "bias": (N_eff * gamma) ** ((1 - b) / a),
-            "variance": sigma2 * np.minimum(M, k) / N_eff}
-
-
-def exponents(experiment: str, a: float, b: float | None = None) -> dict[str, float]:
-    """Theory slopes by variable for an experiment kind.
-
-    main / source: slopes of log(R − σ²) against log M and log N_eff: −(b − 1) and −(b − 1)/a (b = a for the
-      isotropic prior). For a source condition with b > a the N_eff theory no longer applies (variance dominates);
-      that slope is omitted. The M slope saturates at −a for b > a + 1 (a Gaussian sketch resolves the leading
-      directions only up to its effective regularization κ ≂ M^−a; see ``sketch_approx_de``); at b = a + 1 the
-      rate is M^−a log M, not a power, and the slope is omitted.
-    logpower: slopes of log(R − σ²) against log log M and log log N_eff: −(a − 1) each.
-    compute: M* ∝ C^(1/(a+1)), N* ∝ C^(a/(a+1)), R* − σ² ∝ C^(−(a−1)/(a+1)) (up to log factors).
-    """
-    if experiment in ("main", "source"):
-        b = a if b is None else b
-        out = {"M": -min(b - 1.0, a)} if not np.isclose(b, a + 1.0) else {}
-        if b <= a:
-            out["N_eff"] = -(b - 1.0) / a
-        return out
-    if experiment == "logpower":
-        return {"log_M": -(a - 1.0), "log_N_eff": -(a - 1.0)}
-    if experiment == "compute":
-        return {"M_star": 1.0 / (a + 1.0), "N_star": a / (a + 1.0), "reducible_star": -(a - 1.0) / (a + 1.0)}
-    raise KeyError(f"no theory exponents for experiment kind {experiment!r}")
 
 
 def sketch_approx_de(kind: str, a: float, M, b: float | None = None, head: int = DE_HEAD) -> np.ndarray:
@@ -101,14 +56,14 @@ DE_FAR_LOG_KAPPA = -460.0  # and κ ≥ e^-460 ≈ 1e-200 (power law: κ ≂ M^-
 
 def _approx_de_quadrature(kind: str, a: float, M, b: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(log κ, E Approx) of the deterministic equivalent at each M, on the M = ∞ limit's representation of the
-    spectrum (``sketchlaw.limit.LimitModes``: exact head, Gauss–Legendre quadrature in log i, closed-form far
+    spectrum (``sketchlaw.engine.limit.LimitModes``: exact head, Gauss–Legendre quadrature in log i, closed-form far
     tail) instead of an exact sum over the first 10⁶ coordinates, so M can be astronomically large.
 
     The representation must reach far below κ (its far tail is summed to first order in λ/κ), and κ is what is being
     solved for: it is rebuilt out to λ ≤ 1e-8·κ/2 until κ stops moving. Sums are written in log κ so nothing
     underflows. Agrees with ``sketch_approx_de`` to < 1e-6 relative (tests/test_theory.py).
     """
-    from .limit import LimitModes, far_tail_energy
+    from sketchlaw.engine.limit import LimitModes, far_tail_energy
 
     M = np.atleast_1d(np.asarray(M, dtype=float))
 
@@ -147,31 +102,6 @@ def sketch_approx_de_far(kind: str, a: float, M_max: float, b: float | None = No
         step = max((last - math.log(M_max)) / 4, math.log(4.0))
     M = M_max * np.exp(step * np.arange(5 if step <= math.log(4.0) else int((last - math.log(M_max)) // step) + 1))
     return M, _approx_de_quadrature(kind, a, M, b)[1]
-
-
-def frontier_coordinates(variable: str, a: float, C) -> tuple[np.ndarray, np.ndarray]:
-    """(x, factor) in which the compute-optimal law is a pure power, y / factor ∝ x^e (docs/METHODS.md §12):
-    M* and R* − σ² ∝ (C/log C)^e, so x = C/log C and factor 1; N* ∝ C^e·(log C)^(1/(a+1)), so x = C and the
-    log factor divided out."""
-    C = np.asarray(C, dtype=float)
-    if variable == "N_star":
-        return C, np.log(C) ** (1.0 / (a + 1.0))
-    return C / np.log(C), np.ones_like(C)
-
-
-def ols_variance(noise, M, N):
-    """Exact E‖v̂ − v*‖²_Σ of least squares on N Gaussian samples of M sketched features (Wishart identity):
-    noise · M / (N − M − 1) for N > M + 1, with noise = σ² + Approx; infinite otherwise."""
-    M = np.asarray(M, dtype=float)
-    N = np.asarray(N, dtype=float)
-    with np.errstate(divide="ignore"):
-        return np.where(N > M + 1, noise * M / (N - M - 1), np.inf)
-
-
-def optimal_step_size_range(M, N_eff, a, gamma_max):
-    """docs/METHODS.md §12: if N_eff ≲ M^a take γ ≂ 1 (capped by stability); else any γ in [M^a/N_eff, γ_max] reaches the floor."""
-    lo = np.minimum(np.asarray(M, dtype=float) ** a / np.asarray(N_eff, dtype=float), gamma_max)
-    return lo, gamma_max
 
 
 @njit(cache=True, error_model="numpy")
@@ -241,11 +171,11 @@ def sketched_modes_de(kind: str, a: float, M: int, b: float | None = None, grid_
     log μ of step ``grid_step`` with η = grid_step·μ (a Poisson smoothing of relative width equal to the grid step,
     which shifts smooth functionals of the spectrum by O(grid_step²) only) and each grid cell becomes one mode:
     n_k = density of counts × cell width, p_k(0) = (energy density × cell width)/(μ_k² n_k). The infinite sums over i
-    use the limit engine's representation (``sketchlaw.limit.LimitModes``: exact head of ``head_factor``·M modes,
+    use the limit engine's representation (``sketchlaw.engine.limit.LimitModes``: exact head of ``head_factor``·M modes,
     where κ can come close to −λ_i; Gauss–Legendre quadrature in log i beyond; the far tail to first order in λ/κ).
     κ is followed by Newton's method from above the spectrum downwards. The modes are a theory: no sketch is drawn.
     """
-    from .limit import LimitModes, far_tail_energy
+    from sketchlaw.engine.limit import LimitModes, far_tail_energy
 
     head = max(head_factor * M, 64)
     # the quadrature must reach λ ≪ κ₀ (found on a short representation first): run it out to λ ≤ 1e-8·κ₀/2
@@ -308,8 +238,8 @@ def sketched_excess_de(kind: str, a: float, b: float | None, M: int, sigma2: flo
     """
     import pandas as pd
 
-    from .exact import ExactEngine
-    from .schedules import Schedule
+    from sketchlaw.engine.exact import ExactEngine
+    from sketchlaw.engine.schedules import Schedule
 
     mu, p0, n, approx = sketched_modes_de(kind, a, M, b, **modes_options)
     schedules = [Schedule(gamma, int(round(float(x))), schedule, log_base) for x in np.atleast_1d(N_grid)]

@@ -9,12 +9,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .baselines import ridge_monte_carlo
-from .exact import ExactEngine, critical_step_size
-from .errors import ParameterError
-from .schedules import Schedule
-from .sgd import monte_carlo
-from .theory import ols_variance
+from sketchlaw.engine.baselines import ridge_monte_carlo
+from sketchlaw.engine.exact import ExactEngine, critical_step_size
+from sketchlaw.errors import ParameterError
+from sketchlaw.engine.schedules import Schedule
+from sketchlaw.engine.sgd import monte_carlo
+from sketchlaw.theory import ols_variance
 
 EXACT_RESULT_COLUMNS = ("N", "N_eff", "gamma", "gamma_max", "risk", "sigma2", "approx", "bias", "variance",
                         "excess", "reducible", "variance_from_noise", "variance_from_approx")
@@ -97,8 +97,8 @@ def limit_rows(job: dict) -> pd.DataFrame:
     grid beyond it (model ``limit_far``, ``limit.far_grid``), and their deterministic equivalent at the largest M
     of the grid (model ``deterministic_equivalent``, with its E Approx),
     for each (a, b) of the job."""
-    from .limit import far_grid, limit_curve
-    from .theory import sketched_excess_de
+    from sketchlaw.engine.limit import far_grid, limit_curve
+    from sketchlaw.theory.equivalents import sketched_excess_de
 
     out = []
     for curve in job["curves"]:
@@ -130,7 +130,7 @@ def limit_rows(job: dict) -> pd.DataFrame:
 def followup_rows(problem, job: dict) -> pd.DataFrame:
     """One follow-up job on one problem (``grid.followup_params``): every schedule at every N (schedules), every
     batch size and step rule at every N (batch), or multi-pass Monte Carlo at every L (reuse, one N)."""
-    from . import followups as fu
+    from sketchlaw.workflow import followups as fu
 
     problem.sigma2 = job["sigma2"]
     kind = job["kind"]
@@ -154,7 +154,7 @@ def followup_table(jobs, problem_paths) -> pd.DataFrame:
     """``followup_rows`` for each (job, problem file) pair of a workflow job, concatenated; prints each one's time."""
     import time
 
-    from .problem import Problem
+    from sketchlaw.engine.problem import Problem
 
     start, parts = time.perf_counter(), []
     for job, path in zip(jobs, problem_paths):
@@ -167,11 +167,28 @@ def followup_table(jobs, problem_paths) -> pd.DataFrame:
 
 def claim_rows(job: dict) -> pd.DataFrame:
     """The unsketched schedule comparison (``followups.schedule_claim``) for every (a, b) of the job."""
-    from .followups import schedule_claim
+    from sketchlaw.workflow.followups import schedule_claim
 
     out = [schedule_claim(c["a"], c["b"], job["gamma"], job["sigma2"], job["N"]).assign(experiment=job["experiment"])
            for c in job["curves"]]
-    df = pd.concat(out, ignore_index=True)
-    df["b"] = df["b"].fillna(df["a"])  # the isotropic prior is recorded as b = a, as in every other table
+    return _first_columns(pd.concat(out, ignore_index=True))
+
+
+def finite_rows(job: dict) -> pd.DataFrame:
+    """The schedules' finite-size theory (``followups.schedule_finite``) at the block's largest M, for every (a, b)
+    of the job."""
+    from sketchlaw.workflow.followups import schedule_finite
+
+    out = [schedule_finite(job["spectrum"], c["a"], c["b"], job["M"], job["sigma2"], job["gamma"], job["N"],
+                           job["specs"], job["log_base"]).assign(experiment=job["experiment"])
+           for c in job["curves"]]
+    return _first_columns(pd.concat(out, ignore_index=True))
+
+
+def _first_columns(df: pd.DataFrame) -> pd.DataFrame:
     first = ["experiment", "a", "b", "schedule", "kind", "N", "N_eff"]
     return df[first + [c for c in df.columns if c not in first]]
+
+
+# The auxiliary tables' jobs (scripts/auxiliary_table.py): computed without a drawn sketch, one per experiment.
+AUXILIARY = {"limit": limit_rows, "claim": claim_rows, "finite": finite_rows}

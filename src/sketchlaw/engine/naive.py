@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import seeds
-from .problem import full_sketch
-from .schedules import Schedule
-from .spectra import Prior, Spectrum
+from sketchlaw import seeds
+from sketchlaw.engine.problem import full_sketch
+from sketchlaw.engine.schedules import Schedule
+from sketchlaw.engine.spectra import Prior, Spectrum
 
 
 def naive_sgd(spectrum: Spectrum, M: int, sigma2: float, sketch_seed: int, schedule: Schedule, trials: int,

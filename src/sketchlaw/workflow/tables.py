@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .atomic import atomic_write
+from sketchlaw.atomic import atomic_write
 
 # Result columns that must never hold NaN or ±inf (optional columns such as mc_mean may be NaN = "not run").
 FINITE_COLUMNS = ("risk", "approx", "bias", "variance", "excess", "reducible")
@@ -30,7 +30,7 @@ def write_table(df: pd.DataFrame, path, provenance: dict | None = None, csv: boo
     table = pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False)
     meta = dict(table.schema.metadata or {})
     if provenance is not None:
-        meta[b"sketchlaw.provenance"] = json.dumps(provenance, sort_keys=True).encode()
+        meta[b"sketchlaw.workflow.provenance"] = json.dumps(provenance, sort_keys=True).encode()
     table = table.replace_schema_metadata(meta)
     atomic_write(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
     if csv:
@@ -47,7 +47,7 @@ def read_table(path) -> pd.DataFrame:
 
 def read_provenance(path) -> dict:
     meta = pq.read_schema(path).metadata or {}
-    raw = meta.get(b"sketchlaw.provenance")
+    raw = meta.get(b"sketchlaw.workflow.provenance")
     return json.loads(raw) if raw else {}
 
 
