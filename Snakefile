@@ -30,6 +30,7 @@ include: "rules/figures.smk"
 localrules:
     all,
     provenance,
+    exponents,
     notebook,
     report,
 

@@ -74,6 +74,15 @@ def experiment_tables(experiment):
     return [f"{R}/tables/{stem}.parquet" for stem in stems]
 
 
+FIT_FILES = {"exponents": "exponents.csv", "forms": "forms.csv", "frontier": "frontier.csv",
+             "diagnostics": "diagnostics.parquet"}
+
+
+def fit_outputs(experiment):
+    """One experiment's fit: its exponent rows, joint forms, compute frontier and fit diagnostics."""
+    return {k: f"{R}/tables/fits/{experiment}_{name}" for k, name in FIT_FILES.items()}
+
+
 def runs(experiment, kind):
     table = {"exact": EXACT, "mc": MONTECARLO, "baselines": BASELINES, "followup": FOLLOWUPS}[kind]
     return sorted(f"{R}/runs/{experiment}/{kind}/{stem}.parquet" for (e, stem) in table if e == experiment)

@@ -9,10 +9,8 @@ rule notebook:
     input:
         notebook="notebooks/{notebook}.ipynb",
         tables=lambda wc: experiment_tables(NOTEBOOKS[wc.notebook]),
-        exponents=f"{R}/tables/exponents.csv",
-        diagnostics=f"{R}/tables/fit_diagnostics.parquet",
-        frontier=f"{R}/tables/compute_frontier.csv",
-        provenance=f"{R}/provenance.json",
+        fit=lambda wc: list(fit_outputs(NOTEBOOKS[wc.notebook]).values()),
+        provenance=ancient(f"{R}/provenance.json"),
     output:
         ipynb=f"{R}/notebooks/{{notebook}}.ipynb",
         html=f"{R}/notebooks/{{notebook}}.html",
@@ -26,7 +24,7 @@ rule notebook:
     # cell. The notebook only reads tables, so running it again is safe.
     retries: 2
     params:
-        tables=lambda wc, input: os.path.dirname(input.exponents),
+        tables=lambda wc, input: os.path.dirname(input.tables[0]),
         figures=lambda wc, output: os.path.dirname(output.png),
         python=PYTHON,
         caption=lambda wc: notebook_caption(wc.notebook),
@@ -39,20 +37,25 @@ rule notebook:
         ") > {log} 2>&1"
 
 
+# The page: every figure and executed notebook, the exponent table and the forms, a link to every table (the files it
+# reads or links are its inputs), and the provenance of this run (the page is what a new commit reruns).
 rule report:
     input:
         notebooks=[f"{R}/notebooks/{nb}.html" for nb in ACTIVE_NOTEBOOKS],
         figures=[f"{R}/figures/{nb}.png" for nb in ACTIVE_NOTEBOOKS],
         pdfs=[f"{R}/figures/{nb}.pdf" for nb in ACTIVE_NOTEBOOKS],
-        tables=[f"{R}/tables/{e}.csv" for e in ENABLED],
+        tables=[f"{R}/tables/{t}.{ext}" for t in [*ENABLED, *AUX] for ext in ("csv", "parquet")],
         exponents=f"{R}/tables/exponents.csv",
+        markdown=f"{R}/tables/exponents.md",
+        forms=f"{R}/tables/exponent_forms.csv",
+        diagnostics=f"{R}/tables/fit_diagnostics.parquet",
+        frontier=f"{R}/tables/compute_frontier.csv",
         provenance=f"{R}/provenance.json",
     output:
         f"{R}/index.html",
     log:
         f"{R}/logs/report.log",
     params:
-        # The page links every table in the directory (the fit rule writes several beside exponents.csv).
         tables_dir=lambda wc, input: os.path.dirname(input.exponents),
         logs_dir=lambda wc, output: os.path.join(os.path.dirname(output[0]), "logs"),
     conda:

@@ -78,7 +78,7 @@ rule train_baselines:
 
 rule train_limit:
     input:
-        provenance=f"{R}/provenance.json",
+        provenance=ancient(f"{R}/provenance.json"),
     output:
         parquet=f"{R}/tables/{{experiment}}_limit.parquet",
         csv=f"{R}/tables/{{experiment}}_limit.csv",
@@ -119,7 +119,7 @@ rule train_followup:
 # the schedules' window rows: no drawn sketch, a job each.
 rule schedule_claim:
     input:
-        provenance=f"{R}/provenance.json",
+        provenance=ancient(f"{R}/provenance.json"),
     output:
         parquet=f"{R}/tables/{{experiment}}_claim.parquet",
         csv=report(f"{R}/tables/{{experiment}}_claim.csv", caption="../report/table.rst", category="Tables",
@@ -139,7 +139,7 @@ rule schedule_claim:
 
 rule schedule_finite:
     input:
-        provenance=f"{R}/provenance.json",
+        provenance=ancient(f"{R}/provenance.json"),
     output:
         parquet=f"{R}/tables/{{experiment}}_finite.parquet",
         csv=f"{R}/tables/{{experiment}}_finite.csv",

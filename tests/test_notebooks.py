@@ -187,14 +187,21 @@ def make_degenerate(src: Path, dst: Path) -> None:
     for name in AUX_TABLES:  # the unsketched claim at one N: no local slopes
         df = pd.read_parquet(src / f"{name}.parquet")
         df[df["N"] == df["N"].max()].to_parquet(dst / f"{name}.parquet")
-    frontier = pd.read_csv(src / "compute_frontier.csv")
-    frontier[frontier["compute"].astype(float).isin(budgets)].to_csv(dst / "compute_frontier.csv", index=False)
-    pd.read_parquet(src / "fit_diagnostics.parquet").iloc[0:0].to_parquet(dst / "fit_diagnostics.parquet")
-    e = contract_view(pd.read_csv(src / "exponents.csv"))
-    for c in ("fitted", "intercept", "ci_low", "ci_high", "x_lo", "x_hi", "fixed_value"):
-        e[c] = np.nan
-    e["verdict"], e["reason"] = "not fitted", NOT_FITTED
-    e.to_csv(dst / "exponents.csv", index=False)
+    (dst / "fits").mkdir()
+    for path in sorted((src / "fits").iterdir()):  # every experiment's fit: no diagnostics, every row not fitted
+        if path.name.endswith("_frontier.csv"):
+            frontier = pd.read_csv(path)
+            frontier[frontier["compute"].astype(float).isin(budgets)].to_csv(dst / "fits" / path.name, index=False)
+        elif path.name.endswith("_diagnostics.parquet"):
+            pd.read_parquet(path).iloc[0:0].to_parquet(dst / "fits" / path.name)
+        elif path.name.endswith("_exponents.csv"):
+            e = contract_view(pd.read_csv(path))
+            for c in ("fitted", "intercept", "ci_low", "ci_high", "x_lo", "x_hi", "fixed_value"):
+                e[c] = np.nan
+            e["verdict"], e["reason"] = "not fitted", NOT_FITTED
+            e.to_csv(dst / "fits" / path.name, index=False)
+        else:
+            shutil.copy(path, dst / "fits" / path.name)
 
 
 @pytest.fixture(scope="session")
@@ -204,8 +211,8 @@ def notebook_inputs(request, tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("notebook-inputs")
     tiny = root / "tiny"
     shutil.copytree(results / "tables", tiny / "tables")
-    contract_view(pd.read_csv(tiny / "tables" / "exponents.csv")).to_csv(tiny / "tables" / "exponents.csv",
-                                                                         index=False)
+    for path in (tiny / "tables" / "fits").glob("*_exponents.csv"):
+        contract_view(pd.read_csv(path)).to_csv(path, index=False)
     make_degenerate(results / "tables", root / "degenerate" / "tables")
     for variant in ("tiny", "degenerate"):
         shutil.copy(results / "provenance.json", root / variant / "provenance.json")
@@ -220,8 +227,8 @@ def test_degenerate_tables_are_degenerate(notebook_inputs):
         assert df.groupby("a")[["M", "N", "sketch_seed"]].nunique().max().max() == 1, name
         if "mc_trials" in df.columns:  # the follow-ups' exact tables have no Monte Carlo columns
             assert (df["mc_trials"] == 0).all() and df["mc_mean"].isna().all(), name
-    e = pd.read_csv(tables / "exponents.csv")
-    assert e["fitted"].isna().all() and (e["verdict"] == "not fitted").all() and (e["reason"] == NOT_FITTED).all()
+    e = pd.concat([pd.read_csv(p) for p in (tables / "fits").glob("*_exponents.csv")])
+    assert len(e) and e["fitted"].isna().all() and (e["verdict"] == "not fitted").all() and (e["reason"] == NOT_FITTED).all()
 
 
 @pytest.mark.workflow

@@ -71,7 +71,7 @@ def results_fixture(root: Path, exponents: pd.DataFrame, forms: pd.DataFrame | N
     (root / "provenance.json").write_text(json.dumps(provenance))
     out = root / "index.html"
     figures = [report.read_figure(root / "figures" / f"{n}.png", root / "notebooks" / f"{n}.html") for n in FIGURES]
-    page = report.build_page(out, pd.read_csv(root / "tables" / "exponents.csv"), report.read_forms(root / "tables"),
+    page = report.build_page(out, pd.read_csv(root / "tables" / "exponents.csv"), report.read_forms(root / "tables" / "exponent_forms.csv"),
                              figures, root / "tables", json.loads((root / "provenance.json").read_text()),
                              root / "provenance.json", root / "logs")
     out.write_text(page)

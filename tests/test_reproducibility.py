@@ -406,8 +406,8 @@ def test_every_parquet_table_carries_provenance(shared, provenance):
     assert {p.stem for p in parquets} >= set(EXPERIMENT_TABLES)
     for path in parquets:
         meta = pq.read_schema(path).metadata or {}
-        assert b"sketchlaw.workflow.provenance" in meta, f"{path.name} has no provenance"
-        prov = json.loads(meta[b"sketchlaw.workflow.provenance"])
+        assert b"sketchlaw.provenance" in meta, f"{path.name} has no provenance"
+        prov = json.loads(meta[b"sketchlaw.provenance"])
         assert {k: prov.get(k) for k in PROVENANCE_KEYS} == {k: provenance[k] for k in PROVENANCE_KEYS}, path.name
 
 

@@ -126,12 +126,20 @@ def load_table(tables_dir: str | os.PathLike, name: str, required: Iterable[str]
     return df
 
 
-def load_exponents(tables_dir: str | os.PathLike) -> pd.DataFrame:
-    """Read ``exponents.csv``, check the typed columns the figures use, and make its text columns plain strings."""
-    df = load_table(tables_dir, "exponents.csv", required=EXPONENT_COLUMNS)
+def load_exponents(tables_dir: str | os.PathLike, experiment: str) -> pd.DataFrame:
+    """One experiment's exponent rows (its fit: ``fits/<experiment>_exponents.csv``), with the typed columns the figures
+    use checked and the text columns made plain strings."""
+    df = load_table(tables_dir, f"fits/{experiment}_exponents.csv", required=EXPONENT_COLUMNS)
     for c in _EXPONENT_TEXT:
         df[c] = df[c].astype(object).where(df[c].notna(), "").astype(str)
     return df
+
+
+def load_diagnostics(tables_dir: str | os.PathLike, experiment: str) -> pd.DataFrame:
+    """One experiment's fit diagnostics: the selections the analysis made (local slopes, regime and pooled points,
+    critical batch sizes, finite-size curves), as rows (kind, fixed, x, value) per variable and curve."""
+    return load_table(tables_dir, f"fits/{experiment}_diagnostics.parquet",
+                      required=["experiment", "a", "b", "variable", "kind", "fixed", "x", "value"])
 
 
 def load_provenance(path: str | os.PathLike) -> dict[str, Any]:

@@ -117,10 +117,13 @@ def read_figure(png, notebook) -> FigureEntry:
                        size=png_size(png))
 
 
-def read_forms(tables_dir) -> pd.DataFrame | None:
-    """The comparison of functional forms (exponent_forms.csv), or None where the fit did not write one."""
-    path = Path(tables_dir) / "exponent_forms.csv"
-    return pd.read_csv(path) if path.exists() else None
+def read_forms(path) -> pd.DataFrame | None:
+    """The comparison of functional forms (exponent_forms.csv), or None where it is absent or empty."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    forms = pd.read_csv(path)
+    return forms if len(forms) else None
 
 
 def fmt(value) -> str:

@@ -116,6 +116,12 @@ def schedule_exponent(kind: str, default_phases: bool, against: str, a: float, b
     return -(b - 1.0) / a if stated and b <= a else math.nan
 
 
+def power_decay_exponent(a: float) -> float:
+    """q = 2a − 1 of the power decay to zero γ(1 − t/N)^q: the shape the functional-scaling-law analyses of one-pass
+    SGD on a power-law spectrum find optimal (used when a schedule spec gives no q)."""
+    return 2.0 * a - 1.0
+
+
 def frontier_coordinates(variable: str, a: float, C) -> tuple[np.ndarray, np.ndarray]:
     """(x, factor) in which the compute-optimal law is a pure power, y / factor ∝ x^e (docs/METHODS.md §12):
     M* and R* − σ² ∝ (C/log C)^e, so x = C/log C and factor 1; N* ∝ C^e·(log C)^(1/(a+1)), so x = C and the

@@ -28,7 +28,7 @@ def _breakdown_columns(r) -> dict:
 def make_schedule(gamma: float, N: int, spec: dict, a: float) -> Schedule:
     spec = dict(spec)
     if spec.get("kind") == "power" and "power" not in spec:
-        spec["power"] = 2.0 * a - 1.0
+        spec["power"] = theory.power_decay_exponent(a)
     return Schedule(gamma, N, **spec)
 
 
@@ -116,7 +116,8 @@ def schedule_claim(a: float, b: float | None, gamma: float, sigma2: float, N_val
         schedules = [make_schedule(gamma, N, spec, a) for N in N_values]
         for s, r in zip(schedules, run_schedule_family(engine, schedules)):
             parts = modes.with_tail(s, r, sigma2)
-            rows.append({**_schedule_columns(s), **parts, "reducible": parts["bias"] + parts["variance"]})
+            excess = parts["bias"] + parts["variance"]
+            rows.append({**_schedule_columns(s), "risk": sigma2 + excess, "reducible": excess, **parts, "approx": 0.0})
     return pd.DataFrame(rows).assign(a=a, b=a if b is None else b, gamma=gamma, sigma2=sigma2, modes=len(modes))
 
 

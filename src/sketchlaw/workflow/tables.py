@@ -30,7 +30,7 @@ def write_table(df: pd.DataFrame, path, provenance: dict | None = None, csv: boo
     table = pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False)
     meta = dict(table.schema.metadata or {})
     if provenance is not None:
-        meta[b"sketchlaw.workflow.provenance"] = json.dumps(provenance, sort_keys=True).encode()
+        meta[b"sketchlaw.provenance"] = json.dumps(provenance, sort_keys=True).encode()
     table = table.replace_schema_metadata(meta)
     atomic_write(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
     if csv:
@@ -43,12 +43,6 @@ def write_text(text: str, path) -> None:
 
 def read_table(path) -> pd.DataFrame:
     return pd.read_parquet(path)
-
-
-def read_provenance(path) -> dict:
-    meta = pq.read_schema(path).metadata or {}
-    raw = meta.get(b"sketchlaw.workflow.provenance")
-    return json.loads(raw) if raw else {}
 
 
 def write_csv(df: pd.DataFrame, path, float_format: str = "%.10g") -> None:
