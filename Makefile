@@ -8,7 +8,7 @@ UV := .tools/bin/uv
 VENV := .venv
 CORES ?= 2
 
-.PHONY: replicate report test install ci-artifacts followups envs captions config-doc clean-results
+.PHONY: replicate report test test-fast install ci-artifacts followups envs captions config-doc clean-results
 
 # Snakemake's output is condensed (scripts/condense_log.py: progress every 5 %, errors and failed jobs' logs in
 # full); the complete log is in .snakemake/log/, each job's own output in results/logs/.
@@ -23,8 +23,13 @@ replicate: install
 report: install
 	$(SNAKEMAKE) --report results/report.zip $(CONDENSE)
 
+# Everything (CI's command). test-fast: the everyday tier — unit tests, configuration checks in-process, notebook
+# structure, static repository checks, `snakemake -n` and `--lint`; no Snakemake job runs (markers: tests/conftest.py).
 test: install
 	$(VENV)/bin/python -m pytest -q
+
+test-fast: install
+	$(VENV)/bin/python -m pytest -q -m "not workflow and not slow and not slurm"
 
 install: $(VENV)/.installed
 

@@ -1,8 +1,11 @@
 import numpy as np
+import pandas as pd
 import pytest
 
 from sketchlaw.engine.problem import build_problem
 from sketchlaw.engine.spectra import Prior, Spectrum
+
+from .harness import EXPERIMENT_TABLES, SharedRun, shared_run
 
 
 @pytest.fixture(scope="session")
@@ -20,8 +23,29 @@ def rng():
     return np.random.default_rng(12345)
 
 
+# Tiers (make test-fast runs neither workflow nor slow nor slurm tests; make test runs everything):
+#   workflow  runs Snakemake jobs (a dry run or --lint is not a workflow run); enforced below
+#   slow      takes more than about ten seconds by itself (statistical tests with many trials, big problems)
+#   slurm     needs a SLURM scheduler (tests/test_slurm.py starts a local one)
+WORKFLOW_FIXTURES = {"shared", "tables", "notebook_inputs", "finished", "serial"}
+_CURRENT = pytest.StashKey[object]()
+
+
+def pytest_runtest_setup(item):
+    item.config.stash[_CURRENT] = item
+
+
+def current_test_runs_workflows(config) -> bool:
+    """Whether the running test is marked ``workflow`` (harness.snakemake refuses a real run from any other)."""
+    item = config.stash.get(_CURRENT, None)
+    return item is None or item.get_closest_marker("workflow") is not None
+
+
 def pytest_collection_modifyitems(config, items):
-    """Run the SLURM tests (tests/test_slurm.py) before everything else; the order within each group is kept.
+    """Every test that uses a finished workflow run carries the ``workflow`` marker (refused otherwise), and the SLURM
+    tests run first.
+
+    Run the SLURM tests (tests/test_slurm.py) before everything else; the order within each group is kept.
 
     They start the local SLURM cluster (scripts/slurm/local_cluster.sh) and leave it running. That matters for every
     later Snakemake start: snakemake-executor-plugin-slurm runs `scontrol show config` when it is imported (each
@@ -29,6 +53,11 @@ def pytest_collection_modifyitems(config, items):
     the full MessageTimeout (~10 s) before failing. The suite starts Snakemake ~50 times (the bad-config cases alone
     32), so leaving the SLURM tests to the end of the alphabet cost several minutes per run on such a machine.
     """
+    unmarked = [item.nodeid for item in items if WORKFLOW_FIXTURES & set(getattr(item, "fixturenames", ()))
+                and item.get_closest_marker("workflow") is None]
+    if unmarked:
+        raise pytest.UsageError("tests that use a workflow run must be marked @pytest.mark.workflow: "
+                                + ", ".join(unmarked))
     items.sort(key=lambda item: item.get_closest_marker("slurm") is None)
 
 
@@ -45,3 +74,14 @@ def _serial_workflow_run_in_background(request, tmp_path_factory):
     start_serial_run(request.config, tmp_path_factory)
     yield
     stop_serial_run(request.config)
+
+
+@pytest.fixture(scope="session")
+def shared(request, tmp_path_factory) -> SharedRun:
+    """The session's run of config/test.yaml (every rule), started by the first test that asks for it."""
+    return shared_run(request.config, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def tables(shared) -> dict:
+    return {name: pd.read_parquet(shared.results / "tables" / f"{name}.parquet") for name in EXPERIMENT_TABLES}

@@ -28,7 +28,7 @@ import yaml
 
 from sketchlaw.workflow.grid import ConfigError, check_config, plan, truncation
 
-from .test_workflow import REPO, SNAKEMAKE, sm_env, snapshot, workdir
+from .harness import REPO, SNAKEMAKE, sm_env, snapshot, workdir
 
 BASE = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
 

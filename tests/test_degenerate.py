@@ -14,11 +14,12 @@ import yaml
 from sketchlaw.workflow import registry
 from sketchlaw.workflow.grid import ConfigError, check_config
 
-from .test_workflow import REPO, snakemake, workdir
+from .harness import REPO, snakemake, workdir
 
 DEGENERATE = REPO / "tests" / "configs" / "degenerate.yaml"
 
 
+@pytest.mark.workflow
 @pytest.mark.slow
 def test_degenerate_grids_run_to_the_end(request, tmp_path_factory, tmp_path):
     wd = workdir(request.config, tmp_path_factory, "degenerate")

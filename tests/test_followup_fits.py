@@ -15,7 +15,7 @@ from sketchlaw.workflow import registry
 from sketchlaw.workflow.grid import check_config, followup_groups, followup_params, plan
 from sketchlaw.seeds import coordinate_seed
 
-from .test_workflow import REPO
+from .harness import REPO
 
 KEY = {"experiment": None, "spectrum": "power", "a": 2.0, "b": 2.0, "prior": "isotropic", "d": 1024, "gamma": 0.1,
        "sigma2": 1.0}

@@ -8,11 +8,12 @@ import pytest
 
 from sketchlaw import theory
 
-from .test_workflow import REPO, snakemake, workdir
+from .harness import REPO, snakemake, workdir
 
 CONFIG = REPO / "tests" / "configs" / "generalization.yaml"
 
 
+@pytest.mark.workflow
 @pytest.mark.slow
 def test_primary_estimates_recover_untuned_exponents(request, tmp_path_factory, tmp_path):
     wd = workdir(request.config, tmp_path_factory, "generalization")

@@ -152,7 +152,7 @@ def test_gallery_reads_the_caption_without_running_the_notebook(tmp_path):
 def _tiny_results(config: pytest.Config, factory: pytest.TempPathFactory) -> Path:
     """The session's shared config/test.yaml run (test_workflow.shared_run): its tables feed the notebooks here, so
     the suite runs the tiny workflow once, not a second time for its tables alone."""
-    from .test_workflow import shared_run
+    from .harness import shared_run
 
     if os.environ.get("SKETCHLAW_TEST_TABLES"):
         return Path(os.environ["SKETCHLAW_TEST_TABLES"])

@@ -8,7 +8,7 @@ import yaml
 
 from sketchlaw.workflow import registry
 
-from .test_workflow import job_stats, snakemake, workdir
+from .harness import job_stats, snakemake, workdir
 
 TOY_NOTEBOOK = {
     "cells": [

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .test_workflow import NOTEBOOKS, load_test_config, shared_run, snakemake
+from .harness import NOTEBOOKS, load_test_config, shared_run, snakemake
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW_FILE = ROOT / ".github" / "workflows" / "ci.yml"

@@ -33,7 +33,7 @@ from sketchlaw.engine.schedules import Schedule
 from sketchlaw.engine.sgd import monte_carlo, run_sgd
 from sketchlaw.engine.spectra import Prior, Spectrum
 
-from .test_workflow import (EXPERIMENT_TABLES, FINITE_COLUMNS, NOTEBOOKS, SNAKEMAKE, _cache, file_bytes, job_stats,
+from .harness import (EXPERIMENT_TABLES, FINITE_COLUMNS, NOTEBOOKS, SNAKEMAKE, _cache, file_bytes, job_stats,
                             load_test_config, png_text_chunks, shared_run, sm_env, snakemake, snapshot_head,
                             stop_snakemake, workdir)
 

@@ -11,7 +11,7 @@ import subprocess
 import pytest
 import yaml
 
-from .test_workflow import job_stats, snakemake, workdir
+from .harness import job_stats, snakemake, workdir
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 COMPUTE = {"problem", "train_exact", "train_montecarlo", "train_baselines", "train_followup", "train_limit",

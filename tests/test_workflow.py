@@ -1,275 +1,20 @@
-"""End-to-end tests of the Snakemake workflow, and the harness shared with test_config_validation.py and
-test_reproducibility.py (they import the helpers below).
-
-Harness
--------
-* ``snapshot``: once per session, a git clone of the repository at HEAD with the working tree laid over it
-  (modified tracked files and untracked, non-ignored files). Every Snakemake run works in a *copy* of it, so the
-  edits other people make during the session cannot change a run halfway, provenance records the real commit
-  (plus the dirty flag), and the repository's own ``.snakemake/`` and ``results/`` are never touched.
-* ``sm_env``: the environment of every Snakemake run: ``PYTHONPATH=<copy>/src`` (jobs import the snapshot's
-  library, not the live tree) and a fixed ``SOURCE_DATE_EPOCH``. If ``.venv`` has no precompiled bytecode (it
-  was installed without ``--compile-bytecode``) while ``PYTHONDONTWRITEBYTECODE`` is set, every job would recompile
-  all its imports (the test configuration then takes twice as long): bytecode is then cached under a session temp
-  directory (``PYTHONPYCACHEPREFIX``, nothing written into ``.venv``).
-* ``shared_run``: config/test.yaml, run once per session with ``--cores 2`` into a session temp directory; the
-  end-to-end checks here and the determinism/provenance checks in test_reproducibility.py all read it.
-
-Targets are always given before ``--config`` (its values are ``nargs="*"`` and would swallow them).
-"""
+"""End-to-end tests of the Snakemake workflow on config/test.yaml (the harness: tests/harness.py)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
-import shutil
-import signal
 import stat
-import subprocess
-import sys
-import threading
-import time
-from dataclasses import dataclass
 from html.parser import HTMLParser
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = Path(sys.executable).with_name("snakemake")
-if not SNAKEMAKE.exists():
-    SNAKEMAKE = REPO / ".venv" / "bin" / "snakemake"
-SOURCE_DATE_EPOCH = "1700000000"
-RULES = ("problem", "train_exact", "train_montecarlo", "train_baselines", "train_followup", "schedule_claim",
-         "schedule_finite", "aggregate", "fit", "exponents", "provenance", "notebook", "report")
-EXPERIMENT_TABLES = ("main", "source", "logpower", "compute", "variance", "stepsize")
-FOLLOWUP_TABLES = ("schedules", "batch", "reuse")  # beyond the paper: columns of their own (registry)
-NOTEBOOKS = ("fig1_risk_landscape", "fig2_scaling_fits", "appendix_monte_carlo", "fit_diagnostics",
-             "source_condition", "log_power_law", "compute_optimal", "variance_vs_model_size", "stepsize",
-             "schedules", "batch", "reuse")
-RESULT_COLUMNS = ("experiment", "spectrum", "a", "b", "prior", "M", "d", "N", "N_eff", "gamma", "schedule", "sigma2",
-                  "sketch_seed", "risk", "approx", "bias", "variance", "excess", "reducible", "mc_trials", "mc_mean",
-                  "mc_std", "mc_sem")
-EXPONENT_COLUMNS = ("experiment", "spectrum", "a", "b", "variable", "fitted", "ci_low", "ci_high", "theory")
-FINITE_COLUMNS = ("risk", "approx", "bias", "variance", "excess", "reducible")
-NOTHING_TO_DO = "Nothing to be done"  # Snakemake 9.x: "Nothing to be done (all requested files are present ...)"
-# Top-level entries of the repository that are never part of a snapshot (environment, caches, outputs).
-_NOT_SOURCE = {".git", ".venv", ".tools", ".snakemake", ".pytest_cache", "results", "logs"}
-
-pytestmark = pytest.mark.workflow
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# harness (imported by the other workflow test modules)
-# ----------------------------------------------------------------------------------------------------------------
-
-_CACHE = pytest.StashKey[dict]()
-_SNAPSHOT_LOCK = threading.Lock()  # test_config_validation creates work directories from two threads
-
-
-def _cache(config: pytest.Config) -> dict:
-    if _CACHE not in config.stash:
-        config.stash[_CACHE] = {}
-    return config.stash[_CACHE]
-
-
-def snapshot(config: pytest.Config, factory: pytest.TempPathFactory) -> Path:
-    """The session's frozen copy of the repository (see the module docstring)."""
-    with _SNAPSHOT_LOCK:
-        return _snapshot(config, factory)
-
-
-def _snapshot(config: pytest.Config, factory: pytest.TempPathFactory) -> Path:
-    cache = _cache(config)
-    if "snapshot" in cache:
-        return cache["snapshot"]
-    dest = factory.mktemp("snapshot") / "repo"
-    if (REPO / ".git").exists():
-        subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(REPO), str(dest)], check=True,
-                       capture_output=True)
-        listing = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                                 check=True, capture_output=True).stdout.decode()
-        for rel in filter(None, listing.split("\0")):
-            if rel.split("/")[0] in _NOT_SOURCE:
-                continue
-            src, dst = REPO / rel, dest / rel
-            if src.is_file():
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(src, dst)
-            elif dst.is_file() or dst.is_symlink():  # deleted in the working tree
-                dst.unlink()
-        cache["head"] = subprocess.run(["git", "rev-parse", "HEAD"], cwd=dest, check=True, capture_output=True,
-                                       text=True).stdout.strip()
-    else:
-        shutil.copytree(REPO, dest, ignore=shutil.ignore_patterns(*_NOT_SOURCE, "__pycache__"))
-        cache["head"] = "unknown"
-    cache["snapshot"] = dest
-    cache["pycache"] = factory.mktemp("pycache")
-    return dest
-
-
-def snapshot_head(config: pytest.Config) -> str:
-    return _cache(config)["head"]
-
-
-def workdir(config: pytest.Config, factory: pytest.TempPathFactory, name: str = "work") -> Path:
-    """A fresh copy of the snapshot (its own .snakemake/, so runs in different copies never interact)."""
-    source = snapshot(config, factory)  # first: it also sets up the session's basetemp, under the lock
-    dest = factory.mktemp(name) / "repo"
-    shutil.copytree(source, dest, symlinks=True, ignore=shutil.ignore_patterns(".snakemake"))
-    return dest
-
-
-def _venv_precompiled() -> bool:
-    spec = importlib.util.find_spec("snakemake")
-    return spec is not None and spec.origin is not None and (Path(spec.origin).parent / "__pycache__").is_dir()
-
-
-def sm_env(config: pytest.Config, wd: Path, **extra) -> dict:
-    env = dict(os.environ)
-    if not _venv_precompiled():
-        env.pop("PYTHONDONTWRITEBYTECODE", None)
-        env["PYTHONPYCACHEPREFIX"] = str(_cache(config)["pycache"])
-    env["PYTHONPATH"] = os.pathsep.join([str(wd / "src")] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    env["SOURCE_DATE_EPOCH"] = SOURCE_DATE_EPOCH
-    env.update(extra)
-    return env
-
-
-@dataclass
-class Run:
-    returncode: int
-    output: str
-    seconds: float
-    log: Path
-
-    def tail(self, n: int = 80) -> str:
-        return "\n".join(self.output.splitlines()[-n:])
-
-
-_RUNNING: dict = {}  # log path -> Popen of a snakemake run in progress (see stop_snakemake)
-
-
-def snakemake(config: pytest.Config, wd: Path, *args, log: Path, timeout: float = 3600, **env_extra) -> Run:
-    """Run snakemake in ``wd`` (own process group), stdout+stderr to ``log``; kill the group on timeout."""
-    cmd = [str(SNAKEMAKE), *map(str, args)]
-    log.parent.mkdir(parents=True, exist_ok=True)
-    start = time.monotonic()
-    with open(log, "w") as fh:
-        fh.write("$ " + " ".join(cmd) + "\n")
-        fh.flush()
-        proc = subprocess.Popen(cmd, cwd=wd, env=sm_env(config, wd, **env_extra), stdout=fh, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-        _RUNNING[log] = proc
-        try:
-            rc = proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            pytest.fail(f"snakemake timed out after {timeout} s: {' '.join(cmd)} (log {log})")
-        except BaseException:  # interrupted (Ctrl-C): its own session would not get the signal, do not leave it behind
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            raise
-        finally:
-            _RUNNING.pop(log, None)
-    return Run(rc, log.read_text(errors="replace"), time.monotonic() - start, log)
-
-
-def stop_snakemake(log: Path) -> None:
-    """Kill the process group of the snakemake run writing ``log`` (started by ``snakemake``), if still running."""
-    proc = _RUNNING.get(log)
-    if proc is not None and proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGKILL)
-
-
-def job_stats(output: str) -> dict:
-    """The first 'Job stats' table of a Snakemake log: {rule: count}."""
-    m = re.search(r"Job stats:\n(.*?)\n\s*\n", output, re.S)
-    if not m:
-        return {}
-    return {name: int(count) for name, count in re.findall(r"^(\w+)\s+(\d+)\s*$", m.group(1), re.M)}
-
-
-def load_test_config(config: pytest.Config, factory: pytest.TempPathFactory) -> dict:
-    """config/test.yaml of the snapshot, as a dict."""
-    return yaml.safe_load((snapshot(config, factory) / "config" / "test.yaml").read_text())
-
-
-@dataclass
-class SharedRun:
-    workdir: Path
-    results: Path
-    run: Run
-    args: tuple
-
-
-def shared_run(config: pytest.Config, factory: pytest.TempPathFactory) -> SharedRun:
-    """config/test.yaml, --cores 2, once per session (every rule; see RULES)."""
-    cache = _cache(config)
-    if "shared" not in cache:
-        wd = workdir(config, factory, "shared-work")
-        results = factory.mktemp("shared-results") / "results"
-        args = ("--cores", "2", "--configfile", "config/test.yaml", "--config", f"results_dir={results}")
-        run = snakemake(config, wd, *args, log=results.parent / "snakemake.log")
-        cache["shared"] = SharedRun(wd, results, run, args)
-    shared = cache["shared"]
-    assert shared.run.returncode == 0, f"config/test.yaml run failed (log {shared.run.log}):\n{shared.run.tail()}"
-    return shared
-
-
-def file_bytes(root: Path, sub: str, patterns=("*",)) -> dict:
-    base = root / sub
-    return {str(p.relative_to(base)): p.read_bytes() for pat in patterns for p in sorted(base.rglob(pat))
-            if p.is_file()}
-
-
-def png_text_chunks(data: bytes) -> dict:
-    """tEXt / iTXt / zTXt chunks of a PNG (no PIL needed)."""
-    import zlib
-
-    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
-    out, pos = {}, 8
-    while pos < len(data):
-        length = int.from_bytes(data[pos:pos + 4], "big")
-        kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]
-        pos += 12 + length
-        if kind == b"tEXt":
-            k, v = body.split(b"\0", 1)
-            out[k.decode("latin-1")] = v.decode("latin-1")
-        elif kind == b"zTXt":
-            k, rest = body.split(b"\0", 1)
-            out[k.decode("latin-1")] = zlib.decompress(rest[1:]).decode("latin-1")
-        elif kind == b"iTXt":
-            k, rest = body.split(b"\0", 1)
-            compressed, rest = rest[0], rest[2:]
-            _lang, rest = rest.split(b"\0", 1)
-            _tkey, text = rest.split(b"\0", 1)
-            out[k.decode("latin-1")] = (zlib.decompress(text) if compressed else text).decode("utf-8")
-        elif kind == b"IEND":
-            break
-    return out
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# fixtures
-# ----------------------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def shared(request, tmp_path_factory) -> SharedRun:
-    return shared_run(request.config, tmp_path_factory)
-
-
-@pytest.fixture(scope="session")
-def tables(shared) -> dict:
-    return {name: pd.read_parquet(shared.results / "tables" / f"{name}.parquet") for name in EXPERIMENT_TABLES}
-
+from .harness import (EXPERIMENT_TABLES, EXPONENT_COLUMNS, FINITE_COLUMNS, FOLLOWUP_TABLES, NOTEBOOKS, NOTHING_TO_DO,
+                      RESULT_COLUMNS, RULES, job_stats, load_test_config, snakemake, workdir)
 
 # ----------------------------------------------------------------------------------------------------------------
 # static checks (no jobs run)
@@ -300,6 +45,7 @@ def test_lint(request, tmp_path_factory, tmp_path):
     assert "Lints for" not in run.output, run.output
 
 
+@pytest.mark.workflow
 def test_configfile_with_one_experiment_runs_only_that_experiment(request, tmp_path_factory, tmp_path):
     cfg = load_test_config(request.config, tmp_path_factory)
     cfg["experiments"] = {"main": cfg["experiments"]["main"]}
@@ -319,6 +65,7 @@ def test_configfile_with_one_experiment_runs_only_that_experiment(request, tmp_p
 # ----------------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.workflow
 def test_plan_covers_every_rule(shared):
     stats = job_stats(shared.run.output)
     missing = [r for r in RULES if r not in stats]
@@ -327,6 +74,7 @@ def test_plan_covers_every_rule(shared):
     assert stats["notebook"] == len(NOTEBOOKS)
 
 
+@pytest.mark.workflow
 @pytest.mark.parametrize("name", FOLLOWUP_TABLES)
 def test_followup_table_columns(shared, name):
     """Each follow-up table has its registry columns, finite results, and its CSV twin."""
@@ -346,6 +94,7 @@ def test_followup_table_columns(shared, name):
         assert set(claim["kind"]) == {"geometric", "power"} and (claim["approx"] == 0).all()
 
 
+@pytest.mark.workflow
 @pytest.mark.parametrize("name", EXPERIMENT_TABLES)
 def test_experiment_table_columns(shared, tables, name):
     df = tables[name]
@@ -359,6 +108,7 @@ def test_experiment_table_columns(shared, tables, name):
         assert set(df["method"]) == {"sgd", "ols", "ridge"}, set(df["method"])
 
 
+@pytest.mark.workflow
 def test_exponents_table(shared):
     exps = pd.read_csv(shared.results / "tables" / "exponents.csv")
     missing = [c for c in EXPONENT_COLUMNS if c not in exps.columns]
@@ -368,6 +118,7 @@ def test_exponents_table(shared):
     assert (shared.results / "tables" / "exponents.md").stat().st_size > 0
 
 
+@pytest.mark.workflow
 @pytest.mark.parametrize("name", EXPERIMENT_TABLES)
 def test_results_are_finite_and_nonnegative(tables, name):
     df = tables[name]
@@ -386,6 +137,7 @@ RISK_IDENTITY_CASES = [pytest.param(n, None, id=n) for n in EXPERIMENT_TABLES if
 ]
 
 
+@pytest.mark.workflow
 @pytest.mark.parametrize("name,method", RISK_IDENTITY_CASES)
 def test_risk_is_sum_of_its_parts(tables, name, method):
     df = tables[name]
@@ -399,6 +151,7 @@ def test_risk_is_sum_of_its_parts(tables, name, method):
     np.testing.assert_allclose(df["reducible"], df["risk"] - df["sigma2"], rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.workflow
 def test_monte_carlo_agrees_with_exact_risk(request, tmp_path_factory, tables):
     """Main table: every Monte Carlo point (fresh w* and data per trial) within 5 standard errors of the exact
     expected risk of the same sketch."""
@@ -418,6 +171,7 @@ def test_monte_carlo_agrees_with_exact_risk(request, tmp_path_factory, tables):
     assert no_mc["mc_mean"].isna().all()
 
 
+@pytest.mark.workflow
 def test_least_squares_variance_matches_its_monte_carlo(tables):
     """variance table, method = ols: the exact least-squares variance formula against its Monte Carlo estimate."""
     ols = tables["variance"][lambda d: d["method"] == "ols"]
@@ -426,6 +180,7 @@ def test_least_squares_variance_matches_its_monte_carlo(tables):
     assert (z.abs() <= 5).all(), ols.assign(z=z)[["M", "N", "variance", "mc_mean", "mc_sem", "z"]]
 
 
+@pytest.mark.workflow
 def test_figures(shared):
     figures = shared.results / "figures"
     for nb in NOTEBOOKS:
@@ -436,6 +191,7 @@ def test_figures(shared):
         assert len(pdf) > 5_000, f"{nb}.pdf is only {len(pdf)} bytes"
 
 
+@pytest.mark.workflow
 def test_executed_notebooks(shared):
     for nb in NOTEBOOKS:
         ipynb, html = shared.results / "notebooks" / f"{nb}.ipynb", shared.results / "notebooks" / f"{nb}.html"
@@ -458,6 +214,7 @@ class _Links(HTMLParser):
         self.links += [v for k, v in attrs if k in ("href", "src") and v]
 
 
+@pytest.mark.workflow
 def test_index_links_every_figure(shared):
     index = shared.results / "index.html"
     parser = _Links()
@@ -473,6 +230,7 @@ def test_index_links_every_figure(shared):
     assert not dangling, f"index.html links missing files: {dangling}"
 
 
+@pytest.mark.workflow
 def test_second_invocation_has_nothing_to_do(request, shared):
     run = snakemake(request.config, shared.workdir, "-n", *shared.args, log=shared.results.parent / "second.log",
                     timeout=600)
@@ -481,6 +239,7 @@ def test_second_invocation_has_nothing_to_do(request, shared):
     assert not job_stats(run.output), job_stats(run.output)
 
 
+@pytest.mark.workflow
 def test_outputs_respect_the_umask(shared):
     umask = os.umask(0)
     os.umask(umask)
