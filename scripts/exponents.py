@@ -6,7 +6,7 @@ import sys
 
 import pandas as pd
 
-from sketchlaw.analysis.table import markdown
+from sketchlaw.analysis.rows import markdown
 from sketchlaw.workflow.tables import read_table, write_csv, write_table, write_text
 
 sys.stderr = sys.stdout = open(snakemake.log[0], "w")  # noqa: F821

@@ -71,3 +71,18 @@ def frame(rows: list[dict]) -> pd.DataFrame:
     if df.duplicated(IDENTITY).any():
         raise AssertionError(f"duplicate exponent rows: {df[df.duplicated(IDENTITY, keep=False)][IDENTITY]}")
     return df
+
+
+MARKDOWN_COLUMNS = ["experiment", "a", "b", "variable", "schedule", "step_rule", "estimator", "fitted", "ci_low",
+                    "ci_high", "sys_low", "sys_high", "theory", "theory_finite", "extrapolated", "verdict"]
+
+
+def markdown(df: pd.DataFrame, columns=MARKDOWN_COLUMNS) -> str:
+    """A table as Markdown (numbers to 4 significant digits for reading; the CSV keeps full precision)."""
+    cols = list(df.columns) if columns is None else columns
+    head = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n"
+    lines = []
+    for r in df[cols].itertuples(index=False):
+        cells = [f"{v:.4g}" if isinstance(v, float) else str(v) for v in r]
+        lines.append("| " + " | ".join(cells) + " |")
+    return head + "\n".join(lines) + "\n"

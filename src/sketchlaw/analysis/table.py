@@ -36,18 +36,3 @@ def exponent_table(tables: dict) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFra
         found += made
     frontier = tables.get("compute_frontier", pd.DataFrame(columns=compute.FRONTIER_COLUMNS))
     return (rows.frame(found), pd.DataFrame(joint, columns=forms.FORM_COLUMNS), frontier, diagnostics.frame())
-
-
-MARKDOWN_COLUMNS = ["experiment", "a", "b", "variable", "schedule", "step_rule", "estimator", "fitted", "ci_low",
-                    "ci_high", "sys_low", "sys_high", "theory", "theory_finite", "extrapolated", "verdict"]
-
-
-def markdown(df: pd.DataFrame, columns=MARKDOWN_COLUMNS) -> str:
-    """A table as Markdown (numbers to 4 significant digits for reading; the CSV keeps full precision)."""
-    cols = list(df.columns) if columns is None else columns
-    head = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n"
-    lines = []
-    for r in df[cols].itertuples(index=False):
-        cells = [f"{v:.4g}" if isinstance(v, float) else str(v) for v in r]
-        lines.append("| " + " | ".join(cells) + " |")
-    return head + "\n".join(lines) + "\n"
