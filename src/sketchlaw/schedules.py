@@ -309,11 +309,12 @@ class Schedule:
         Σ_{t=a}^{b} f(t) = ∫_a^b f + (f(a) + f(b))/2 + Σ_k G_{k+1}(∇^k f(b) + (−1)^k Δ^k f(a)),
         with the integral by Gauss–Legendre quadrature. Relative error ~1e-15 (tests/test_schedules.py)."""
         ends = starts + counts - 1
-        blocks = []  # (first, last, summed step by step, piece index)
-        for i, (a, b) in enumerate(zip(starts.tolist(), ends.tolist())):
-            for lo_, hi_, by_steps in self._smooth_blocks(a, b):
-                blocks.append((lo_, hi_, by_steps, i))
-        blocks = np.array(blocks, dtype=np.int64).reshape(-1, 4)
+        whole = self._one_block(starts, ends)  # most pieces are one block: only the others are cut (in Python)
+        blocks = [np.stack([starts[whole], ends[whole], counts[whole] < _GREGORY_MIN, np.flatnonzero(whole)], 1)]
+        for i in np.flatnonzero(~whole).tolist():
+            blocks.append(np.array([(lo_, hi_, by_steps, i) for lo_, hi_, by_steps
+                                    in self._smooth_blocks(int(starts[i]), int(ends[i]))], dtype=np.int64))
+        blocks = np.concatenate(blocks).astype(np.int64).reshape(-1, 4)
         a, b, short, owner = blocks[:, 0], blocks[:, 1], blocks[:, 2].astype(bool), blocks[:, 3]
         n = b - a + 1
         sums = np.zeros(len(starts))
@@ -346,6 +347,21 @@ class Schedule:
                 probe.append(np.clip(np.full(len(starts), kink), starts, ends))
         vals = self.exact_step_sizes(np.stack(probe))
         return sums.tolist(), vals.min(axis=0).tolist(), vals.max(axis=0).tolist()
+
+    def _one_block(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Whether each [a, b] is a single block of ``_smooth_blocks`` (the same rules, vectorized)."""
+        n = b - a + 1
+        if self.kind == "wsd":
+            W, D = math.ceil(self.warmup * self.N), math.ceil(self.decay * self.N)
+            inside = np.zeros(len(a), dtype=bool)
+            for c in {min(W, self.N - D), self.N - D}:
+                inside |= (a <= c) & (c < b)
+            return (n < _GREGORY_MIN) | ~inside
+        if self.kind == "cosine":
+            return n <= max(_GREGORY_MIN, self.N // 8)
+        near = _GREGORY_MIN * (1.0 + self.power)
+        dist = a - (1.0 - self.t0) if self.kind == "polynomial" else self.N + 1.0 - b
+        return (n < _GREGORY_MIN) | ((dist >= near) & (n <= np.floor(dist)))
 
     def _smooth_blocks(self, a: int, b: int) -> list[tuple[int, int, bool]]:
         """[a, b] cut into blocks (first, last, summed step by step): a block shorter than _GREGORY_MIN, or nearer
