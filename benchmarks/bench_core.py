@@ -95,6 +95,17 @@ def many_pieces(problem, pieces, N):
             "phase_maps": engine.cache.builds}
 
 
+def schedule_pieces(N_values=(10**6, 10**8, 10**10), reference_N=10**6, gamma=0.1):
+    """Turning a cosine schedule into constant pieces (Schedule._pieces, a fresh Schedule each time so nothing is
+    cached) at each N, against scanning every step's key at reference_N (search=False, the method it replaced)."""
+    rows = []
+    for N in N_values:
+        t = timed(lambda: Schedule(gamma, N, "cosine")._pieces(), repeat=3)
+        rows.append({"N": N, "seconds": t, "pieces": len(Schedule(gamma, N, "cosine")._pieces())})
+    scan = timed(lambda: Schedule(gamma, reference_N, "cosine")._pieces(search=False), repeat=3)
+    return {"rows": rows, "reference_N": reference_N, "scan_s": scan}
+
+
 def stepping(M=1024, steps=20000):
     mu = np.arange(1, M + 1, dtype=float) ** -2.0
     engine = ExactEngine(mu, np.ones(M), 1.0, 0.1)
@@ -187,6 +198,11 @@ def main(argv=None):
         out["build_8192"] = r = build_in_subprocess(8192, 8 * 8192)
         say(f"build M={r['M']}, d={r['d']} (the paper config's largest M, d = 8M): {r['seconds']:.0f} s, "
             f"peak RSS {r['peak_rss_MB']:.0f} MB")
+    out["schedule_pieces"] = r = schedule_pieces()
+    times = ", ".join(f"N={x['N']:.0e} {x['seconds'] * 1e3:.0f} ms ({x['pieces']} pieces)" for x in r["rows"])
+    say(f"cosine schedule into constant pieces: {times} (goal: flat in N) vs every step scanned at "
+        f"N={r['reference_N']:.0e}: {r['scan_s'] * 1e3:.0f} ms, ratio search/scan at N={r['reference_N']:.0e} "
+        f"{r['rows'][0]['seconds'] / r['scan_s']:.2f}")
     for dtype in (np.float64, np.float32):
         out[f"monte_carlo_{np.dtype(dtype).name}"] = r = monte_carlo_vs_draws(dtype=dtype, steps=5000 if quick else 20000)
         say(f"Monte Carlo ({r['dtype']} draws) M={r['M']}, {r['trials']} trials: {r['mc_s_per_step'] * 1e6:.1f} µs "

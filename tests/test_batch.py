@@ -81,3 +81,23 @@ def test_critical_batch_size_definition():
     flat = df.assign(reducible=1.0)
     out = critical_batch_size(flat)
     assert out["critical_B"].item() == 16 and out["at_grid_edge"].item()
+
+
+def test_every_step_rule_starts_from_gamma_itself_at_batch_one():
+    """B = 1 is the common baseline of the step rules (critical_batch_size compares each B with it): with γ above
+    the scaled rules' cap (half the stability bound) but below the bound, every rule still runs γ at B = 1, and no
+    scaled rule ever steps below γ (the cap was applied at B = 1 too, and at B = 2 fell below γ)."""
+    M, N = 16, 512
+    problem = make_problem(a=2.0, M=M, d=1024, seed=0, tail="mean")
+    gamma = 0.9 * critical_step_size(problem.mu)
+    assert gamma > 0.5 * critical_step_size(problem.mu, batch=2)
+    for rule in ("fixed", "linear", "sqrt"):
+        assert batch_step_size(gamma, 1, rule, problem.mu) == (gamma, False)
+        for B in (2, 4, 64):
+            gB, capped = batch_step_size(gamma, B, rule, problem.mu)
+            assert gamma <= gB < critical_step_size(problem.mu, batch=B)
+    df = batch_experiment(a=2.0, M=M, N_values=[N], B_values=[1, 2, 4], gamma=gamma,
+                          step_rules=("fixed", "linear", "sqrt"), d=1024)
+    base = df[df.B == 1]
+    assert (base.gamma_B == gamma).all() and not base.capped.any()
+    assert base.reducible.nunique() == 1  # one baseline for every rule

@@ -135,3 +135,26 @@ def test_log_power_far_slopes_extrapolate_to_the_theorem(a):
     assert abs(out["extrapolated"] - theory) < 0.005, out
     assert abs(out["models"]["log_log"] - theory) < abs(out["models"]["inverse_log"] - theory), out
     assert out["extrapolated_low"] <= theory <= out["extrapolated_high"], out
+
+
+@pytest.mark.parametrize("b", [3.0, 1.5])
+def test_far_tail_own_variance_is_within_its_stated_bound(b):
+    """The energy the far tail's modes pick up (what LimitModes.run leaves out) against the exact engine on the full
+    problem, modes one by one, for b > a and b < a. It scales with the tail's Σ λ_i²; a bound through the tail's prior
+    energy τ_far (the former statement, frozen_tol·γ(E + σ²)·τ_far) is below it when b > a."""
+    a, gamma, N, sigma2, tol = 2.0, 0.2, 200, 1.0, 0.05
+    sch = Schedule(gamma, N, "constant")
+    modes = LimitModes("power", a, b, total_step(sch), head=8, nodes_per_octave=4, frozen_tol=tol)
+    i = np.arange(1, 200001, dtype=float)
+    lam, p0 = i**-a, i**-b / i**-a
+    eng = ExactEngine(lam, p0, sigma2, 0.0)
+    P, reads = eng._step(np.stack([p0, np.zeros_like(p0)], axis=1), gamma, N, record=np.arange(N + 1))
+    excess_max = float(reads.sum(axis=1).max())  # the whole excess E_t along the run
+    tail = i > modes.x_end
+    frozen = (1 - 2 * gamma * lam + 2 * gamma**2 * lam**2) ** N * p0  # the tail's prior energy, decayed
+    picked_up = float(np.sum(lam[tail] * (P[tail, 0] + P[tail, 1] - frozen[tail])))
+    bound = modes.tail_variance_bound(sch, sigma2, excess_max)
+    assert 0 < picked_up <= bound < 3 * picked_up, (picked_up, bound)
+    assert bound <= tol / 2 * gamma * (excess_max + sigma2) * modes.tail_trace
+    old = tol * gamma * (excess_max + sigma2) * modes.tail_energy
+    assert (old < picked_up) == (b > a), (old, picked_up)

@@ -104,3 +104,111 @@ def test_schedule_claim_is_the_m_infinity_limit(a, b):
     geometric = claim[claim["kind"] == "geometric"].sort_values("N")
     np.testing.assert_allclose(geometric["reducible"], limit_curve("power", a, b, 1.0, 0.2, N)["excess"], rtol=1e-5)
     assert set(claim["kind"]) == {"geometric", "power"} and claim["paper"].sum() == len(N)
+
+
+
+# ------------------------------------------------------------------------------ pieces found without every step
+
+def _pieces_step_by_step(s: Schedule, chunk: int = 2**20) -> list:
+    """The reference: every step's (level, band) key, pieces where it changes, Σ γ_t by np.add.reduceat in chunks
+    (the algorithm Schedule._pieces replaced; its output must not change)."""
+    width, end_width = math.log1p(s.rel_tol), math.log1p(s.end_tol)
+    sums, counts, bins, lows, highs = [], [], [], [], []
+    for start in range(0, s.N, chunk):
+        t = np.arange(start + 1, min(s.N, start + chunk) + 1)
+        g = s.exact_step_sizes(t)
+        level = np.floor(np.log(g / s.gamma + SMOOTH_FLOOR) / width).astype(np.int64)
+        band = np.floor(np.log1p(s.N - t) / end_width).astype(np.int64)
+        k = level * (1 + int(math.log1p(s.N) / end_width) + 1) + band
+        first = np.concatenate([[0], np.flatnonzero(np.diff(k)) + 1])
+        sm, c, b = np.add.reduceat(g, first), np.diff(np.append(first, len(g))), k[first]
+        lo, hi = np.minimum.reduceat(g, first), np.maximum.reduceat(g, first)
+        if bins and bins[-1] == b[0]:
+            sums[-1] += sm[0]; counts[-1] += int(c[0])
+            lows[-1], highs[-1] = min(lows[-1], lo[0]), max(highs[-1], hi[0])
+            sm, c, b, lo, hi = sm[1:], c[1:], b[1:], lo[1:], hi[1:]
+        sums.extend(sm.tolist()); counts.extend(int(x) for x in c); bins.extend(b.tolist())
+        lows.extend(lo.tolist()); highs.extend(hi.tolist())
+    return [(min(max(x / c, lo), hi), c) for x, c, lo, hi in zip(sums, counts, lows, highs)]
+
+
+def _random_schedule(rng, N: int, extreme: bool = False) -> Schedule:
+    """A smooth schedule with random parameters within the schema's ranges (extreme: far out in them)."""
+    kind = str(rng.choice(["polynomial", "power", "cosine", "wsd"]))
+    kw = {} if rng.random() < 0.3 else {"rel_tol": float(10 ** rng.uniform(-4.5 if extreme else -3.5, -0.01)),
+                                          "end_tol": float(10 ** rng.uniform(-4 if extreme else -2, -0.01))}
+    if kind == "polynomial":
+        kw.update(power=float(10 ** rng.uniform(-9 if extreme else -2, 2.5 if extreme else 1)),
+                  t0=float(10 ** rng.uniform(-6 if extreme else -1, 7 if extreme else 4)))
+    elif kind == "power":
+        kw.update(power=float(10 ** rng.uniform(-9 if extreme else -1, 2.5 if extreme else 1)))
+    elif kind == "cosine":
+        kw.update(final=float(rng.choice([0.0, 1e-12, 0.999999, rng.uniform(0, 0.5)])))
+    else:
+        w = float(rng.choice([0.0, 1e-9, rng.uniform(0, 0.9)]))
+        kw.update(warmup=w, decay=float(rng.uniform(1e-9 if extreme else 1e-3, 1 - w)))
+    return Schedule(float(10 ** rng.uniform(-8 if extreme else -3, 1)), N, kind, **kw)
+
+
+@pytest.mark.parametrize("extreme", [False, True])
+def test_pieces_are_those_of_grouping_every_step_bit_for_bit(extreme):
+    """Random smooth schedules, N from 2 to 10^6: the same pieces (boundaries and step sizes, bit for bit) found by
+    search, by scan and by the automatic choice as by the step-by-step reference."""
+    rng = np.random.default_rng(11 if extreme else 7)
+    for _ in range(80):
+        s = _random_schedule(rng, max(2, int(10 ** rng.uniform(0.31, 6))), extreme)
+        ref = _pieces_step_by_step(s)
+        assert s._pieces(search=True) == ref, s
+        assert s._pieces(search=False) == ref, s
+        assert s.phases() == ref, s
+
+
+@pytest.mark.parametrize("spec", SMOOTH_SPECS, ids=lambda s: s["kind"])
+def test_pieces_across_chunks_are_those_of_grouping_every_step(spec):
+    s = Schedule(0.3, 2**20 + 12345, **spec)
+    assert s._pieces(search=True) == _pieces_step_by_step(s)
+
+
+def test_piece_sums_without_visiting_the_steps_agree_to_rounding(monkeypatch):
+    """Beyond EXACT_SUMS_MAX a piece's Σ γ_t comes from a few evaluations (Gregory's rule): forced here at small N,
+    the same boundaries and step sizes within 1e-13 relative (plus 1e-15·γ where γ_t itself is rounding noise,
+    1 + cos near π)."""
+    from sketchlaw.engine import schedules
+
+    rng = np.random.default_rng(5)
+    cases = [(_random_schedule(rng, max(2, int(10 ** rng.uniform(0.31, 6))), extreme=i % 2 == 1)) for i in range(80)]
+    refs = [_pieces_step_by_step(s) for s in cases]
+    monkeypatch.setattr(schedules, "EXACT_SUMS_MAX", 0)
+    for s, ref in zip(cases, refs):
+        got = s._pieces(search=True)
+        assert [n for _, n in got] == [n for _, n in ref], s
+        g, g0 = np.array([g for g, _ in got]), np.array([g for g, _ in ref])
+        assert np.all(np.abs(g - g0) <= 1e-13 * g0 + 1e-15 * s.gamma), (s, np.max(np.abs(g / g0 - 1)))
+        assert g.max() <= s.gamma
+
+
+def test_cosine_at_ten_billion_steps_takes_few_evaluations(monkeypatch):
+    """N = 10^10: the pieces from about a million evaluations of γ_t (not 10^10), and the intrinsic time Σ γ_t
+    exact: Σ_t γ(1 + cos(π(t − 1)/N))/2 = γ(N + 1)/2."""
+    import time
+
+    evaluated = []
+    plain = Schedule.exact_step_sizes
+
+    def counting(self, t=None):
+        out = plain(self, t)
+        evaluated.append(out.size)
+        return out
+
+    monkeypatch.setattr(Schedule, "exact_step_sizes", counting)
+    N, gamma = 10**10, 0.1
+    start = time.perf_counter()
+    phases = Schedule(gamma, N, "cosine").phases()
+    elapsed = time.perf_counter() - start
+    assert sum(evaluated) < 2 * 10**6, sum(evaluated)
+    assert elapsed < 5.0  # about 0.3 s (under load)
+    counts = np.array([n for _, n in phases])
+    steps = np.array([g for g, _ in phases])
+    assert counts.sum() == N and counts.min() >= 1 and steps.max() <= gamma
+    assert 5000 < len(phases) < 12000
+    assert math.isclose(float(np.dot(steps, counts)), gamma * (N + 1) / 2, rel_tol=1e-12)

@@ -18,7 +18,11 @@ term (Bias + Var at M = ∞) is this limit. The infinite sum over i is represent
    drives the other modes exactly as label noise of variance τ_far would (the modes couple only through
    Σ_k μ_k p_k), so with V₁ the engine's variance at unit noise:
        bias = B_engine + τ_far·(1 + V₁) − 2T·τ₂,far,     variance = σ²·V₁.
-   Neglected: second order in frozen_tol (decay), the far tail's own variance (≤ frozen_tol·γ(excess + σ²)·τ_far)
+   Neglected: second order in frozen_tol (decay); the far tail's own variance, the energy its modes pick up,
+   p_i ← d_i p_i + γ_t²λ_i(E_{t−1} + σ²) with d_i ≤ 1 and E the whole excess, which adds
+       Σ_far λ_i² · Σ_t γ_t²(E_{t−1} + σ²) ≤ γ_max·T·(E_max + σ²)·τ₂,λ ≤ (frozen_tol/2)·γ_max·(E_max + σ²)·Σ_far λ_i
+   (τ₂,λ = ∫_{x_end}^∞ λ² dx ≤ λ(x_end)·Σ_far λ_i; the noise a mode picks up scales with its λ_i, not with its
+   prior energy, so τ_far does not bound it: for b > a it is smaller than Σ_far λ_i; ``tail_variance_bound``);
    and the effect of its decay on the other modes (≤ frozen_tol·τ_far·γ tr H).
    Why a closed form rather than more quadrature nodes: the engine deflates modes whose rank-one weight √n·μ is
    below ~1e-14 (it then drops their coupling to the others), and the energy such frozen modes carry acts on the
@@ -151,6 +155,8 @@ class LimitModes:
         self.octaves = k
         self.tail_energy = far_tail_energy(kind, a, self.b, x_end)
         self.tail_decay = far_tail_energy(kind, a, self.b, x_end, power=2)
+        self.tail_trace = far_tail_energy(kind, a, None, x_end)  # Σ_far λ_i (s = 1)
+        self.tail_trace2 = far_tail_energy(kind, a, None, x_end, power=2)  # Σ_far λ_i²
 
     def __len__(self) -> int:
         return len(self.mu)
@@ -158,6 +164,14 @@ class LimitModes:
     def initial_excess(self) -> float:
         """Σ_i λ_i s_i as represented (head + quadrature + far tail): the excess risk at N = 0."""
         return float(np.dot(self.multiplicity, self.mu * self.p0)) + self.tail_energy
+
+    def tail_variance_bound(self, schedule, sigma2: float, excess_max: float) -> float:
+        """Upper bound on what ``run`` leaves out as the far tail's own variance after ``schedule``: the energy
+        its frozen modes pick up, Σ_far λ_i² Σ_t γ_t²(E_{t−1} + σ²) ≤ γ_max·T·(excess_max + σ²)·Σ_far λ_i²,
+        with excess_max a bound on the whole excess E_t along the run (module docstring). Within the horizon this
+        is at most (frozen_tol/2)·γ_max·(excess_max + σ²)·Σ_far λ_i."""
+        gmax = max(g for g, _ in schedule.phases())
+        return gmax * total_step(schedule) * (excess_max + sigma2) * self.tail_trace2
 
     def engine(self) -> ExactEngine:
         """The exact engine of the represented modes at unit noise (``with_tail`` adds the far tail and σ²)."""

@@ -156,14 +156,20 @@ STABILITY_MARGIN = 0.5  # scaled step sizes are capped at this fraction of the b
 
 def batch_step_size(gamma: float, B: int, rule: str, mu) -> tuple[float, bool]:
     """Step size for batch size B: "fixed" γ; "linear" γB (keeps the intrinsic time Tγ_B = Nγ, so the bias is
-    unchanged and only the variance and the stability bound move); "sqrt" γ√B. Scaled steps are capped at
-    STABILITY_MARGIN·critical_step_size(mu, batch=B). Returns (γ_B, capped)."""
+    unchanged and only the variance and the stability bound move); "sqrt" γ√B. Returns (γ_B, capped).
+
+    B = 1 is every rule's common baseline (``critical_batch_size`` compares each rule's B against its B = 1 row):
+    there every rule gives γ itself, uncapped. A scaled step above STABILITY_MARGIN·critical_step_size(mu, batch=B)
+    is capped there, but never below γ: γ_c(B) grows with B, so γ < γ_c(1) is stable at every B, and a scaled rule
+    never steps smaller than the fixed one. γ ≥ γ_c(1) is not a case here: the config's γ is checked against the
+    stability bound, and every run checks its own sketch's bound and refuses a γ above it (ParameterError).
+    """
     if rule not in STEP_RULES:
         raise ParameterError("step_rule", rule, f"one of {', '.join(STEP_RULES)}")
-    g = gamma * {"fixed": 1.0, "linear": float(B), "sqrt": math.sqrt(B)}[rule]
-    if rule == "fixed":
-        return g, False
-    cap = STABILITY_MARGIN * critical_step_size(mu, batch=B)
+    if rule == "fixed" or B == 1:
+        return gamma, False
+    g = gamma * {"linear": float(B), "sqrt": math.sqrt(B)}[rule]
+    cap = max(gamma, STABILITY_MARGIN * critical_step_size(mu, batch=B))
     return (cap, True) if g > cap else (g, False)
 
 
