@@ -96,8 +96,7 @@ def test_every_step_rule_starts_from_gamma_itself_at_batch_one():
         for B in (2, 4, 64):
             gB, capped = batch_step_size(gamma, B, rule, problem.mu)
             assert gamma <= gB < critical_step_size(problem.mu, batch=B)
-    df = batch_experiment(a=2.0, M=M, N_values=[N], B_values=[1, 2, 4], gamma=gamma,
-                          step_rules=("fixed", "linear", "sqrt"), d=1024)
+    df = batch_rows(problem, 2.0, [N], [1, 2, 4], gamma, ("fixed", "linear", "sqrt"))
     base = df[df.B == 1]
     assert (base.gamma_B == gamma).all() and not base.capped.any()
     assert base.reducible.nunique() == 1  # one baseline for every rule
