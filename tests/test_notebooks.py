@@ -219,6 +219,7 @@ def notebook_inputs(request, tmp_path_factory) -> dict[str, Path]:
     return {"tiny": tiny, "degenerate": root / "degenerate"}
 
 
+@pytest.mark.workflow
 def test_degenerate_tables_are_degenerate(notebook_inputs):
     tables = notebook_inputs["degenerate"] / "tables"
     for name in EXPERIMENT_TABLES:
