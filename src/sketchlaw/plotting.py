@@ -12,8 +12,11 @@ calls and its caption (a cell ``CAPTION = \"\"\"...\"\"\"``).  What they share l
 * fits, read from the typed columns of ``exponents.csv`` only: :func:`fit_line` / :func:`draw_fit_line` (the line
   log(y/factor) = intercept + fitted·log X on [x_lo, x_hi]) and :func:`slope_text` / :func:`annotate_fit`
   (``k = −0.498 [−0.503, −0.492] (theory −0.5) · consistent``); :func:`note` says on a panel what is missing;
+* layout: :func:`layout_problems` lists what keeps a figure from reading cleanly at its saved size (text outside the
+  figure or its axes, on another panel, on other text or on a curve; panels of one row of unequal width);
 * saving: :func:`save_figure` writes ``NAME.png`` and ``NAME.pdf`` byte-deterministically with the provenance
-  embedded, and the sidecar ``NAME.json`` ({"name", "title", "caption"}) the results page reads.
+  embedded, the sidecar ``NAME.json`` ({"name", "title", "caption"}) the results page reads, and the layout report
+  ``NAME.layout.json``.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -31,6 +35,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLocator
+from matplotlib.transforms import Bbox
 
 from .atomic import atomic_write
 from .theory import frontier_coordinates
@@ -467,6 +472,273 @@ def note(ax: plt.Axes, text: str, *, loc: str = "center") -> mpl.text.Text:
 
 
 # --------------------------------------------------------------------------------------------------------------
+# layout check
+# --------------------------------------------------------------------------------------------------------------
+
+LAYOUT_TOLERANCE_PX = 1.0  #: pixels (of the saved PNG) by which two boxes may touch before they count as overlapping
+MAX_WIDTH_RATIO = 1.15  #: largest ratio between the widths of the panels of one grid row (after their width ratios)
+
+
+@dataclass
+class _Box:
+    what: str  # the artist, readably: 'x tick label "10^3"'
+    owner: Any  # the axes it belongs to, or None for the figure
+    bbox: Bbox
+    kind: str  # "tick-x", "tick-y", "label", "text" (ax.text / annotate), "legend", "figure"
+
+
+def _short(text: str, n: int = 40) -> str:
+    text = " ".join(str(text).replace("\\mathdefault", "").replace("$", "").split())
+    return text if len(text) <= n else text[: n - 1] + "\u2026"
+
+
+def _all_axes(fig: plt.Figure) -> list[plt.Axes]:
+    out: list[plt.Axes] = []
+
+    def walk(ax):
+        if ax not in out and ax.get_visible():
+            out.append(ax)
+            for child in getattr(ax, "child_axes", ()):
+                walk(child)
+
+    for ax in fig.get_axes():
+        walk(ax)
+    return out
+
+
+def _grid_cell(ax: plt.Axes):
+    ss = ax.get_subplotspec() if hasattr(ax, "get_subplotspec") else None
+    return None if ss is None else ss.get_topmost_subplotspec()
+
+
+def _axes_name(ax: plt.Axes) -> str:
+    cb = getattr(ax, "_colorbar", None)
+    if cb is not None:
+        label = (ax.yaxis if cb.orientation == "vertical" else ax.xaxis).get_label_text()
+        return f'colorbar "{_short(label)}"' if label else "colorbar"
+    cell = _grid_cell(ax)
+    where = ""
+    if cell is not None:
+        rows, cols = cell.rowspan, cell.colspan
+        where = f" (row {rows.start + 1}, col {cols.start + 1})"
+    title = next((t.get_text() for t in (ax.title, ax._left_title, ax._right_title) if t.get_text()), "")
+    return f"axes{where}" + (f' "{_short(title)}"' if title else "")
+
+
+def _text_extent(t: mpl.text.Text, renderer) -> Bbox:
+    """The drawn extent of a text: wrapped as drawn, its bbox patch (e.g. a white box behind it) included."""
+    if t.get_wrap() and hasattr(t, "_get_wrapped_text"):
+        with t._cm_set(text=t._get_wrapped_text()):
+            box = t.get_window_extent(renderer)
+    else:
+        box = t.get_window_extent(renderer)
+    patch = t.get_bbox_patch()
+    if patch is not None:
+        box = Bbox.union([box, patch.get_window_extent(renderer)])
+    return box
+
+
+def _visible_text(t) -> bool:
+    return t is not None and t.get_visible() and bool(str(t.get_text()).strip())
+
+
+def _drawn_ticks(axis) -> list:
+    try:
+        return list(axis._update_ticks())  # the ticks matplotlib draws (inside the view interval)
+    except AttributeError:  # pragma: no cover - older matplotlib
+        lo, hi = sorted(axis.get_view_interval())
+        return [t for t in axis.get_major_ticks() + axis.get_minor_ticks() if lo <= t.get_loc() <= hi]
+
+
+def _axes_boxes(ax: plt.Axes, renderer) -> list[_Box]:
+    boxes: list[_Box] = []
+
+    def add(t, what, kind):
+        if _visible_text(t):
+            boxes.append(_Box(f'{what} "{_short(t.get_text())}"', ax, _text_extent(t, renderer), kind))
+
+    for t, what in ((ax.title, "title"), (ax._left_title, "left title"), (ax._right_title, "right title")):
+        add(t, what, "label")
+    if ax.axison:
+        for axis, name in ((ax.xaxis, "x"), (ax.yaxis, "y")):
+            if not axis.get_visible():
+                continue
+            add(axis.label, f"{name} label", "label")
+            add(axis.offsetText, f"{name} offset text", "label")
+            for tick in _drawn_ticks(axis):
+                if tick.get_visible():
+                    for lab in (tick.label1, tick.label2):
+                        add(lab, f"{name} tick label", f"tick-{name}")
+    for t in ax.texts:
+        add(t, "annotation" if isinstance(t, mpl.text.Annotation) else "text", "text")
+    legend = ax.get_legend()
+    if legend is not None and legend.get_visible():
+        entries = ", ".join(_short(t.get_text(), 20) for t in legend.get_texts()[:3])
+        boxes.append(_Box(f'legend "{entries}"', ax, legend.get_window_extent(renderer), "legend"))
+    return boxes
+
+
+def _overlap(a: Bbox, b: Bbox, tol: float) -> bool:
+    return min(a.x1, b.x1) - max(a.x0, b.x0) > tol and min(a.y1, b.y1) - max(a.y0, b.y0) > tol
+
+
+def _outside(inner: Bbox, outer: Bbox, tol: float) -> str:
+    """'' when ``inner`` lies within ``outer`` (up to ``tol``), else which sides it crosses and by how much."""
+    sides = {"left": outer.x0 - inner.x0, "right": inner.x1 - outer.x1, "bottom": outer.y0 - inner.y0,
+             "top": inner.y1 - outer.y1}
+    return ", ".join(f"{s} by {v:.0f} px" for s, v in sides.items() if v > tol)
+
+
+def _related(a, b) -> bool:
+    """Twins, or one axes an inset (child) of the other: their areas are shared on purpose."""
+    if a is b:
+        return True
+    if b in a._twinned_axes.get_siblings(a):
+        return True
+    return a in getattr(b, "child_axes", ()) or b in getattr(a, "child_axes", ())
+
+
+def _line_points(line: mpl.lines.Line2D, step: float = 2.0) -> np.ndarray:
+    """Display coordinates along a drawn line, every ``step`` pixels (its vertices alone when it has no line)."""
+    xy = line.get_transform().transform_path(line.get_path()).vertices
+    if line.get_linestyle() in ("None", "", " ") or len(xy) < 2:
+        return xy[np.all(np.isfinite(xy), axis=1)]
+    pts = [xy[:1]]
+    for p, q in zip(xy[:-1], xy[1:]):
+        if not (np.all(np.isfinite(p)) and np.all(np.isfinite(q))):
+            continue
+        n = max(1, int(math.ceil(float(np.hypot(*(q - p))) / step)))
+        pts.append(p + (q - p) * (np.arange(1, n + 1)[:, None] / n))
+    out = np.concatenate(pts)
+    return out[np.all(np.isfinite(out), axis=1)]
+
+
+def layout_problems(fig: plt.Figure, *, max_width_ratio: float = MAX_WIDTH_RATIO,
+                    tol: float = LAYOUT_TOLERANCE_PX, dpi: float | None = None) -> list[str]:
+    """What keeps ``fig`` from reading cleanly at the size it is saved: a list of readable problems, empty if none.
+
+    The figure is drawn (at ``dpi``, default its own) and every visible text is measured: titles, axis labels and
+    offset texts, drawn tick labels, ``ax.text`` / annotations (with their background box), legends (their frame),
+    colorbars (their axes' labels and ticks) and figure texts (the provenance stamp, placed under the figure on
+    purpose, is exempt from the first check only). A problem is
+
+    * a text extending outside the figure;
+    * an ``ax.text`` / annotation not inside its own axes, or a legend placed in its axes (no ``bbox_to_anchor``)
+      sticking out of it;
+    * a text of one axes (or of the figure) overlapping the area of another axes (insets and twins excepted) or a
+      text of another axes;
+    * two texts of one axes overlapping (tick labels crowding each other, an annotation on the legend or on the tick
+      labels, ...);
+    * an ``ax.text`` / annotation covering a drawn line (curve, marker or reference line) of its axes;
+    * the panels of one grid row (colorbars, insets and fixed-aspect axes excepted) differing in width by more than
+      ``max_width_ratio`` once divided by the width ratios the grid gives them (so only unintended squeezing counts).
+
+    Boxes touching by up to ``tol`` pixels do not count.
+    """
+    old_dpi = fig.dpi
+    if dpi is not None:
+        fig.set_dpi(dpi)
+    try:
+        fig.draw_without_rendering()
+        renderer = fig._get_renderer()
+        return _layout_problems(fig, renderer, max_width_ratio, tol)
+    finally:
+        if dpi is not None:
+            fig.set_dpi(old_dpi)
+
+
+def _layout_problems(fig, renderer, max_width_ratio, tol) -> list[str]:
+    problems: list[str] = []
+    axes = _all_axes(fig)
+    names = {ax: _axes_name(ax) for ax in axes}
+    for ax in axes:  # the same name twice: number them
+        same = [o for o in axes if names[o] == names[ax]]
+        if len(same) > 1:
+            for i, o in enumerate(same):
+                names[o] = f"{names[o]} #{i + 1}"
+
+    def of(box: _Box) -> str:
+        return box.what + (f" of {names[box.owner]}" if box.owner is not None else " of the figure")
+
+    boxes: list[_Box] = []
+    stamp: list[_Box] = []
+    for t in fig.texts:
+        if _visible_text(t):
+            b = _Box(f'figure text "{_short(t.get_text())}"', None, _text_extent(t, renderer), "figure")
+            (stamp if t.get_gid() == _STAMP_GID else boxes).append(b)
+    for leg in fig.legends:
+        if leg.get_visible():
+            entries = ", ".join(_short(t.get_text(), 20) for t in leg.get_texts()[:3])
+            boxes.append(_Box(f'figure legend "{entries}"', None, leg.get_window_extent(renderer), "figure"))
+    per_axes = {ax: _axes_boxes(ax, renderer) for ax in axes}
+    for ax in axes:
+        boxes += per_axes[ax]
+
+    # 1. inside the figure
+    for b in boxes:
+        side = _outside(b.bbox, fig.bbox, tol)
+        if side:
+            problems.append(f"{of(b)} extends outside the figure ({side})")
+    boxes += stamp
+
+    # 2. texts and legends placed in their axes stay inside it
+    for ax in axes:
+        for b in per_axes[ax]:
+            anchored = b.kind == "text" or (b.kind == "legend" and ax.get_legend()._bbox_to_anchor is None)
+            side = _outside(b.bbox, ax.bbox, tol) if anchored else ""
+            if side:
+                problems.append(f"{of(b)} sticks out of its axes ({side})")
+
+    # 3. no text on another axes' area
+    for b in boxes:
+        for ax in axes:
+            if (b.owner is None or not _related(b.owner, ax)) and _overlap(b.bbox, ax.bbox, tol):
+                problems.append(f"{of(b)} overlaps the area of {names[ax]}")
+
+    # 4. no two texts on each other
+    for i, b in enumerate(boxes):
+        for c in boxes[i + 1:]:
+            if _overlap(b.bbox, c.bbox, tol):
+                problems.append(f"{of(b)} overlaps {of(c)}")
+
+    # 5. annotations clear of the lines drawn
+    for ax in axes:
+        lines = [ln for ln in ax.get_lines() if ln.get_visible()]
+        for b in per_axes[ax]:
+            if b.kind != "text":
+                continue
+            x0, y0, x1, y1 = b.bbox.x0 + tol, b.bbox.y0 + tol, b.bbox.x1 - tol, b.bbox.y1 - tol
+            for ln in lines:
+                p = _line_points(ln)
+                p = p[(p[:, 0] >= ax.bbox.x0) & (p[:, 0] <= ax.bbox.x1) & (p[:, 1] >= ax.bbox.y0) &
+                      (p[:, 1] <= ax.bbox.y1)]  # a line is clipped to its axes
+                if len(p) and np.any((p[:, 0] > x0) & (p[:, 0] < x1) & (p[:, 1] > y0) & (p[:, 1] < y1)):
+                    label = ln.get_label()
+                    what = f'line "{_short(label, 30)}"' if label and not label.startswith("_") else "a line"
+                    problems.append(f"{of(b)} covers {what}")
+
+    # 6. the panels of one row equally wide (after the grid's width ratios)
+    rows: dict[tuple, list] = {}
+    for ax in axes:
+        cell = _grid_cell(ax)
+        if cell is None or getattr(ax, "_colorbar", None) is not None or ax.get_aspect() != "auto" or \
+                any(ax in getattr(o, "child_axes", ()) for o in axes):
+            continue
+        gs = cell.get_gridspec()
+        ratios = gs.get_width_ratios() or [1] * gs.ncols
+        share = sum(ratios[c] for c in cell.colspan) / sum(ratios)
+        rows.setdefault((id(gs), cell.rowspan.start, cell.rowspan.stop), []).append((ax, ax.bbox.width / share))
+    for (_, start, stop), members in rows.items():
+        widths = [w for _, w in members]
+        if len(members) > 1 and max(widths) > max_width_ratio * min(widths):
+            narrow = min(members, key=lambda m: m[1])[0]
+            wide = max(members, key=lambda m: m[1])[0]
+            problems.append(f"row {start + 1}: {names[narrow]} is {max(widths) / min(widths):.2f} times narrower than "
+                            f"{names[wide]} (allowed {max_width_ratio:g})")
+    return problems
+
+
+# --------------------------------------------------------------------------------------------------------------
 # saving
 # --------------------------------------------------------------------------------------------------------------
 
@@ -505,6 +777,9 @@ def save_figure(fig: plt.Figure, figures_dir: str | os.PathLike, name: str,
       as PDF ``Subject`` / ``Keywords``; ``stamp`` also prints ``NAME · git <sha> · config <hash>`` in a corner;
     * ``NAME.json`` = {"name", "title", "caption"} from the notebook's CAPTION (:func:`split_caption`), the one
       source of the caption for the results page.
+    * ``NAME.layout.json`` = {"name", "dpi", "tolerance_px", "max_width_ratio", "problems"}: what
+      :func:`layout_problems` finds in the figure at the saved DPI (also issued as a warning when not empty); the
+      tests require it to be empty for every notebook.
 
     Returns the PNG and PDF paths.
     """
@@ -537,6 +812,16 @@ def save_figure(fig: plt.Figure, figures_dir: str | os.PathLike, name: str,
     if fig.get_layout_engine() is not None:
         fig.draw_without_rendering()
         fig.set_layout_engine("none")
+
+    problems = layout_problems(fig, dpi=dpi)
+    layout = {"name": name, "dpi": dpi, "tolerance_px": LAYOUT_TOLERANCE_PX, "max_width_ratio": MAX_WIDTH_RATIO,
+              "problems": problems}
+    atomic_write(out / f"{name}.layout.json",
+                 lambda tmp: Path(tmp).write_text(json.dumps(layout, ensure_ascii=False, indent=1) + "\n",
+                                                  encoding="utf-8"))
+    if problems:
+        warnings.warn(f"{name}: {len(problems)} layout problem(s), see {name}.layout.json: " + "; ".join(problems[:5])
+                      + ("; ..." if len(problems) > 5 else ""), stacklevel=2)
 
     png, pdf = out / f"{name}.png", out / f"{name}.pdf"
     save_kw = dict(bbox_inches="tight", pad_inches=0.04, facecolor="white")
