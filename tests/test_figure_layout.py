@@ -84,7 +84,7 @@ def test_overlapping_tick_labels_are_found():
     axes[0].set_xticks(np.geomspace(1e2, 1e6, 25))
     axes[0].set_xticklabels([f"{v:.4g} samples" for v in np.geomspace(1e2, 1e6, 25)])
     problems = slp.layout_problems(fig)
-    assert _matching(problems, "x tick label", "overlaps x tick label")
+    assert _matching(problems, "x tick label", "touches x tick label")
 
 
 def test_colorbar_ticks_on_the_neighbour_panel_are_found():
@@ -108,7 +108,7 @@ def test_stacked_annotations_on_the_legend_are_found():
     fig, axes = _panels()
     axes[1].legend(loc="lower left")
     slp.annotate_slope(axes[1], "k = \u22120.70 [\u22120.72, \u22120.68]", loc="lower left")
-    assert _matching(slp.layout_problems(fig), 'text "k = ', "overlaps legend")
+    assert _matching(slp.layout_problems(fig), '"k = ', "overlaps legend")
 
 
 def test_unequal_widths_in_a_row_are_found_and_intended_ratios_are_not():
@@ -119,6 +119,15 @@ def test_unequal_widths_in_a_row_are_found_and_intended_ratios_are_not():
     assert _matching(problems, "row 1: axes (row 1, col 1)", "times narrower than")
     fig, axes = _panels(ncols=3, figsize=(8, 2.6), gridspec_kw={"width_ratios": [2, 1, 1]})
     assert not _matching(slp.layout_problems(fig), "narrower")
+
+
+def test_panels_squeezed_into_strips_are_found():
+    fig, axes = _panels()
+    for ax in axes:  # long texts beside each panel make the layout shrink both alike
+        ax.set_ylabel("a y label that is\nfar too long for this " * 2)
+    fig.set_size_inches(3.4, 2.6)
+    problems = slp.layout_problems(fig)
+    assert _matching(problems, "axes (row 1, col 1)", "is squeezed to")
 
 
 def test_save_figure_writes_the_layout_report(tmp_path):

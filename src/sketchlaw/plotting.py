@@ -5,7 +5,8 @@ calls and its caption (a cell ``CAPTION = \"\"\"...\"\"\"``).  What they share l
 
 * loading: :func:`load_table` / :func:`load_exponents` (required columns checked, errors name the table and column),
   :func:`load_provenance`, :func:`resolve_paths`;
-* style: :func:`set_style`, :func:`log_axes`, :func:`level_colors`, :func:`set_log_ylim`, :func:`plain_log_ticks`,
+* style: :func:`set_style`, :func:`log_axes`, :func:`level_colors`, :func:`set_log_ylim`, :func:`free_band`,
+  :func:`plain_log_ticks`,
   number formatting (:func:`fmt_num`, :func:`fmt_pow10`, ...);
 * rows and levels: :func:`match`, :func:`pick_levels`, :func:`complete_levels`, :func:`exponent_row`,
   :func:`aggregate_exact` (mean over sketch seeds), :func:`aggregate_mc` (Monte Carlo pooled over seeds);
@@ -254,6 +255,20 @@ def set_log_ylim(ax: plt.Axes, values: Iterable[float], pad: float = 1.6) -> Non
         ax.set_ylim(v.min() / pad, v.max() * pad)
 
 
+def free_band(ax: plt.Axes, fraction: float, side: str = "bottom") -> None:
+    """Extend the current y limits so the data leave the ``bottom`` (or ``top``) ``fraction`` of the axes free, for
+    the corner texts (:func:`annotate_fit`) to sit clear of the curves. Log or linear, whichever the axis is."""
+    lo, hi = ax.get_ylim()
+    k = fraction / (1 - fraction)
+    if ax.get_yscale() == "log":
+        if not (0 < lo < hi):
+            return
+        lo, hi = (lo * (lo / hi) ** k, hi) if side == "bottom" else (lo, hi * (hi / lo) ** k)
+    else:
+        lo, hi = (lo - k * (hi - lo), hi) if side == "bottom" else (lo, hi + k * (hi - lo))
+    ax.set_ylim(lo, hi)
+
+
 def plain_log_ticks(ax: plt.Axes, axis: str, lo: float, hi: float, max_ticks: int = 7,
                     only_if_narrow: bool = False) -> None:
     """Plain-number ticks (1, 1.2, 1.5, 2, ...) on a log axis spanning about a decade or less (risk near σ², ln M),
@@ -439,35 +454,86 @@ def slope_text(row: pd.Series | None, symbol: str = "k") -> str:
 
 _CORNERS = {"lower left": (0.03, 0.03, "left", "bottom", 1), "upper left": (0.03, 0.97, "left", "top", -1),
             "lower right": (0.97, 0.03, "right", "bottom", 1), "upper right": (0.97, 0.97, "right", "top", -1)}
-_STACK_STEP = 0.085  # axes fraction between stacked annotations
+_STACK_GAP = 4.0  # points between stacked annotations (their white boxes stay apart)
+_TEXT_WIDTH = 0.9  # fraction of the axes width a corner text may take before it is wrapped
 
 
-def _stacked_text(ax: plt.Axes, text: str, loc: str, **kw) -> mpl.text.Text:
+def _words(text: str) -> list[str]:
+    """Words of ``text`` split at spaces, but never inside a mathtext ``$...$`` span."""
+    out: list[str] = []
+    for w in text.split(" "):
+        if out and out[-1].count("$") % 2 == 1:
+            out[-1] += " " + w
+        else:
+            out.append(w)
+    return out
+
+
+def fit_to_axes(ax: plt.Axes, text: str, fontsize: float, width: float = _TEXT_WIDTH) -> str:
+    """``text`` with line breaks so that no line is wider than ``width`` times the axes' width (measured, mathtext
+    spans kept whole). The width is the axes' position when called: in a constrained layout about the final one."""
+    fig = ax.figure
+    renderer = fig._get_renderer()
+    avail = width * ax.get_position().width * fig.bbox.width
+    probe = mpl.text.Text(0, 0, "", fontsize=fontsize)
+    probe.set_figure(fig)
+
+    def wide(line: str) -> bool:
+        probe.set_text(line)
+        return probe.get_window_extent(renderer).width > avail
+
+    lines: list[str] = []
+    for para in text.split("\n"):
+        line = ""
+        for w in _words(para):
+            candidate = f"{line} {w}" if line else w
+            if line and wide(candidate):
+                lines.append(line)
+                line = w
+            else:
+                line = candidate
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _stacked_text(ax: plt.Axes, text: str, loc: str, width: float = _TEXT_WIDTH, **kw) -> mpl.text.Annotation:
+    """A text in a corner of ``ax`` (wrapped to the axes' width); the next one on that corner goes just beyond the
+    drawn extent of the previous one, however many lines either has."""
     x, y, ha, va, direction = _CORNERS[loc]
     stack = ax.__dict__.setdefault("_sketchlaw_stack", {})
-    i = stack.get(loc, 0)
-    stack[loc] = i + 1
-    return ax.text(x, y + direction * i * _STACK_STEP, text, transform=ax.transAxes, ha=ha, va=va, zorder=10, **kw)
+    previous = stack.get(loc)
+    text = fit_to_axes(ax, text, kw.get("fontsize", 7.0), width)
+    if previous is None:
+        t = ax.annotate(text, xy=(x, y), xycoords="axes fraction", ha=ha, va=va, zorder=10, **kw)
+    else:
+        t = ax.annotate(text, xy=(0.0 if ha == "left" else 1.0, 1.0 if direction > 0 else 0.0), xycoords=previous,
+                        xytext=(0.0, direction * _STACK_GAP), textcoords="offset points", ha=ha, va=va, zorder=10,
+                        **kw)
+    stack[loc] = t
+    return t
 
 
 def annotate_slope(ax: plt.Axes, text: str, *, loc: str = "lower left", color: str = "black",
-                   fontsize: float = 7.0) -> mpl.text.Text:
-    """Print ``text`` in a corner of ``ax``; successive calls on one corner stack away from it."""
-    return _stacked_text(ax, text, loc, fontsize=fontsize, color=color,
+                   fontsize: float = 7.0, width: float = _TEXT_WIDTH) -> mpl.text.Text:
+    """Print ``text`` in a corner of ``ax``, wrapped to ``width`` times the axes' width (less keeps it clear of a
+    curve crossing the panel); successive calls on one corner stack away from it."""
+    return _stacked_text(ax, text, loc, width=width, fontsize=fontsize, color=color,
                          bbox=dict(boxstyle="round,pad=0.2", facecolor="white", edgecolor="none", alpha=0.8))
 
 
 def annotate_fit(ax: plt.Axes, row: pd.Series | None, *, label: str = "", loc: str = "lower left",
-                 symbol: str = "k", color: str = "black") -> mpl.text.Text:
+                 symbol: str = "k", color: str = "black", width: float = _TEXT_WIDTH) -> mpl.text.Text:
     """:func:`slope_text` of an exponent row, prefixed by ``label``, in a corner of ``ax`` (grey if not fitted)."""
-    return annotate_slope(ax, label + slope_text(row, symbol), loc=loc, color=color if is_fitted(row) else "0.4")
+    return annotate_slope(ax, label + slope_text(row, symbol), loc=loc, color=color if is_fitted(row) else "0.4",
+                          width=width)
 
 
 def note(ax: plt.Axes, text: str, *, loc: str = "center") -> mpl.text.Text:
-    """Say on a panel what its inputs lack (e.g. "one M only: no contour"): grey text, centred or in a corner."""
+    """Say on a panel what its inputs lack (e.g. "one M only: no contour"): grey text, centred or in a corner, wrapped
+    to fit the panel's width."""
     if loc == "center":
-        return ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=8, color="0.35",
-                       wrap=True, zorder=10)
+        return ax.text(0.5, 0.5, fit_to_axes(ax, text, 8.0), transform=ax.transAxes, ha="center", va="center",
+                       fontsize=8, color="0.35", zorder=10)
     return _stacked_text(ax, text, loc, fontsize=7, color="0.4")
 
 
@@ -477,6 +543,8 @@ def note(ax: plt.Axes, text: str, *, loc: str = "center") -> mpl.text.Text:
 
 LAYOUT_TOLERANCE_PX = 1.0  #: pixels (of the saved PNG) by which two boxes may touch before they count as overlapping
 MAX_WIDTH_RATIO = 1.15  #: largest ratio between the widths of the panels of one grid row (after their width ratios)
+MIN_TICK_GAP_PX = 2.0  #: least gap (pixels of the saved PNG) between neighbouring tick labels of one axis
+MIN_COLUMN_FILL = 0.5  #: least fraction of its columns' share of the figure width a panel's axes must fill
 
 
 @dataclass
@@ -627,11 +695,13 @@ def layout_problems(fig: plt.Figure, *, max_width_ratio: float = MAX_WIDTH_RATIO
       sticking out of it;
     * a text of one axes (or of the figure) overlapping the area of another axes (insets and twins excepted) or a
       text of another axes;
-    * two texts of one axes overlapping (tick labels crowding each other, an annotation on the legend or on the tick
-      labels, ...);
+    * two texts of one axes overlapping (an annotation on the legend or on the tick labels, ...), or two tick labels
+      of one axis closer than :data:`MIN_TICK_GAP_PX` (crowded labels read as one);
     * an ``ax.text`` / annotation covering a drawn line (curve, marker or reference line) of its axes;
     * the panels of one grid row (colorbars, insets and fixed-aspect axes excepted) differing in width by more than
-      ``max_width_ratio`` once divided by the width ratios the grid gives them (so only unintended squeezing counts).
+      ``max_width_ratio`` once divided by the width ratios the grid gives them (so only unintended squeezing counts),
+      or a panel filling less than :data:`MIN_COLUMN_FILL` of its columns' share of the figure width (all panels
+      squeezed alike by the margins around them).
 
     Boxes touching by up to ``tol`` pixels do not count.
     """
@@ -695,11 +765,12 @@ def _layout_problems(fig, renderer, max_width_ratio, tol) -> list[str]:
             if (b.owner is None or not _related(b.owner, ax)) and _overlap(b.bbox, ax.bbox, tol):
                 problems.append(f"{of(b)} overlaps the area of {names[ax]}")
 
-    # 4. no two texts on each other
+    # 4. no two texts on each other; tick labels of one axis at least MIN_TICK_GAP_PX apart
     for i, b in enumerate(boxes):
         for c in boxes[i + 1:]:
-            if _overlap(b.bbox, c.bbox, tol):
-                problems.append(f"{of(b)} overlaps {of(c)}")
+            same_axis = b.owner is c.owner and b.kind == c.kind and b.kind.startswith("tick-")
+            if _overlap(b.bbox, c.bbox, -MIN_TICK_GAP_PX if same_axis else tol):
+                problems.append(f"{of(b)} {'touches' if same_axis else 'overlaps'} {of(c)}")
 
     # 5. annotations clear of the lines drawn
     for ax in axes:
@@ -717,7 +788,7 @@ def _layout_problems(fig, renderer, max_width_ratio, tol) -> list[str]:
                     what = f'line "{_short(label, 30)}"' if label and not label.startswith("_") else "a line"
                     problems.append(f"{of(b)} covers {what}")
 
-    # 6. the panels of one row equally wide (after the grid's width ratios)
+    # 6. the panels of one row equally wide (after the grid's width ratios), none squeezed into a strip
     rows: dict[tuple, list] = {}
     for ax in axes:
         cell = _grid_cell(ax)
@@ -728,6 +799,9 @@ def _layout_problems(fig, renderer, max_width_ratio, tol) -> list[str]:
         ratios = gs.get_width_ratios() or [1] * gs.ncols
         share = sum(ratios[c] for c in cell.colspan) / sum(ratios)
         rows.setdefault((id(gs), cell.rowspan.start, cell.rowspan.stop), []).append((ax, ax.bbox.width / share))
+        if ax.bbox.width < MIN_COLUMN_FILL * share * fig.bbox.width:
+            problems.append(f"{names[ax]} is squeezed to {ax.bbox.width / (share * fig.bbox.width):.0%} of its "
+                            f"column's share of the figure width (at least {MIN_COLUMN_FILL:.0%})")
     for (_, start, stop), members in rows.items():
         widths = [w for _, w in members]
         if len(members) > 1 and max(widths) > max_width_ratio * min(widths):
