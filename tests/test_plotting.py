@@ -227,10 +227,29 @@ def test_annotations_stack_and_grey_out_unfitted_rows():
     t1 = slp.annotate_fit(ax, _row(), label="window: ")
     t2 = slp.annotate_fit(ax, _row(fitted=np.nan, verdict="not fitted", reason="x"))
     assert t1.get_text().startswith("window: k = \u22120.998")
-    assert t2.get_position()[1] > t1.get_position()[1]  # the lower-left stack grows upwards
+    fig.draw_without_rendering()
+    r = fig.canvas.get_renderer()
+    assert t2.get_window_extent(r).y0 > t1.get_window_extent(r).y1  # the lower-left stack grows upwards
     assert t1.get_color() == "black" and t2.get_color() == "0.4"
     t3 = slp.note(ax, "one M only: no contour")
     assert t3.get_text() == "one M only: no contour" and t3.get_position() == (0.5, 0.5)
+
+
+def test_corner_texts_wrap_to_the_axes_and_stack_by_their_drawn_height():
+    fig, axes = plt.subplots(1, 3, figsize=(7, 2.5), layout="constrained")
+    ax = axes[1]
+    long = "window, $N_\\mathrm{eff} = 6.2\\times10^{5}$: k: not fitted (2 N_eff with a critical batch size in the grid)"
+    t1 = slp.annotate_slope(ax, long, loc="upper right")
+    t2 = slp.note(ax, "second note in the same corner", loc="upper right")
+    assert t1.get_text().count("\n") >= 1 and t1.get_text().replace("\n", " ") == long
+    assert all(line.count("$") % 2 == 0 for line in t1.get_text().splitlines())  # mathtext never split
+    fig.draw_without_rendering()
+    r = fig.canvas.get_renderer()
+    for t in (t1, t2):
+        box = t.get_window_extent(r)
+        assert ax.bbox.x0 <= box.x0 and box.x1 <= ax.bbox.x1
+    assert t2.get_window_extent(r).y1 < t1.get_window_extent(r).y0  # an upper stack grows downwards
+    assert slp.layout_problems(fig) == []
 
 
 # ---------------------------------------------------------------------------------------------------- fit lines

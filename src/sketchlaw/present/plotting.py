@@ -5,15 +5,19 @@ calls and its caption (a cell ``CAPTION = \"\"\"...\"\"\"``).  What they share l
 
 * loading: :func:`load_table` / :func:`load_exponents` (required columns checked, errors name the table and column),
   :func:`load_provenance`, :func:`resolve_paths`;
-* style: :func:`set_style`, :func:`log_axes`, :func:`level_colors`, :func:`set_log_ylim`, :func:`plain_log_ticks`,
+* style: :func:`set_style`, :func:`log_axes`, :func:`level_colors`, :func:`set_log_ylim`, :func:`free_band`,
+  :func:`plain_log_ticks`,
   number formatting (:func:`fmt_num`, :func:`fmt_pow10`, ...);
 * rows and levels: :func:`match`, :func:`pick_levels`, :func:`complete_levels`, :func:`exponent_row`,
   :func:`aggregate_exact` (mean over sketch seeds), :func:`aggregate_mc` (Monte Carlo pooled over seeds);
 * fits, read from the typed columns of ``exponents.csv`` only: :func:`fit_line` / :func:`draw_fit_line` (the line
   log(y/factor) = intercept + fitted·log X on [x_lo, x_hi]) and :func:`slope_text` / :func:`annotate_fit`
   (``k = −0.498 [−0.503, −0.492] (theory −0.5) · consistent``); :func:`note` says on a panel what is missing;
+* layout: :func:`layout_problems` lists what keeps a figure from reading cleanly at its saved size (text outside the
+  figure or its axes, on another panel, on other text or on a curve; panels of one row of unequal width);
 * saving: :func:`save_figure` writes ``NAME.png`` and ``NAME.pdf`` byte-deterministically with the provenance
-  embedded, and the sidecar ``NAME.json`` ({"name", "title", "caption"}) the results page reads.
+  embedded, the sidecar ``NAME.json`` ({"name", "title", "caption"}) the results page reads, and the layout report
+  ``NAME.layout.json``.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -31,6 +36,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLocator
+from matplotlib.transforms import Bbox
 
 from sketchlaw.atomic import atomic_write
 from sketchlaw.theory import frontier_coordinates
@@ -258,6 +264,20 @@ def set_log_ylim(ax: plt.Axes, values: Iterable[float], pad: float = 1.6) -> Non
         ax.set_ylim(v.min() / pad, v.max() * pad)
 
 
+def free_band(ax: plt.Axes, fraction: float, side: str = "bottom") -> None:
+    """Extend the current y limits so the data leave the ``bottom`` (or ``top``) ``fraction`` of the axes free, for
+    the corner texts (:func:`annotate_fit`) to sit clear of the curves. Log or linear, whichever the axis is."""
+    lo, hi = ax.get_ylim()
+    k = fraction / (1 - fraction)
+    if ax.get_yscale() == "log":
+        if not (0 < lo < hi):
+            return
+        lo, hi = (lo * (lo / hi) ** k, hi) if side == "bottom" else (lo, hi * (hi / lo) ** k)
+    else:
+        lo, hi = (lo - k * (hi - lo), hi) if side == "bottom" else (lo, hi + k * (hi - lo))
+    ax.set_ylim(lo, hi)
+
+
 def plain_log_ticks(ax: plt.Axes, axis: str, lo: float, hi: float, max_ticks: int = 7,
                     only_if_narrow: bool = False) -> None:
     """Plain-number ticks (1, 1.2, 1.5, 2, ...) on a log axis spanning about a decade or less (risk near σ², ln M),
@@ -446,36 +466,365 @@ def slope_text(row: pd.Series | None, symbol: str = "k") -> str:
 
 _CORNERS = {"lower left": (0.03, 0.03, "left", "bottom", 1), "upper left": (0.03, 0.97, "left", "top", -1),
             "lower right": (0.97, 0.03, "right", "bottom", 1), "upper right": (0.97, 0.97, "right", "top", -1)}
-_STACK_STEP = 0.085  # axes fraction between stacked annotations
+_STACK_GAP = 4.0  # points between stacked annotations (their white boxes stay apart)
+_TEXT_WIDTH = 0.9  # fraction of the axes width a corner text may take before it is wrapped
 
 
-def _stacked_text(ax: plt.Axes, text: str, loc: str, **kw) -> mpl.text.Text:
+def _words(text: str) -> list[str]:
+    """Words of ``text`` split at spaces, but never inside a mathtext ``$...$`` span."""
+    out: list[str] = []
+    for w in text.split(" "):
+        if out and out[-1].count("$") % 2 == 1:
+            out[-1] += " " + w
+        else:
+            out.append(w)
+    return out
+
+
+def fit_to_axes(ax: plt.Axes, text: str, fontsize: float, width: float = _TEXT_WIDTH) -> str:
+    """``text`` with line breaks so that no line is wider than ``width`` times the axes' width (measured, mathtext
+    spans kept whole). The width is the axes' position when called: in a constrained layout about the final one."""
+    fig = ax.figure
+    renderer = fig._get_renderer()
+    avail = width * ax.get_position().width * fig.bbox.width
+    probe = mpl.text.Text(0, 0, "", fontsize=fontsize)
+    probe.set_figure(fig)
+
+    def wide(line: str) -> bool:
+        probe.set_text(line)
+        return probe.get_window_extent(renderer).width > avail
+
+    lines: list[str] = []
+    for para in text.split("\n"):
+        line = ""
+        for w in _words(para):
+            candidate = f"{line} {w}" if line else w
+            if line and wide(candidate):
+                lines.append(line)
+                line = w
+            else:
+                line = candidate
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _stacked_text(ax: plt.Axes, text: str, loc: str, width: float = _TEXT_WIDTH, **kw) -> mpl.text.Annotation:
+    """A text in a corner of ``ax`` (wrapped to the axes' width); the next one on that corner goes just beyond the
+    drawn extent of the previous one, however many lines either has."""
     x, y, ha, va, direction = _CORNERS[loc]
     stack = ax.__dict__.setdefault("_sketchlaw_stack", {})
-    i = stack.get(loc, 0)
-    stack[loc] = i + 1
-    return ax.text(x, y + direction * i * _STACK_STEP, text, transform=ax.transAxes, ha=ha, va=va, zorder=10, **kw)
+    previous = stack.get(loc)
+    text = fit_to_axes(ax, text, kw.get("fontsize", 7.0), width)
+    if previous is None:
+        t = ax.annotate(text, xy=(x, y), xycoords="axes fraction", ha=ha, va=va, zorder=10, **kw)
+    else:
+        t = ax.annotate(text, xy=(0.0 if ha == "left" else 1.0, 1.0 if direction > 0 else 0.0), xycoords=previous,
+                        xytext=(0.0, direction * _STACK_GAP), textcoords="offset points", ha=ha, va=va, zorder=10,
+                        **kw)
+    stack[loc] = t
+    return t
 
 
 def annotate_slope(ax: plt.Axes, text: str, *, loc: str = "lower left", color: str = "black",
-                   fontsize: float = 7.0) -> mpl.text.Text:
-    """Print ``text`` in a corner of ``ax``; successive calls on one corner stack away from it."""
-    return _stacked_text(ax, text, loc, fontsize=fontsize, color=color,
+                   fontsize: float = 7.0, width: float = _TEXT_WIDTH) -> mpl.text.Text:
+    """Print ``text`` in a corner of ``ax``, wrapped to ``width`` times the axes' width (less keeps it clear of a
+    curve crossing the panel); successive calls on one corner stack away from it."""
+    return _stacked_text(ax, text, loc, width=width, fontsize=fontsize, color=color,
                          bbox=dict(boxstyle="round,pad=0.2", facecolor="white", edgecolor="none", alpha=0.8))
 
 
 def annotate_fit(ax: plt.Axes, row: pd.Series | None, *, label: str = "", loc: str = "lower left",
-                 symbol: str = "k", color: str = "black") -> mpl.text.Text:
+                 symbol: str = "k", color: str = "black", width: float = _TEXT_WIDTH) -> mpl.text.Text:
     """:func:`slope_text` of an exponent row, prefixed by ``label``, in a corner of ``ax`` (grey if not fitted)."""
-    return annotate_slope(ax, label + slope_text(row, symbol), loc=loc, color=color if is_fitted(row) else "0.4")
+    return annotate_slope(ax, label + slope_text(row, symbol), loc=loc, color=color if is_fitted(row) else "0.4",
+                          width=width)
 
 
 def note(ax: plt.Axes, text: str, *, loc: str = "center") -> mpl.text.Text:
-    """Say on a panel what its inputs lack (e.g. "one M only: no contour"): grey text, centred or in a corner."""
+    """Say on a panel what its inputs lack (e.g. "one M only: no contour"): grey text, centred or in a corner, wrapped
+    to fit the panel's width."""
     if loc == "center":
-        return ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=8, color="0.35",
-                       wrap=True, zorder=10)
+        return ax.text(0.5, 0.5, fit_to_axes(ax, text, 8.0), transform=ax.transAxes, ha="center", va="center",
+                       fontsize=8, color="0.35", zorder=10)
     return _stacked_text(ax, text, loc, fontsize=7, color="0.4")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# layout check
+# --------------------------------------------------------------------------------------------------------------
+
+LAYOUT_TOLERANCE_PX = 1.0  #: pixels (of the saved PNG) by which two boxes may touch before they count as overlapping
+MAX_WIDTH_RATIO = 1.15  #: largest ratio between the widths of the panels of one grid row (after their width ratios)
+MIN_TICK_GAP_PX = 2.0  #: least gap (pixels of the saved PNG) between neighbouring tick labels of one axis
+MIN_COLUMN_FILL = 0.5  #: least fraction of its columns' share of the figure width a panel's axes must fill
+
+
+@dataclass
+class _Box:
+    what: str  # the artist, readably: 'x tick label "10^3"'
+    owner: Any  # the axes it belongs to, or None for the figure
+    bbox: Bbox
+    kind: str  # "tick-x", "tick-y", "label", "text" (ax.text / annotate), "legend", "figure"
+
+
+def _short(text: str, n: int = 40) -> str:
+    text = " ".join(str(text).replace("\\mathdefault", "").replace("$", "").split())
+    return text if len(text) <= n else text[: n - 1] + "\u2026"
+
+
+def _all_axes(fig: plt.Figure) -> list[plt.Axes]:
+    out: list[plt.Axes] = []
+
+    def walk(ax):
+        if ax not in out and ax.get_visible():
+            out.append(ax)
+            for child in getattr(ax, "child_axes", ()):
+                walk(child)
+
+    for ax in fig.get_axes():
+        walk(ax)
+    return out
+
+
+def _grid_cell(ax: plt.Axes):
+    ss = ax.get_subplotspec() if hasattr(ax, "get_subplotspec") else None
+    return None if ss is None else ss.get_topmost_subplotspec()
+
+
+def _axes_name(ax: plt.Axes) -> str:
+    cb = getattr(ax, "_colorbar", None)
+    if cb is not None:
+        label = (ax.yaxis if cb.orientation == "vertical" else ax.xaxis).get_label_text()
+        return f'colorbar "{_short(label)}"' if label else "colorbar"
+    cell = _grid_cell(ax)
+    where = ""
+    if cell is not None:
+        rows, cols = cell.rowspan, cell.colspan
+        where = f" (row {rows.start + 1}, col {cols.start + 1})"
+    title = next((t.get_text() for t in (ax.title, ax._left_title, ax._right_title) if t.get_text()), "")
+    return f"axes{where}" + (f' "{_short(title)}"' if title else "")
+
+
+def _text_extent(t: mpl.text.Text, renderer) -> Bbox:
+    """The drawn extent of a text: wrapped as drawn, its bbox patch (e.g. a white box behind it) included."""
+    if t.get_wrap() and hasattr(t, "_get_wrapped_text"):
+        with t._cm_set(text=t._get_wrapped_text()):
+            box = t.get_window_extent(renderer)
+    else:
+        box = t.get_window_extent(renderer)
+    patch = t.get_bbox_patch()
+    if patch is not None:
+        box = Bbox.union([box, patch.get_window_extent(renderer)])
+    return box
+
+
+def _visible_text(t) -> bool:
+    return t is not None and t.get_visible() and bool(str(t.get_text()).strip())
+
+
+def _drawn_ticks(axis) -> list:
+    try:
+        return list(axis._update_ticks())  # the ticks matplotlib draws (inside the view interval)
+    except AttributeError:  # pragma: no cover - older matplotlib
+        lo, hi = sorted(axis.get_view_interval())
+        return [t for t in axis.get_major_ticks() + axis.get_minor_ticks() if lo <= t.get_loc() <= hi]
+
+
+def _axes_boxes(ax: plt.Axes, renderer) -> list[_Box]:
+    boxes: list[_Box] = []
+
+    def add(t, what, kind):
+        if _visible_text(t):
+            boxes.append(_Box(f'{what} "{_short(t.get_text())}"', ax, _text_extent(t, renderer), kind))
+
+    for t, what in ((ax.title, "title"), (ax._left_title, "left title"), (ax._right_title, "right title")):
+        add(t, what, "label")
+    if ax.axison:
+        for axis, name in ((ax.xaxis, "x"), (ax.yaxis, "y")):
+            if not axis.get_visible():
+                continue
+            add(axis.label, f"{name} label", "label")
+            add(axis.offsetText, f"{name} offset text", "label")
+            for tick in _drawn_ticks(axis):
+                if tick.get_visible():
+                    for lab in (tick.label1, tick.label2):
+                        add(lab, f"{name} tick label", f"tick-{name}")
+    for t in ax.texts:
+        add(t, "annotation" if isinstance(t, mpl.text.Annotation) else "text", "text")
+    legend = ax.get_legend()
+    if legend is not None and legend.get_visible():
+        entries = ", ".join(_short(t.get_text(), 20) for t in legend.get_texts()[:3])
+        boxes.append(_Box(f'legend "{entries}"', ax, legend.get_window_extent(renderer), "legend"))
+    return boxes
+
+
+def _overlap(a: Bbox, b: Bbox, tol: float) -> bool:
+    return min(a.x1, b.x1) - max(a.x0, b.x0) > tol and min(a.y1, b.y1) - max(a.y0, b.y0) > tol
+
+
+def _outside(inner: Bbox, outer: Bbox, tol: float) -> str:
+    """'' when ``inner`` lies within ``outer`` (up to ``tol``), else which sides it crosses and by how much."""
+    sides = {"left": outer.x0 - inner.x0, "right": inner.x1 - outer.x1, "bottom": outer.y0 - inner.y0,
+             "top": inner.y1 - outer.y1}
+    return ", ".join(f"{s} by {v:.0f} px" for s, v in sides.items() if v > tol)
+
+
+def _related(a, b) -> bool:
+    """Twins, or one axes an inset (child) of the other: their areas are shared on purpose."""
+    if a is b:
+        return True
+    if b in a._twinned_axes.get_siblings(a):
+        return True
+    return a in getattr(b, "child_axes", ()) or b in getattr(a, "child_axes", ())
+
+
+def _line_points(line: mpl.lines.Line2D, step: float = 2.0) -> np.ndarray:
+    """Display coordinates along a drawn line, every ``step`` pixels (its vertices alone when it has no line)."""
+    xy = line.get_transform().transform_path(line.get_path()).vertices
+    if line.get_linestyle() in ("None", "", " ") or len(xy) < 2:
+        return xy[np.all(np.isfinite(xy), axis=1)]
+    pts = [xy[:1]]
+    for p, q in zip(xy[:-1], xy[1:]):
+        if not (np.all(np.isfinite(p)) and np.all(np.isfinite(q))):
+            continue
+        n = max(1, int(math.ceil(float(np.hypot(*(q - p))) / step)))
+        pts.append(p + (q - p) * (np.arange(1, n + 1)[:, None] / n))
+    out = np.concatenate(pts)
+    return out[np.all(np.isfinite(out), axis=1)]
+
+
+def layout_problems(fig: plt.Figure, *, max_width_ratio: float = MAX_WIDTH_RATIO,
+                    tol: float = LAYOUT_TOLERANCE_PX, dpi: float | None = None) -> list[str]:
+    """What keeps ``fig`` from reading cleanly at the size it is saved: a list of readable problems, empty if none.
+
+    The figure is drawn (at ``dpi``, default its own) and every visible text is measured: titles, axis labels and
+    offset texts, drawn tick labels, ``ax.text`` / annotations (with their background box), legends (their frame),
+    colorbars (their axes' labels and ticks) and figure texts (the provenance stamp, placed under the figure on
+    purpose, is exempt from the first check only). A problem is
+
+    * a text extending outside the figure;
+    * an ``ax.text`` / annotation not inside its own axes, or a legend placed in its axes (no ``bbox_to_anchor``)
+      sticking out of it;
+    * a text of one axes (or of the figure) overlapping the area of another axes (insets and twins excepted) or a
+      text of another axes;
+    * two texts of one axes overlapping (an annotation on the legend or on the tick labels, ...), or two tick labels
+      of one axis closer than :data:`MIN_TICK_GAP_PX` (crowded labels read as one);
+    * an ``ax.text`` / annotation covering a drawn line (curve or marker; not a reference line across the whole
+      panel drawn by ``axhline`` / ``axvline``) of its axes;
+    * the panels of one grid row (colorbars, insets and fixed-aspect axes excepted) differing in width by more than
+      ``max_width_ratio`` once divided by the width ratios the grid gives them (so only unintended squeezing counts),
+      or a panel filling less than :data:`MIN_COLUMN_FILL` of its columns' share of the figure width (all panels
+      squeezed alike by the margins around them).
+
+    Boxes touching by up to ``tol`` pixels do not count.
+    """
+    old_dpi = fig.dpi
+    if dpi is not None:
+        fig.set_dpi(dpi)
+    try:
+        fig.draw_without_rendering()
+        renderer = fig._get_renderer()
+        return _layout_problems(fig, renderer, max_width_ratio, tol)
+    finally:
+        if dpi is not None:
+            fig.set_dpi(old_dpi)
+
+
+def _layout_problems(fig, renderer, max_width_ratio, tol) -> list[str]:
+    problems: list[str] = []
+    axes = _all_axes(fig)
+    names = {ax: _axes_name(ax) for ax in axes}
+    for ax in axes:  # the same name twice: number them
+        same = [o for o in axes if names[o] == names[ax]]
+        if len(same) > 1:
+            for i, o in enumerate(same):
+                names[o] = f"{names[o]} #{i + 1}"
+
+    def of(box: _Box) -> str:
+        return box.what + (f" of {names[box.owner]}" if box.owner is not None else " of the figure")
+
+    boxes: list[_Box] = []
+    stamp: list[_Box] = []
+    for t in fig.texts:
+        if _visible_text(t):
+            b = _Box(f'figure text "{_short(t.get_text())}"', None, _text_extent(t, renderer), "figure")
+            (stamp if t.get_gid() == _STAMP_GID else boxes).append(b)
+    for leg in fig.legends:
+        if leg.get_visible():
+            entries = ", ".join(_short(t.get_text(), 20) for t in leg.get_texts()[:3])
+            boxes.append(_Box(f'figure legend "{entries}"', None, leg.get_window_extent(renderer), "figure"))
+    per_axes = {ax: _axes_boxes(ax, renderer) for ax in axes}
+    for ax in axes:
+        boxes += per_axes[ax]
+
+    # 1. inside the figure
+    for b in boxes:
+        side = _outside(b.bbox, fig.bbox, tol)
+        if side:
+            problems.append(f"{of(b)} extends outside the figure ({side})")
+    boxes += stamp
+
+    # 2. texts and legends placed in their axes stay inside it
+    for ax in axes:
+        for b in per_axes[ax]:
+            anchored = b.kind == "text" or (b.kind == "legend" and ax.get_legend()._bbox_to_anchor is None)
+            side = _outside(b.bbox, ax.bbox, tol) if anchored else ""
+            if side:
+                problems.append(f"{of(b)} sticks out of its axes ({side})")
+
+    # 3. no text on another axes' area
+    for b in boxes:
+        for ax in axes:
+            if (b.owner is None or not _related(b.owner, ax)) and _overlap(b.bbox, ax.bbox, tol):
+                problems.append(f"{of(b)} overlaps the area of {names[ax]}")
+
+    # 4. no two texts on each other; tick labels of one axis at least MIN_TICK_GAP_PX apart
+    for i, b in enumerate(boxes):
+        for c in boxes[i + 1:]:
+            same_axis = b.owner is c.owner and b.kind == c.kind and b.kind.startswith("tick-")
+            if _overlap(b.bbox, c.bbox, -MIN_TICK_GAP_PX if same_axis else tol):
+                problems.append(f"{of(b)} {'touches' if same_axis else 'overlaps'} {of(c)}")
+
+    # 5. annotations clear of the curves drawn (reference lines across the whole panel, axhline / axvline, may pass
+    # under a text: no corner can avoid a vertical one)
+    for ax in axes:
+        spanning = (ax.get_xaxis_transform(which="grid"), ax.get_yaxis_transform(which="grid"))
+        lines = [ln for ln in ax.get_lines() if ln.get_visible() and not any(ln.get_transform() is t for t in spanning)]
+        for b in per_axes[ax]:
+            if b.kind != "text":
+                continue
+            x0, y0, x1, y1 = b.bbox.x0 + tol, b.bbox.y0 + tol, b.bbox.x1 - tol, b.bbox.y1 - tol
+            for ln in lines:
+                p = _line_points(ln)
+                p = p[(p[:, 0] >= ax.bbox.x0) & (p[:, 0] <= ax.bbox.x1) & (p[:, 1] >= ax.bbox.y0) &
+                      (p[:, 1] <= ax.bbox.y1)]  # a line is clipped to its axes
+                if len(p) and np.any((p[:, 0] > x0) & (p[:, 0] < x1) & (p[:, 1] > y0) & (p[:, 1] < y1)):
+                    label = ln.get_label()
+                    what = f'line "{_short(label, 30)}"' if label and not label.startswith("_") else "a line"
+                    problems.append(f"{of(b)} covers {what}")
+
+    # 6. the panels of one row equally wide (after the grid's width ratios), none squeezed into a strip
+    rows: dict[tuple, list] = {}
+    for ax in axes:
+        cell = _grid_cell(ax)
+        if cell is None or getattr(ax, "_colorbar", None) is not None or ax.get_aspect() != "auto" or \
+                any(ax in getattr(o, "child_axes", ()) for o in axes):
+            continue
+        gs = cell.get_gridspec()
+        ratios = gs.get_width_ratios() or [1] * gs.ncols
+        share = sum(ratios[c] for c in cell.colspan) / sum(ratios)
+        rows.setdefault((id(gs), cell.rowspan.start, cell.rowspan.stop), []).append((ax, ax.bbox.width / share))
+        if ax.bbox.width < MIN_COLUMN_FILL * share * fig.bbox.width:
+            problems.append(f"{names[ax]} is squeezed to {ax.bbox.width / (share * fig.bbox.width):.0%} of its "
+                            f"column's share of the figure width (at least {MIN_COLUMN_FILL:.0%})")
+    for (_, start, stop), members in rows.items():
+        widths = [w for _, w in members]
+        if len(members) > 1 and max(widths) > max_width_ratio * min(widths):
+            narrow = min(members, key=lambda m: m[1])[0]
+            wide = max(members, key=lambda m: m[1])[0]
+            problems.append(f"row {start + 1}: {names[narrow]} is {max(widths) / min(widths):.2f} times narrower than "
+                            f"{names[wide]} (allowed {max_width_ratio:g})")
+    return problems
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -517,6 +866,9 @@ def save_figure(fig: plt.Figure, figures_dir: str | os.PathLike, name: str,
       as PDF ``Subject`` / ``Keywords``; ``stamp`` also prints ``NAME · git <sha> · config <hash>`` in a corner;
     * ``NAME.json`` = {"name", "title", "caption"} from the notebook's CAPTION (:func:`split_caption`), the one
       source of the caption for the results page.
+    * ``NAME.layout.json`` = {"name", "dpi", "tolerance_px", "max_width_ratio", "problems"}: what
+      :func:`layout_problems` finds in the figure at the saved DPI (also issued as a warning when not empty); the
+      tests require it to be empty for every notebook.
 
     Returns the PNG and PDF paths.
     """
@@ -549,6 +901,16 @@ def save_figure(fig: plt.Figure, figures_dir: str | os.PathLike, name: str,
     if fig.get_layout_engine() is not None:
         fig.draw_without_rendering()
         fig.set_layout_engine("none")
+
+    problems = layout_problems(fig, dpi=dpi)
+    layout = {"name": name, "dpi": dpi, "tolerance_px": LAYOUT_TOLERANCE_PX, "max_width_ratio": MAX_WIDTH_RATIO,
+              "problems": problems}
+    atomic_write(out / f"{name}.layout.json",
+                 lambda tmp: Path(tmp).write_text(json.dumps(layout, ensure_ascii=False, indent=1) + "\n",
+                                                  encoding="utf-8"))
+    if problems:
+        warnings.warn(f"{name}: {len(problems)} layout problem(s), see {name}.layout.json: " + "; ".join(problems[:5])
+                      + ("; ..." if len(problems) > 5 else ""), stacklevel=2)
 
     png, pdf = out / f"{name}.png", out / f"{name}.pdf"
     save_kw = dict(bbox_inches="tight", pad_inches=0.04, facecolor="white")
