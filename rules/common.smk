@@ -89,7 +89,8 @@ def runs(experiment, kind):
 
 
 def notebook_outputs(nb):
-    return [f"{R}/notebooks/{nb}.ipynb", f"{R}/notebooks/{nb}.html", f"{R}/figures/{nb}.png", f"{R}/figures/{nb}.pdf"]
+    return [f"{R}/notebooks/{nb}.ipynb", f"{R}/notebooks/{nb}.html"] + [
+        f"{R}/figures/{nb}.{ext}" for ext in ("png", "pdf", "json", "layout.json")]
 
 
 def final_targets():

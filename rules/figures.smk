@@ -17,6 +17,8 @@ rule notebook:
         png=report(f"{R}/figures/{{notebook}}.png", caption="../report/figure.rst", category="Figures",
                    subcategory="{notebook}"),
         pdf=f"{R}/figures/{{notebook}}.pdf",
+        caption=f"{R}/figures/{{notebook}}.json",
+        layout=f"{R}/figures/{{notebook}}.layout.json",
     log:
         f"{R}/logs/notebook/{{notebook}}.log",
     # Two notebook jobs starting at once can pick the same free port for their kernels (jupyter_client probes a port,
@@ -44,6 +46,7 @@ rule report:
         notebooks=[f"{R}/notebooks/{nb}.html" for nb in ACTIVE_NOTEBOOKS],
         figures=[f"{R}/figures/{nb}.png" for nb in ACTIVE_NOTEBOOKS],
         pdfs=[f"{R}/figures/{nb}.pdf" for nb in ACTIVE_NOTEBOOKS],
+        captions=[f"{R}/figures/{nb}.json" for nb in ACTIVE_NOTEBOOKS],
         tables=[f"{R}/tables/{t}.{ext}" for t in [*ENABLED, *AUX] for ext in ("csv", "parquet")],
         exponents=f"{R}/tables/exponents.csv",
         markdown=f"{R}/tables/exponents.md",

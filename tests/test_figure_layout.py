@@ -1,9 +1,9 @@
-"""Figures read cleanly at the size they are saved: ``sketchlaw.plotting.layout_problems`` finds text outside the
+"""Figures read cleanly at the size they are saved: ``sketchlaw.present.plotting.layout_problems`` finds text outside the
 figure or its axes, text on another panel, on other text or on a curve, and panels of one row of unequal width.
 
 The unit tests build small figures with one defect each and check it is found (and that a clean figure passes), so
 the check demonstrably can fail. The workflow test reads the layout report ``<name>.layout.json`` that
-``save_figure`` writes beside every figure of the session's shared tiny run (tests/test_workflow.py): no notebook
+``save_figure`` writes beside every figure of the session's shared tiny run (tests/harness.py): no notebook
 runs a second time for it.
 """
 
@@ -19,9 +19,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from sketchlaw import plotting as slp  # noqa: E402
+from sketchlaw.present import plotting as slp  # noqa: E402
 
-from .test_workflow import NOTEBOOKS  # noqa: E402
+from .harness import NOTEBOOKS  # noqa: E402
 
 PROV = {"git_commit": "0" * 40, "git_dirty": False, "config_hash": "c0ffee", "lock_hash": "10cc", "versions": {}}
 CAPTION = """Layout demo: two panels
@@ -150,10 +150,8 @@ def test_save_figure_writes_the_layout_report(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def tiny_figures(request, tmp_path_factory):
-    from .test_workflow import shared_run
-
-    return shared_run(request.config, tmp_path_factory).results / "figures"
+def tiny_figures(shared):
+    return shared.results / "figures"
 
 
 @pytest.mark.workflow
