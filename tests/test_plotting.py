@@ -189,7 +189,8 @@ def test_format_slope(args, expected):
 
 def _row(**kw):
     """One exponents.csv row with the contract's columns (a window slope in M at N = 10⁶ unless overridden)."""
-    base = dict(experiment="main", spectrum="power", a=2.0, b=2.0, variable="M", estimator="window",
+    base = dict(experiment="main", spectrum="power", a=2.0, b=2.0, variable="M", abscissa="M", scale="log",
+                schedule="", step_rule="", samples=np.nan, estimator="window",
                 quantity="reducible", fixed_variable="N", fixed_value=1e6, x_lo=16.0, x_hi=256.0, n_points=5,
                 n_seeds=3, fitted=-0.9981, intercept=0.7, ci_low=-1.01, ci_high=-0.985, theory=-1.0,
                 verdict="consistent", reason="")
@@ -213,7 +214,6 @@ def test_slope_text_prints_slope_interval_theory_and_verdict():
         (None, "k: no row in exponents.csv"),
         (_row(fitted=np.nan, verdict="not fitted", reason="window has 1 point (need 3)"),
          "k: not fitted (window has 1 point (need 3))"),
-        (_row(fitted=np.nan, verdict="not fitted", reason=""), "k: not fitted (too few seeds)"),
         (_row(fitted=np.nan, verdict="consistent", reason=""), "k: not fitted (no slope)"),
         (_row(verdict="not fitted", reason="short window"), "k: not fitted (short window)"),
     ],
@@ -267,7 +267,7 @@ def test_fit_line_draws_the_rows_line_exactly_on_its_window():
 
 
 def test_fit_line_of_a_log_power_row_is_a_power_of_log_x():
-    row = _row(experiment="logpower", spectrum="logpower", variable="log_M", fitted=-1.2, intercept=-0.4,
+    row = _row(experiment="logpower", spectrum="logpower", variable="log_M", scale="loglog", fitted=-1.2, intercept=-0.4,
                x_lo=8.0, x_hi=4096.0)
     line = slp.fit_line(row)
     np.testing.assert_allclose(line["X"], np.log(line["x"]), rtol=1e-12)
@@ -282,7 +282,8 @@ def test_fit_line_of_the_compute_frontier_uses_the_theory_coordinates(variable):
     from sketchlaw.theory import frontier_coordinates
 
     a = 1.7
-    row = _row(experiment="compute", variable=variable, a=a, fitted=0.37, intercept=-2.0, x_lo=1e4, x_hi=1e9,
+    row = _row(experiment="compute", variable=variable, abscissa="compute", scale="frontier", a=a, fitted=0.37,
+               intercept=-2.0, x_lo=1e4, x_hi=1e9,
                fixed_variable="", fixed_value=np.nan)
     line = slp.fit_line(row)
     X, factor = frontier_coordinates(variable, a, line["x"].to_numpy())
@@ -325,8 +326,8 @@ def test_exponent_row_selects_on_typed_columns():
 def test_load_table_missing_table_names_it(tmp_path):
     with pytest.raises(slp.MissingTableError, match=r"'main\.parquet' not found"):
         slp.load_table(tmp_path, "main")
-    with pytest.raises(FileNotFoundError, match=r"exponents\.csv"):
-        slp.load_exponents(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"main_exponents\.csv"):
+        slp.load_exponents(tmp_path, "main")
 
 
 def test_load_table_missing_column_names_it(tmp_path):
@@ -338,11 +339,13 @@ def test_load_table_missing_column_names_it(tmp_path):
 
 
 def test_load_exponents_requires_the_typed_columns(tmp_path):
-    pd.DataFrame([_row()]).drop(columns=["intercept", "x_hi"]).to_csv(tmp_path / "exponents.csv", index=False)
-    with pytest.raises(slp.MissingColumnError, match=r"\['x_hi', 'intercept'\]"):
-        slp.load_exponents(tmp_path)
-    pd.DataFrame([_row(reason=np.nan, fixed_variable=np.nan)]).to_csv(tmp_path / "exponents.csv", index=False)
-    e = slp.load_exponents(tmp_path)
+    (tmp_path / "fits").mkdir()
+    path = tmp_path / "fits" / "main_exponents.csv"
+    pd.DataFrame([_row()]).drop(columns=["intercept", "x_hi", "scale"]).to_csv(path, index=False)
+    with pytest.raises(slp.MissingColumnError, match=r"\['scale', 'x_hi', 'intercept'\]"):
+        slp.load_exponents(tmp_path, "main")
+    pd.DataFrame([_row(reason=np.nan, fixed_variable=np.nan)]).to_csv(path, index=False)
+    e = slp.load_exponents(tmp_path, "main")
     assert e["reason"].iloc[0] == "" and e["fixed_variable"].iloc[0] == ""
 
 
