@@ -52,6 +52,8 @@ rule fit:
         diagnostics=f"{R}/tables/fit_diagnostics.parquet",
         frontier=report(f"{R}/tables/compute_frontier.csv", caption="../report/compute_frontier.rst",
                         category="Tables", subcategory="fits"),
+        diverged=report(f"{R}/tables/diverged.csv", caption="../report/diverged.rst", category="Tables",
+                        subcategory="fits"),
     log:
         f"{R}/logs/fit.log",
     benchmark:

@@ -18,7 +18,8 @@ os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PY
 try:
     from sketchlaw import registry
     from sketchlaw.grid import (ConfigError, check_config, claim_params, exact_groups, followup_groups,
-                                followup_params, job_params, limit_params, plan)
+                                followup_params, job_params, limit_params, plan,
+                                stability_warnings)
     from sketchlaw.provenance import canonical_hash, config_file_label, git_state
 except ImportError as err:
     raise WorkflowError(
@@ -30,6 +31,8 @@ try:
     check_config(config)
 except ConfigError as err:
     raise WorkflowError(f"Invalid configuration: {err}") from None
+for _warning in stability_warnings(config):  # likely diverged points: a warning, not a refusal
+    print(f"Warning: {_warning}", file=sys.stderr)
 
 R = config["results_dir"]
 # Shell rules run tools with the interpreter running Snakemake (the right environment even when Snakemake is called

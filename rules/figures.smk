@@ -46,6 +46,7 @@ rule report:
         pdfs=[f"{R}/figures/{nb}.pdf" for nb in ACTIVE_NOTEBOOKS],
         tables=[f"{R}/tables/{e}.csv" for e in ENABLED],
         exponents=f"{R}/tables/exponents.csv",
+        diverged=f"{R}/tables/diverged.csv",
         provenance=f"{R}/provenance.json",
     output:
         f"{R}/index.html",

@@ -6,11 +6,17 @@ import sys
 from pathlib import Path
 
 from sketchlaw import analysis, registry
-from sketchlaw.tables import read_table, write_csv, write_table, write_text
+from sketchlaw.tables import diverged_table, read_table, split_diverged, write_csv, write_table, write_text
 
 sys.stderr = sys.stdout = open(snakemake.log[0], "w")  # noqa: F821
 inp, out = snakemake.input, snakemake.output  # noqa: F821
 tables = {Path(p).stem: read_table(p) for p in inp.tables}
+# The one place diverged points (γ at or above their sketch's bound) leave the analysis: listed, with the reason.
+diverged = diverged_table(tables)
+write_csv(diverged, out.diverged, float_format="%.8g")
+tables = {name: split_diverged(df)[0] for name, df in tables.items()}
+if len(diverged):
+    print(f"{len(diverged)} diverged points left out of the fits (tables/diverged.csv):\n{diverged.to_string()}")
 limits = {Path(p).stem.removesuffix("_limit"): read_table(p) for p in inp.limits}
 exponents, forms, frontier, diagnostics = analysis.exponent_table(tables, limits, registry.analyses())
 write_csv(exponents, out.exponents, float_format="%.6g")
