@@ -160,3 +160,22 @@ def test_results_page_lists_diverged_points():
     html = report.diverged_section(listed)
     assert "1 grid point had" in html and "stability bound of this sketch" in html
     assert "None" in report.diverged_section(None)
+
+
+def test_batch_curve_without_its_reference_is_left_out_with_the_reason():
+    """Found by the generated suite: a batch curve whose B = 1 point diverged on every sketch made the critical
+    batch size raise 'a grid that includes B = 1' in the fit step."""
+    df = pd.DataFrame({"experiment": "batch", "spectrum": "power", "a": 2.0, "b": 2.0, "M": 2, "d": 8,
+                       "sketch_seed": [0, 0, 0, 0, 1, 1, 1, 1], "N": 100,
+                       "step_rule": ["fixed", "fixed", "linear", "linear"] * 2, "B": [1, 4, 1, 4] * 2,
+                       "gamma": 0.3, "gamma_B": [0.3, 0.3, 0.1, 0.1] * 2, "gamma_max": [0.2, 0.5, 0.2, 0.5] * 2,
+                       "diverged": [True, False, False, False, True, False, False, False],
+                       "risk": [np.nan, 1.0, 1.0, 1.0] * 2})
+    ok, left = split_diverged(df)
+    assert set(ok["step_rule"]) == {"linear"} and len(ok) == 4
+    assert list(left["left_out"].str.startswith("its curve's B = 1")) == [False, True, False, True]
+    listed = diverged_table({"batch": df})
+    assert list(listed["diverged"]) == [True, False, True, False]
+    assert listed["reason"].str.startswith("not diverged").sum() == 2
+    one_seed = df.assign(diverged=[True, False, False, False] + [False] * 4)  # another sketch keeps the reference
+    assert len(split_diverged(one_seed)[0]) == 7
