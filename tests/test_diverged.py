@@ -179,3 +179,16 @@ def test_batch_curve_without_its_reference_is_left_out_with_the_reason():
     assert listed["reason"].str.startswith("not diverged").sum() == 2
     one_seed = df.assign(diverged=[True, False, False, False] + [False] * 4)  # another sketch keeps the reference
     assert len(split_diverged(one_seed)[0]) == 7
+
+
+def test_exact_job_without_points_writes_typed_columns(unstable):
+    """Found by the generated suite: a compute block whose budget leaves an M no N >= 2 gave that job an empty table
+    of object columns, which turned the experiment's risk column to objects and crashed the frontier's log."""
+    p, bound = unstable
+    job = {**_job([]), "compute_of_N": {"4": 4}}
+    empty = exact_rows(p, job)
+    assert empty.empty and empty["risk"].dtype == float and empty["N"].dtype.kind == "i"
+    assert empty["diverged"].dtype == bool and empty["compute"].dtype.kind == "i"
+    full = exact_rows(p, {**job, "points": [(4, 0.5 * bound)]})
+    both = pd.concat([full, empty], ignore_index=True)
+    assert both["risk"].dtype == float and both["N"].dtype.kind == "i"

@@ -62,8 +62,13 @@ def exact_rows(problem, job: dict) -> pd.DataFrame:
     if diverged:
         print(f"diverged: gamma >= {bound:.6g}, the stability bound of this sketch, at (N, gamma) = {diverged}",
               flush=True)
-    columns = list(job["columns"]) + (["compute"] if job["compute_of_N"] else []) + list(EXACT_RESULT_COLUMNS)
-    df = pd.DataFrame(rows, columns=list(dict.fromkeys(columns)))
+    columns = list(dict.fromkeys(list(job["columns"]) + (["compute"] if job["compute_of_N"] else [])
+                                 + list(EXACT_RESULT_COLUMNS)))
+    # A typed first row, dropped: a job with no point (the compute experiment's M with no budget C ≥ 2M) still
+    # writes numeric columns, not object ones that would turn the experiment's whole table to objects.
+    template = {**job["columns"], **({"compute": 0} if job["compute_of_N"] else {}),
+                **dict.fromkeys(EXACT_RESULT_COLUMNS, np.nan), "N": 0, "diverged": False}
+    df = pd.DataFrame([template, *rows], columns=columns).iloc[1:]
     df["diverged"] = df["diverged"].astype(bool)
     return df.sort_values(["gamma", "N"], kind="stable").reset_index(drop=True)
 
