@@ -192,3 +192,14 @@ def test_exact_job_without_points_writes_typed_columns(unstable):
     full = exact_rows(p, {**job, "points": [(4, 0.5 * bound)]})
     both = pd.concat([full, empty], ignore_index=True)
     assert both["risk"].dtype == float and both["N"].dtype.kind == "i"
+
+
+def test_claim_with_one_sample_size_is_refused_up_front():
+    """Found by the generated suite: claim.N with one value made the schedule_claim job raise (local slopes need two
+    N) after the run had started."""
+    block = {"schedules": {"spectrum": "power", "a": [2.0], "M": [4], "N": [100], "schedules": [{"kind": "geometric"}],
+                           "claim": {"N": [16]}}}
+    with pytest.raises(ConfigError, match=r"experiments\.schedules\.claim\.N.*at least two") as err:
+        check_config(_config(block, gamma=0.1))
+    assert err.value.field == "experiments.schedules.claim.N"
+    check_config(_config({"schedules": {**block["schedules"], "claim": {"N": [16, 100]}}}, gamma=0.1))

@@ -281,6 +281,9 @@ def _check_followup(kind: str, at: str, s: dict) -> None:
         claim = s.get("claim")
         if claim:
             _check_grid(f"{at}.claim.N", claim.get("N"), integer=True, minimum=16)
+            if len(claim["N"]) < 2:  # its local slopes need two N (the claim job raised after starting)
+                raise ConfigError(f"{at}.claim.N", claim["N"], "at least two sample sizes (the comparison's local "
+                                                               "slopes)")
             for a in s["a"]:
                 for b in (s.get("b") or [None]):
                     bound = claim_stability_bound(a, b)
