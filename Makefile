@@ -8,7 +8,7 @@ UV := .tools/bin/uv
 VENV := .venv
 CORES ?= 2
 
-.PHONY: replicate report test test-fast install ci-artifacts followups envs captions config-doc clean-results
+.PHONY: replicate report test test-fast test-configs install ci-artifacts followups envs captions config-doc clean-results
 
 # Snakemake's output is condensed (scripts/condense_log.py: progress every 5 %, errors and failed jobs' logs in
 # full); the complete log is in .snakemake/log/, each job's own output in results/logs/.
@@ -30,6 +30,13 @@ test: install
 
 test-fast: install
 	$(VENV)/bin/python -m pytest -q -m "not workflow and not slow and not slurm"
+
+# The generated configuration suite (tests/test_generated_configs.py) at a larger budget than `make test`'s 3 draws:
+# every schema-valid draw must be refused naming a field or run to the end (README: its cost).
+CONFIG_EXAMPLES ?= 100
+test-configs: install
+	SKETCHLAW_CONFIG_EXAMPLES=$(CONFIG_EXAMPLES) $(VENV)/bin/python -m pytest -q \
+		tests/test_generated_configs.py -k refused_naming_a_field
 
 install: $(VENV)/.installed
 

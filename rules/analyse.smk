@@ -71,6 +71,8 @@ rule exponents:
         diagnostics=f"{R}/tables/fit_diagnostics.parquet",
         frontier=report(f"{R}/tables/compute_frontier.csv", caption="../report/compute_frontier.rst",
                         category="Tables", subcategory="fits"),
+        diverged=report(f"{R}/tables/diverged.csv", caption="../report/diverged.rst", category="Tables",
+                        subcategory="fits"),
     log:
         f"{R}/logs/exponents.log",
     conda:

@@ -18,7 +18,8 @@ os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PY
 try:
     from sketchlaw.workflow import registry
     from sketchlaw.workflow.grid import (ConfigError, check_config, claim_params, exact_groups, finite_params,
-                                         followup_groups, followup_params, job_params, limit_params, plan)
+                                         followup_groups, followup_params, job_params, limit_params, plan,
+                                         stability_warnings)
     from sketchlaw.workflow.provenance import canonical_hash, config_file_label, git_state
 except ImportError as err:
     raise WorkflowError(
@@ -30,6 +31,8 @@ try:
     check_config(config)
 except ConfigError as err:
     raise WorkflowError(f"Invalid configuration: {err}") from None
+for _warning in stability_warnings(config):  # likely diverged points: a warning, not a refusal
+    print(f"Warning: {_warning}", file=sys.stderr)
 
 R = config["results_dir"]
 # Shell rules run tools with the interpreter running Snakemake (the right environment even when Snakemake is called
@@ -75,11 +78,11 @@ def experiment_tables(experiment):
 
 
 FIT_FILES = {"exponents": "exponents.csv", "forms": "forms.csv", "frontier": "frontier.csv",
-             "diagnostics": "diagnostics.parquet"}
+             "diagnostics": "diagnostics.parquet", "diverged": "diverged.csv"}
 
 
 def fit_outputs(experiment):
-    """One experiment's fit: its exponent rows, joint forms, compute frontier and fit diagnostics."""
+    """One experiment's fit: its exponent rows, joint forms, compute frontier, fit diagnostics and diverged points."""
     return {k: f"{R}/tables/fits/{experiment}_{name}" for k, name in FIT_FILES.items()}
 
 

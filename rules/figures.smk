@@ -53,6 +53,7 @@ rule report:
         forms=f"{R}/tables/exponent_forms.csv",
         diagnostics=f"{R}/tables/fit_diagnostics.parquet",
         frontier=f"{R}/tables/compute_frontier.csv",
+        diverged=f"{R}/tables/diverged.csv",
         provenance=f"{R}/provenance.json",
     output:
         f"{R}/index.html",

@@ -20,6 +20,8 @@ else:
     table = exact
     if snakemake.input.montecarlo:  # noqa: F821
         mc = pd.concat([read_table(p) for p in snakemake.input.montecarlo], ignore_index=True)  # noqa: F821
+        if "diverged" in mc:  # its exact twin carries the flag (or, in the stepsize experiment, was omitted)
+            mc = mc.loc[~mc["diverged"].astype(bool)].drop(columns="diverged")
         mc_cols = ["mc_trials", "mc_mean", "mc_std", "mc_sem", "mc_seed"]
         table = exact.merge(mc[keys + mc_cols], on=keys, how="left", validate="one_to_one")
         missing = mc.merge(exact[keys], on=keys, how="left", indicator=True)["_merge"].eq("left_only")
@@ -36,7 +38,9 @@ else:
         sgd = table.assign(method="sgd", ridge_lambda=np.nan)
         base = pd.concat([read_table(p) for p in snakemake.input.baselines], ignore_index=True)  # noqa: F821
         table = pd.concat([sgd, base], ignore_index=True)
+# Points at or above their sketch's stability bound are rows too (diverged: empty risks; docs/METHODS.md §5).
+table["diverged"] = table["diverged"].astype("boolean").fillna(False).astype(bool) if "diverged" in table else False
 sort = [k for k in keys + ["method"] if k in table]
 table = table.sort_values(sort, kind="stable", na_position="first").reset_index(drop=True)
 write_table(table, snakemake.output.parquet, provenance, csv=True)  # noqa: F821
-print(f"{len(table)} rows, columns: {list(table.columns)}")
+print(f"{len(table)} rows ({int(table['diverged'].sum())} diverged), columns: {list(table.columns)}")

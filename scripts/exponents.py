@@ -1,5 +1,5 @@
 """Snakemake script: the experiments' fits gathered into the tables every reader opens — exponents.csv (and .md),
-exponent_forms.csv, compute_frontier.csv and fit_diagnostics.parquet."""
+exponent_forms.csv, compute_frontier.csv, diverged.csv and fit_diagnostics.parquet."""
 
 import json
 import sys
@@ -22,6 +22,7 @@ exponents, forms = gathered("_exponents.csv"), gathered("_forms.csv")
 write_csv(exponents, out.exponents, float_format="%.6g")
 write_csv(forms, out.forms, float_format="%.6g")
 write_csv(gathered("_frontier.csv"), out.frontier, float_format="%.8g")
+write_csv(gathered("_diverged.csv"), out.diverged, float_format="%.8g")
 md = markdown(exponents)
 if len(forms):
     md += "\nJoint functional forms compared by held-out-corner extrapolation:\n\n" + markdown(forms, None)

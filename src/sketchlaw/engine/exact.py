@@ -47,6 +47,8 @@ def critical_step_size(mu: np.ndarray, multiplicity=None, batch: int = 1) -> flo
     f = lambda g: float(np.sum(n * g * mu / (B * (2.0 - (1.0 + 1.0 / B) * g * mu)))) - 1.0  # noqa: E731
     if f(hi * (1 - 1e-15)) <= 0:
         return hi
+    if f(lo) >= 0:  # the lower end is the root (one mode: γ_c = 2B/((B + 1)μ) exactly), or rounding put it past it
+        return lo
     return brentq(f, lo, hi * (1 - 1e-15), xtol=1e-15, rtol=1e-14)
 
 

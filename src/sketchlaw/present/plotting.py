@@ -126,10 +126,46 @@ def load_table(tables_dir: str | os.PathLike, name: str, required: Iterable[str]
         raise MissingTableError(f"table {fname!r} not found at {path.resolve()} - run the workflow first "
                                 f"(or pass '-p tables_dir DIR' to papermill; tables_dir={str(tables_dir)!r})")
     df = pd.read_csv(path) if fname.endswith(".csv") else pd.read_parquet(path)
+    df, diverged = _split_diverged(df)
     df.attrs["table"] = fname
+    df.attrs["diverged"] = len(diverged)  # points left out: γ at or above their sketch's stability bound
     if required is not None:
         require_columns(df, required, fname)
     return df
+
+
+def _split_diverged(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    if "diverged" not in df:
+        return df, df.iloc[:0]
+    mask = df["diverged"].fillna(False).to_numpy(dtype=bool)
+    return df.loc[~mask].reset_index(drop=True), df.loc[mask].reset_index(drop=True)
+
+
+def load_diverged(tables_dir: str | os.PathLike, name: str) -> pd.DataFrame:
+    """The rows of table ``name`` that ``load_table`` leaves out: points whose step size was at or above their own
+    sketch's stability bound (``diverged``; their risks are empty). Empty if there are none."""
+    fname = name if name.endswith((".parquet", ".csv")) else f"{name}.parquet"
+    path = Path(tables_dir) / fname
+    df = pd.read_csv(path) if fname.endswith(".csv") else pd.read_parquet(path)
+    return _split_diverged(df)[1]
+
+
+def diverged_note(*tables: pd.DataFrame) -> str:
+    """A short note for a figure drawn from tables read with ``load_table``: how many points diverged and are not
+    shown (empty when none did)."""
+    n = sum(int(t.attrs.get("diverged", 0)) for t in tables)
+    if not n:
+        return ""
+    return (f"{n} point{'s' if n != 1 else ''} not shown: step size at or above its sketch's stability bound "
+            f"(diverged; results page, tables/diverged.csv)")
+
+
+def note_diverged(fig, *tables: pd.DataFrame) -> str:
+    """Write ``diverged_note`` at the bottom left of ``fig`` (nothing if no point diverged); returns the note."""
+    note = diverged_note(*tables)
+    if note:
+        fig.text(0.005, 0.005, note, fontsize="x-small", color="0.35", ha="left", va="bottom")
+    return note
 
 
 def load_exponents(tables_dir: str | os.PathLike, experiment: str) -> pd.DataFrame:

@@ -224,19 +224,41 @@ def plain_table(df: pd.DataFrame | None, empty: str) -> str:
     return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
 
 
+def read_diverged(tables_dir) -> pd.DataFrame | None:
+    """``diverged.csv`` (the fit step's list of diverged points), or None if the run wrote none."""
+    path = Path(tables_dir) / "diverged.csv"
+    return pd.read_csv(path) if path.exists() else None
+
+
+def diverged_section(diverged: pd.DataFrame | None) -> str:
+    """The points whose step size was at or above their own sketch's stability bound, each with its reason."""
+    if diverged is None or diverged.empty:
+        return "<p>None: every grid point's step size was below its sketch's stability bound.</p>"
+    return (f"<p>{len(diverged)} grid point{'s' if len(diverged) != 1 else ''} had a step size γ at or above the "
+            "exact stability bound of its own sketch: SGD's expected risk diverges there. Each is a row of its "
+            "experiment's table with <code>diverged</code> true and empty risks, left out of every fit and figure "
+            "(a figure notes how many). A sketch's bound fluctuates below the spectrum's, most at small M "
+            "(<code>docs/METHODS.md</code> §5); a smaller γ avoids them.</p>"
+            + plain_table(diverged, ""))
+
+
 def _slug(text: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")
 
 
 def build_page(out, exponents: pd.DataFrame, forms: pd.DataFrame | None, figures: list[FigureEntry], tables_dir,
-               provenance: dict, provenance_path, logs_dir) -> str:
-    """The whole page as a string; links are relative to ``out``'s directory."""
+               provenance: dict, provenance_path, logs_dir, diverged: pd.DataFrame | None = None) -> str:
+    """The whole page as a string; links are relative to ``out``'s directory. ``diverged``: the diverged points
+    (default: ``diverged.csv`` in ``tables_dir``, if there)."""
     base = Path(out).parent
+    if diverged is None:
+        diverged = read_diverged(tables_dir)
 
     def href(path) -> str:
         return html.escape(os.path.relpath(path, base))
 
-    contents = [("exponents", "Fitted exponents against theory"), ("forms", "Functional forms compared"),
+    contents = [("exponents", "Fitted exponents against theory"), ("diverged", "Diverged points"),
+                ("forms", "Functional forms compared"),
                 ("figures", "Figures"), ("provenance", "Configuration and provenance"),
                 ("tables", "Tables, provenance file and logs")]
     nav = "".join(f'<li><a href="#{i}">{html.escape(t)}</a>' + (
@@ -296,6 +318,8 @@ commit <code>{commit}</code>. Methods, estimators and defaults: <code>docs/METHO
 <p>Slopes are signed; numbers to 4 significant digits (the CSV keeps full precision). Estimators, windows and
 intervals: <code>docs/METHODS.md</code> §13–§15.</p>
 {exponent_table(exponents)}
+<h2 id="diverged">Diverged points</h2>
+{diverged_section(diverged)}
 <h2 id="forms">Functional forms compared</h2>
 <p>Joint fits of the whole risk surface, each scored by how well it extrapolates to the held-out large-(M, N)
 corner; <code>best</code> marks the form reported as <code>joint_form</code>.</p>

@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from sketchlaw.engine.exact import critical_step_size
 from sketchlaw.workflow.registry import EXPERIMENTS, FOLLOWUP_KINDS
 from sketchlaw.seeds import coordinate_seed
@@ -153,23 +155,23 @@ def check_config(config: dict) -> None:
         for g in gammas:
             if not g > 0:
                 raise ConfigError(f"{at}.gamma", g, "a number > 0")
-        if EXPERIMENTS[name].kind == "stepsize":
-            # Nothing would run if every γ diverges even for the unsketched spectrum (each sketch is checked again
-            # at run time, where its own bound decides; points above it are omitted, not run).
-            for a in s["a"]:
-                bound = critical_step_size(Spectrum(s["spectrum"], a, truncation(s, max(s["M"]))).eigenvalues())
+        # The bound of the problem without a sketch: the truncated spectrum, with the trace of every coordinate
+        # beyond d when the realized Σ carries it (tail: mean) or when a job runs the d = ∞ problem (the M = ∞
+        # limit). A realized sketch has a bound of its own, often lower at small M: a point above it is recorded as
+        # diverged (docs/METHODS.md §5), and ``stability_warnings`` says before the run where that is likely.
+        for a in s["a"]:
+            bound = spectrum_bound(s, a, max(s["M"]), infinite=s["tail"] == "mean" or EXPERIMENTS[name].limit)
+            if EXPERIMENTS[name].kind == "stepsize":
+                # Nothing would run if every γ diverges even without a sketch (each sketch's own bound decides at
+                # run time; points above it are omitted, not run).
                 if min(gammas) >= bound:
                     raise ConfigError(f"{at}.gamma", gammas, f"at least one gamma < {bound:.4g} (SGD diverges above "
                                                              f"this for spectrum {s['spectrum']} with a = {a}: "
                                                              f"the experiment would have nothing to run)")
-        else:
-            # Divergence for the spectrum itself (the unsketched limit); a realized sketch is checked at run time.
-            for a in s["a"]:
-                bound = critical_step_size(Spectrum(s["spectrum"], a, truncation(s, max(s["M"]))).eigenvalues())
-                if max(gammas) >= bound:
-                    raise ConfigError(f"{at}.gamma", max(gammas),
-                                      f"0 < gamma < {bound:.4g} (SGD diverges above this for spectrum "
-                                      f"{s['spectrum']} with a = {a})")
+            elif max(gammas) >= bound:
+                raise ConfigError(f"{at}.gamma", max(gammas),
+                                  f"0 < gamma < {bound:.4g} (SGD diverges above this for spectrum "
+                                  f"{s['spectrum']} with a = {a}{_bound_note(s, name)})")
         mc = s.get("montecarlo")
         if mc:
             for key in ("M", "N"):
@@ -184,6 +186,66 @@ def check_config(config: dict) -> None:
                 raise ConfigError(f"{at}.{key}", experiments[name][key], f"only in the {owner} experiment")
         if EXPERIMENTS[name].kind in FOLLOWUP_KINDS:
             _check_followup(EXPERIMENTS[name].kind, at, s)
+
+
+def spectrum_bound(s: dict, a: float, M: int, infinite: bool) -> float:
+    """The exact stability bound of the unsketched spectrum truncated at d = truncation(s, M), or with the trace of
+    every coordinate beyond d (``infinite``: the mean-field tail adds it to the realized Σ, the M = ∞ limit runs
+    the d = ∞ problem). The coordinates beyond d are many tiny modes, each with gμ ≪ 1: they enter the secular
+    function as g·τ_H/2, represented here by 10⁹ equal modes (their bound is lower only by a relative 1e-9)."""
+    from sketchlaw.engine.spectra import Prior, tail_sums
+
+    spectrum = Spectrum(s["spectrum"], a, truncation(s, M))
+    mu = spectrum.eigenvalues()
+    if not infinite:
+        return critical_step_size(mu)
+    tau = tail_sums(spectrum, Prior())["tau_H"]
+    many = 1e9
+    return critical_step_size(np.append(mu, tau / many), np.append(np.ones(mu.size), many))
+
+
+def _bound_note(s: dict, name: str) -> str:
+    if s["tail"] == "mean":
+        return ", including the trace of the coordinates beyond d that the mean-field tail adds"
+    if EXPERIMENTS[name].limit:
+        return ", d = ∞: the M = ∞ limit of the fit runs the untruncated spectrum"
+    return ""
+
+
+def sketch_bound_factor(M: int) -> float:
+    """How far below the unsketched bound a sketch's own bound can fall at model size M: (1 + 2/√M)^-2.
+
+    S has entries of variance 1/M, so the top eigenvalue of SHSᵀ fluctuates by O(1/√M) relative and more (at
+    M = 1 it is a weighted χ²₁). Over 60 seeds with a = 1.1 … 4 the lowest ratio of a sketch's bound to the
+    unsketched one was 0.10 at M = 1, 0.25 at M = 4, 0.48 at M = 8, 0.60 at M = 32, 0.72 at M = 64; this factor is
+    about at those lows, so a γ below it is very unlikely to diverge on any sketch."""
+    return (1.0 + 2.0 / math.sqrt(M)) ** -2
+
+
+def stability_warnings(config: dict) -> list[str]:
+    """Warnings, before any job runs, for grid points whose γ a realized sketch may well not sustain: γ at or above
+    ``sketch_bound_factor(M)`` times the unsketched bound. Such points, if a sketch's bound is indeed below γ, are
+    recorded as diverged (not an error; docs/METHODS.md §5). The step-size experiment, which explores γ up to
+    divergence by design, is not warned about. Call after ``check_config``."""
+    out = []
+    for name in config.get("experiments") or {}:
+        s = _settings(config, name)
+        if EXPERIMENTS[name].kind == "stepsize":
+            continue
+        gamma = max(_gammas(s))
+        for a in s["a"]:
+            risky = []
+            for M in s["M"]:
+                bound = spectrum_bound(s, a, M, infinite=s["tail"] == "mean")
+                if gamma >= sketch_bound_factor(M) * bound:
+                    risky.append(int(M))
+            if risky:
+                out.append(f"config field 'experiments.{name}.gamma' = {gamma!r}: at a = {a} and M in {risky} a "
+                           f"realized sketch's stability bound may fall below gamma (it fluctuates below the "
+                           f"unsketched bound, by up to a factor (1 + 2/sqrt(M))^2); points above their sketch's "
+                           f"bound will be recorded as diverged and left out of the fits (a smaller gamma avoids "
+                           f"this)")
+    return out
 
 
 # Keys of one follow-up experiment only (the schema lists them for every experiment; here they are refused elsewhere).
@@ -219,6 +281,9 @@ def _check_followup(kind: str, at: str, s: dict) -> None:
         claim = s.get("claim")
         if claim:
             _check_grid(f"{at}.claim.N", claim.get("N"), integer=True, minimum=16)
+            if len(claim["N"]) < 2:  # its local slopes need two N (the claim job raised after starting)
+                raise ConfigError(f"{at}.claim.N", claim["N"], "at least two sample sizes (the comparison's local "
+                                                               "slopes)")
             for a in s["a"]:
                 for b in (s.get("b") or [None]):
                     bound = claim_stability_bound(a, b, float(s["gamma"]), int(max(claim["N"])))

@@ -16,46 +16,77 @@ from sketchlaw.engine.schedules import Schedule
 from sketchlaw.engine.sgd import monte_carlo
 from sketchlaw.theory import ols_variance
 
-EXACT_RESULT_COLUMNS = ("N", "N_eff", "gamma", "gamma_max", "risk", "sigma2", "approx", "bias", "variance",
-                        "excess", "reducible", "variance_from_noise", "variance_from_approx")
+EXACT_RESULT_COLUMNS = ("N", "N_eff", "gamma", "gamma_max", "diverged", "risk", "sigma2", "approx", "bias",
+                        "variance", "excess", "reducible", "variance_from_noise", "variance_from_approx")
+# Columns a diverged point leaves empty (NaN): everything that depends on the run (Approx is the sketch's own).
+DIVERGED_EMPTY = ("risk", "bias", "variance", "excess", "reducible", "variance_from_noise", "variance_from_approx",
+                  "mc_mean", "mc_std", "mc_sem", "onepass_L_reducible", "onepass_N_reducible", "variance_ratio")
+
+EMPTY_BREAKDOWN = {"risk": np.nan, "reducible": np.nan, "bias": np.nan, "variance": np.nan}
 
 
-def stable_points(points, mu, drop_unstable: bool) -> tuple[list, float]:
-    """The (N, γ) points whose γ is below the sketch's exact stability bound, and the bound.
+def stable_points(points, mu, drop_unstable: bool = False) -> tuple[list, list, float]:
+    """Split the (N, γ) points at the sketch's exact stability bound: (stable, diverged, bound).
 
-    The step-size experiment explores γ up to divergence, so its unstable points are omitted (the figure marks the
-    bound); anywhere else an unstable γ is a configuration error and is refused.
+    A realized sketch's bound fluctuates below the unsketched one the config check uses (at small M by a factor of
+    several), so a point with γ at or above it is a result, *diverged* (its expected risk grows without bound), not
+    an error: the training jobs record it as a row with ``diverged`` true and empty risk columns. The step-size
+    experiment explores γ up to divergence by design and omits such points (``drop_unstable``; the figure marks
+    each sketch's bound): they come back as neither stable nor diverged.
     """
     bound = critical_step_size(mu)
     keep = [(int(N), float(g)) for N, g in points if g < bound]
-    if len(keep) < len(points) and not drop_unstable:
-        raise ParameterError("gamma", max(g for _, g in points),
-                             f"0 < gamma < {bound:.6g}, the stability bound of this sketch")
-    return keep, bound
+    diverged = [] if drop_unstable else [(int(N), float(g)) for N, g in points if not g < bound]
+    return keep, diverged, bound
 
 
 def exact_rows(problem, job: dict) -> pd.DataFrame:
-    """Exact expected risk at every stable (N, γ) of the job, all N sharing the phase maps of one engine."""
+    """Exact expected risk at every stable (N, γ) of the job, all N sharing the phase maps of one engine; a point
+    above the sketch's bound is a row with ``diverged`` true (``stable_points``)."""
     engine = ExactEngine(problem.mu, problem.p0, job["sigma2"], problem.approx)
-    points, bound = stable_points(job["points"], problem.mu, job["drop_unstable"])
+    points, diverged, bound = stable_points(job["points"], problem.mu, job["drop_unstable"])
     schedules = [Schedule(g, N, job["schedule"], job["log_base"]) for N, g in points]
     rows = []
-    for sch, res in zip(schedules, engine.run_many(schedules)):
-        extra = {"compute": job["compute_of_N"][str(sch.N)]} if job["compute_of_N"] else {}
-        rows.append({**job["columns"], **extra, "N": sch.N, "N_eff": sch.N_eff, "gamma": sch.gamma,
-                     "gamma_max": bound, **res.as_dict(), "sigma2": job["sigma2"]})
-    columns = list(job["columns"]) + (["compute"] if job["compute_of_N"] else []) + list(EXACT_RESULT_COLUMNS)
-    return pd.DataFrame(rows, columns=list(dict.fromkeys(columns)))
+
+    def extra(N):
+        return {"compute": job["compute_of_N"][str(N)]} if job["compute_of_N"] else {}
+
+    for sch, res in zip(schedules, engine.run_many(schedules) if schedules else []):
+        rows.append({**job["columns"], **extra(sch.N), "N": sch.N, "N_eff": sch.N_eff, "gamma": sch.gamma,
+                     "gamma_max": bound, "diverged": False, **res.as_dict(), "sigma2": job["sigma2"]})
+    for N, g in diverged:
+        sch = Schedule(g, N, job["schedule"], job["log_base"])
+        rows.append({**job["columns"], **extra(N), "N": N, "N_eff": sch.N_eff, "gamma": g, "gamma_max": bound,
+                     "diverged": True, **{c: np.nan for c in DIVERGED_EMPTY if c in EXACT_RESULT_COLUMNS},
+                     "approx": problem.approx, "sigma2": job["sigma2"]})
+    if diverged:
+        print(f"diverged: gamma >= {bound:.6g}, the stability bound of this sketch, at (N, gamma) = {diverged}",
+              flush=True)
+    columns = list(dict.fromkeys(list(job["columns"]) + (["compute"] if job["compute_of_N"] else [])
+                                 + list(EXACT_RESULT_COLUMNS)))
+    # A typed first row, dropped: a job with no point (the compute experiment's M with no budget C ≥ 2M) still
+    # writes numeric columns, not object ones that would turn the experiment's whole table to objects.
+    template = {**job["columns"], **({"compute": 0} if job["compute_of_N"] else {}),
+                **dict.fromkeys(EXACT_RESULT_COLUMNS, np.nan), "N": 0, "diverged": False}
+    df = pd.DataFrame([template, *rows], columns=columns).iloc[1:]
+    df["diverged"] = df["diverged"].astype(bool)
+    return df.sort_values(["gamma", "N"], kind="stable").reset_index(drop=True)
 
 
 def montecarlo_row(problem, job: dict) -> pd.DataFrame:
-    """Monte Carlo SGD at the job's single grid point: fresh data and a fresh w* per trial."""
+    """Monte Carlo SGD at the job's single grid point: fresh data and a fresh w* per trial. Above the sketch's
+    stability bound nothing is run: the row is ``diverged`` with empty statistics (its exact twin is diverged too)."""
     problem.sigma2 = job["sigma2"]
     (N, gamma), = job["points"]
     schedule = Schedule(gamma, N, job["schedule"], job["log_base"])
-    mc = monte_carlo(problem, schedule, job["trials"], job["mc_seed"], progress=True)
+    bound = critical_step_size(problem.mu)
+    if not gamma < bound:
+        print(f"diverged: gamma = {gamma} >= {bound:.6g}, the stability bound of this sketch", flush=True)
+        stats = {"mc_trials": int(job["trials"]), "mc_mean": np.nan, "mc_std": np.nan, "mc_sem": np.nan}
+    else:
+        stats = monte_carlo(problem, schedule, job["trials"], job["mc_seed"], progress=True).summary()
     return pd.DataFrame([{**job["columns"], "N": N, "N_eff": schedule.N_eff, "gamma": gamma,
-                          "mc_seed": job["mc_seed"], **mc.summary()}])
+                          "mc_seed": job["mc_seed"], **stats, "diverged": not gamma < bound}])
 
 
 def baseline_rows(problem, job: dict) -> pd.DataFrame:
@@ -129,21 +160,65 @@ def limit_rows(job: dict) -> pd.DataFrame:
 
 def followup_rows(problem, job: dict) -> pd.DataFrame:
     """One follow-up job on one problem (``grid.followup_params``): every schedule at every N (schedules), every
-    batch size and step rule at every N (batch), or multi-pass Monte Carlo at every L (reuse, one N)."""
+    batch size and step rule at every N (batch), or multi-pass Monte Carlo at every L (reuse, one N).
+
+    Every row carries the sketch's stability bound (``gamma_max``; batch: the bound at its B) and ``diverged``: a
+    step size at or above the bound is not run, its row has empty risk columns (``stable_points``). The schedules
+    never step above γ (warm-ups rise to it), so γ decides for every schedule; the batch experiment's scaled rules
+    are capped below their bound, so only its fixed rule can diverge."""
     from sketchlaw.workflow import followups as fu
 
     problem.sigma2 = job["sigma2"]
-    kind = job["kind"]
+    kind, gamma = job["kind"], job["gamma"]
+    bound = critical_step_size(problem.mu)
     if kind == "schedules":
-        df = fu.schedule_rows(problem, job["gamma"], job["N"], job["specs"], job["a"], job["log_base"])
+        if gamma < bound:
+            df = fu.schedule_rows(problem, gamma, job["N"], job["specs"], job["a"], job["log_base"])
+        else:
+            specs = [{"log_base": job["log_base"], **spec} if spec.get("kind", "geometric") == "geometric" else spec
+                     for spec in job["specs"]]
+            df = pd.DataFrame([{"schedule": s.label, "kind": s.kind, "N": s.N, "N_eff": s.N_eff,
+                                "pieces": len(s.phases()), "intrinsic_time": float(sum(g * n for g, n in s.phases())),
+                                **EMPTY_BREAKDOWN, "approx": problem.approx}
+                               for spec in specs for s in (fu.make_schedule(gamma, int(N), spec, job["a"])
+                                                           for N in job["N"])])
+        df = df.assign(gamma_max=bound, diverged=not gamma < bound)
     elif kind == "batch":
-        df = fu.batch_rows(problem, job["a"], job["N"], job["B"], job["gamma"], job["step_rules"], job["log_base"])
+        parts = []
+        for B in job["B"]:
+            bound_B = critical_step_size(problem.mu, batch=int(B))
+            rules = [r for r in job["step_rules"] if r != "fixed" or gamma < bound_B]
+            if rules:
+                parts.append(fu.batch_rows(problem, job["a"], job["N"], [B], gamma, rules, job["log_base"])
+                             .assign(gamma_max=bound_B, diverged=False))
+            if len(rules) < len(job["step_rules"]):
+                parts.append(pd.DataFrame([{"N": N, "B": int(B), "T": N // B,
+                                            "T_eff": Schedule(gamma, N // B, log_base=job["log_base"]).N_eff,
+                                            "step_rule": "fixed", "gamma_B": gamma, "capped": False,
+                                            **EMPTY_BREAKDOWN, "approx": problem.approx,
+                                            "variance_predictor": np.nan, "variance_ratio": np.nan,
+                                            "gamma_max": bound_B, "diverged": True}
+                                           for N in job["N"] if N // B >= 2]))
+        df = pd.concat(parts, ignore_index=True)
+        df = df.sort_values(["N", "B"], kind="stable").reset_index(drop=True)
     elif kind == "reuse":
         (N,) = job["N"]
-        df = fu.reuse_rows(problem, N, job["L"], job["gamma"], job["trials"], job["mc_seed"], job["log_base"])
-        df = df.assign(mc_seed=job["mc_seed"])
+        if gamma < bound:
+            df = fu.reuse_rows(problem, N, job["L"], gamma, job["trials"], job["mc_seed"], job["log_base"])
+        else:
+            from sketchlaw.engine.reuse import expected_repeats
+
+            df = pd.DataFrame([{"M": problem.M, "N": N, "L": int(L), "repeats": expected_repeats(int(L), N),
+                                "mc_trials": int(job["trials"]), "mc_mean": np.nan, "mc_std": np.nan,
+                                "mc_sem": np.nan, "reducible": np.nan, "onepass_L_reducible": np.nan,
+                                "onepass_N_reducible": np.nan, "approx": problem.approx} for L in job["L"]])
+        df = df.assign(mc_seed=job["mc_seed"], gamma_max=bound, diverged=not gamma < bound)
     else:
         raise ParameterError("kind", kind, "one of schedules, batch, reuse")
+    df["diverged"] = df["diverged"].astype(bool)
+    if df["diverged"].any():
+        print(f"diverged: gamma = {gamma} >= the stability bound of this sketch ({bound:.6g}; batch: at each B) "
+              f"at {int(df['diverged'].sum())} of {len(df)} points", flush=True)
     columns = {k: v for k, v in job["columns"].items() if k not in df.columns}
     df = df.assign(**columns)
     first = list(job["columns"])
