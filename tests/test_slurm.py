@@ -51,8 +51,8 @@ SLURM_CONFIG = "tests/configs/slurm.yaml"
 # submitted) are left to the config/test.yaml runs of test_workflow.py.
 SLURM_TARGETS = ("tables/main.parquet", "tables/variance.parquet", "tables/exponents.csv")
 SLURM_TABLES = {"main.parquet", "main.csv", "variance.parquet", "variance.csv", "exponents.csv", "exponents.md",
-                "exponent_forms.csv", "fit_diagnostics.parquet", "compute_frontier.csv", "main_limit.parquet",
-                "main_limit.csv"}
+                "exponent_forms.csv", "fit_diagnostics.parquet", "compute_frontier.csv", "diverged.csv",
+                "main_limit.parquet", "main_limit.csv", "fits"}  # fits/: each experiment's own fit
 # every rule that is not a localrule must have gone through sbatch (log: .../slurm_logs/rule_<rule>/... or
 # .../slurm_logs/group_<group>_<rule>/...)
 SUBMITTED_RULES = ("problem", "train_exact", "train_montecarlo", "train_baselines", "train_limit", "aggregate", "fit")
