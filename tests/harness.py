@@ -152,8 +152,8 @@ _RUNNING: dict = {}  # log path -> Popen of a snakemake run in progress (see sto
 def snakemake(config: pytest.Config, wd: Path, *args, log: Path, timeout: float = 3600, **env_extra) -> Run:
     """Run snakemake in ``wd`` (own process group), stdout+stderr to ``log``; kill the group on timeout."""
     cmd = [str(SNAKEMAKE), *map(str, args)]
-    if not ({"-n", "--dry-run", "--lint"} & set(cmd)):
-        from .conftest import current_test_runs_workflows
+    if not ({"-n", "--dry-run", "--lint"} & set(cmd)) and threading.current_thread() is threading.main_thread():
+        from .conftest import current_test_runs_workflows  # (runs a fixture starts in the background are exempt)
 
         assert current_test_runs_workflows(config), "a test that runs Snakemake jobs must be marked workflow"
     log.parent.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,7 @@ from sketchlaw.engine.problem import build_problem
 from sketchlaw.engine.schedules import Schedule
 from sketchlaw.engine.spectra import Prior, Spectrum
 from sketchlaw.workflow.tables import check_finite, diverged_table, split_diverged
+from sketchlaw.workflow.followups import batch_step_size
 from sketchlaw.workflow.training import exact_rows, followup_rows, montecarlo_row, stable_points
 
 
@@ -97,7 +98,8 @@ def test_followup_rows_diverged(unstable, factor):
     batch = followup_rows(p, _followup("batch", g, B=[1, 4], step_rules=["fixed", "linear"]))
     assert len(batch) == 4
     for _, r in batch.iterrows():
-        assert r["diverged"] == (r["step_rule"] == "fixed" and not g < critical_step_size(p.mu, batch=r["B"]))
+        step = batch_step_size(g, int(r["B"]), r["step_rule"], p.mu)[0]
+        assert r["gamma_B"] == step and r["diverged"] == (not step < critical_step_size(p.mu, batch=int(r["B"])))
         assert r["diverged"] == np.isnan(r["risk"])
     reuse = followup_rows(p, _followup("reuse", g, N=[16], L=[8, 32], trials=3, mc_seed=1))
     assert len(reuse) == 2 and reuse["diverged"].all() == (factor > 1)

@@ -209,6 +209,7 @@ def test_condensed_output_keeps_errors_and_every_twentieth_of_progress():
     assert len(out) < 40
 
 
+@pytest.mark.workflow
 def test_condensed_output_of_the_test_run_is_short(request, tmp_path_factory):
     """The shared run (no profile: Snakemake's full output) condensed; it has as many lines as a default run."""
     shared = shared_run(request.config, tmp_path_factory)

@@ -164,8 +164,8 @@ def followup_rows(problem, job: dict) -> pd.DataFrame:
 
     Every row carries the sketch's stability bound (``gamma_max``; batch: the bound at its B) and ``diverged``: a
     step size at or above the bound is not run, its row has empty risk columns (``stable_points``). The schedules
-    never step above γ (warm-ups rise to it), so γ decides for every schedule; the batch experiment's scaled rules
-    are capped below their bound, so only its fixed rule can diverge."""
+    never step above γ (warm-ups rise to it), so γ decides for every schedule; in the batch experiment each rule's own
+    step at B (``followups.batch_step_size``: γ itself at B = 1, a scaled step never capped below γ) decides."""
     from sketchlaw.workflow import followups as fu
 
     problem.sigma2 = job["sigma2"]
@@ -187,14 +187,15 @@ def followup_rows(problem, job: dict) -> pd.DataFrame:
         parts = []
         for B in job["B"]:
             bound_B = critical_step_size(problem.mu, batch=int(B))
-            rules = [r for r in job["step_rules"] if r != "fixed" or gamma < bound_B]
+            steps = {rule: fu.batch_step_size(gamma, int(B), rule, problem.mu) for rule in job["step_rules"]}
+            rules = [rule for rule in job["step_rules"] if steps[rule][0] < bound_B]
             if rules:
                 parts.append(fu.batch_rows(problem, job["a"], job["N"], [B], gamma, rules, job["log_base"])
                              .assign(gamma_max=bound_B, diverged=False))
-            if len(rules) < len(job["step_rules"]):
+            for rule in (r for r in job["step_rules"] if r not in rules):
                 parts.append(pd.DataFrame([{"N": N, "B": int(B), "T": N // B,
-                                            "T_eff": Schedule(gamma, N // B, log_base=job["log_base"]).N_eff,
-                                            "step_rule": "fixed", "gamma_B": gamma, "capped": False,
+                                            "T_eff": Schedule(steps[rule][0], N // B, log_base=job["log_base"]).N_eff,
+                                            "step_rule": rule, "gamma_B": steps[rule][0], "capped": steps[rule][1],
                                             **EMPTY_BREAKDOWN, "approx": problem.approx,
                                             "variance_predictor": np.nan, "variance_ratio": np.nan,
                                             "gamma_max": bound_B, "diverged": True}
