@@ -1,6 +1,7 @@
 # Grid helpers: the validated config is expanded once, by the library, into problems and jobs; the experiment
 # registry (sketchlaw.workflow.registry) says which experiments, analyses and notebooks exist.
 
+import hashlib
 import os
 import sys
 from dataclasses import asdict
@@ -109,6 +110,12 @@ def provenance_params():
     commit, dirty = git_state(workflow.basedir)
     science = {k: v for k, v in config.items() if k != "results_dir"}
     return {"config_hash": canonical_hash(science), "git_commit": commit, "git_dirty": dirty}
+
+
+def notebook_digest(notebook):
+    """The notebook's content hash: a params value, so that editing a notebook reruns its figure (Snakemake 9 does not
+    rerun a job whose source input changed while its outputs exist), and touching it without an edit does not."""
+    return hashlib.sha256(Path(workflow.basedir, "notebooks", f"{notebook}.ipynb").read_bytes()).hexdigest()[:16]
 
 
 def notebook_caption(notebook):

@@ -30,6 +30,7 @@ rule notebook:
         figures=lambda wc, output: os.path.dirname(output.png),
         python=PYTHON,
         caption=lambda wc: notebook_caption(wc.notebook),
+        source=lambda wc: notebook_digest(wc.notebook),
     conda:
         "../envs/sketchlaw.yaml"
     shell:

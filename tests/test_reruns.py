@@ -42,14 +42,6 @@ def _git(wd, *args):
                    capture_output=True)
 
 
-def test_a_commit_of_the_docs_reruns_only_the_page(request, finished, tmp_path):
-    wd, _, args = finished
-    (wd / "docs" / "METHODS.md").write_text((wd / "docs" / "METHODS.md").read_text() + "\nA new sentence.\n")
-    _git(wd, "add", "-A")
-    _git(wd, "commit", "-qm", "docs only")
-    assert _planned(request, wd, args, tmp_path / "docs.log")[0] == {"provenance": 1, "report": 1}
-
-
 def test_editing_one_notebook_reruns_that_notebook_and_the_page(request, finished, tmp_path):
     wd, _, args = finished
     path = wd / "notebooks" / "batch.ipynb"
@@ -64,6 +56,14 @@ def test_editing_one_notebook_reruns_that_notebook_and_the_page(request, finishe
         os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     planned.pop("provenance", None)  # the tree is dirty now: recorded, and the page says so
     assert planned == {"notebook": 1, "report": 1} and "notebook=batch" in output, planned
+
+
+def test_a_commit_of_the_docs_reruns_only_the_page(request, finished, tmp_path):
+    wd, _, args = finished
+    (wd / "docs" / "METHODS.md").write_text((wd / "docs" / "METHODS.md").read_text() + "\nA new sentence.\n")
+    _git(wd, "add", "docs/METHODS.md")
+    _git(wd, "commit", "-qm", "docs only")
+    assert _planned(request, wd, args, tmp_path / "docs.log")[0] == {"provenance": 1, "report": 1}
 
 
 def test_changing_one_experiment_reruns_that_experiment_only(request, finished, tmp_path):
