@@ -17,15 +17,17 @@ rule provenance:
         "../scripts/provenance.py"
 
 
-# Provenance is recorded, never a rerun trigger: the rules that embed it read it as ancient(), so a new commit (which
-# rewrites provenance.json) reruns only the page; a table or figure keeps the provenance of the run that made it.
+# Provenance is recorded, never a rerun trigger: each job takes it when it runs (sketchlaw.workflow.provenance.of_job)
+# instead of reading provenance.json, which only the page reads; so a new commit reruns only the page, and a table or
+# figure keeps the provenance of the run that made it. (A job downstream of provenance.json, even as ancient(), would
+# be worse than rerun: Snakemake skips the own-change checks of every job below one that must run, so an edited
+# notebook or changed params would go unnoticed whenever the tree is dirty.)
 rule aggregate:
     input:
         exact=lambda wc: runs(wc.experiment, "exact"),
         montecarlo=lambda wc: runs(wc.experiment, "mc"),
         baselines=lambda wc: runs(wc.experiment, "baselines"),
         followups=lambda wc: runs(wc.experiment, "followup"),
-        provenance=ancient(f"{R}/provenance.json"),
     output:
         parquet=f"{R}/tables/{{experiment}}.parquet",
         csv=report(f"{R}/tables/{{experiment}}.csv", caption="../report/table.rst", category="Tables",
@@ -45,7 +47,6 @@ rule aggregate:
 rule fit:
     input:
         tables=lambda wc: experiment_tables(wc.experiment),
-        provenance=ancient(f"{R}/provenance.json"),
     output:
         **fit_outputs("{experiment}"),
     log:
@@ -61,7 +62,6 @@ rule fit:
 rule exponents:
     input:
         fits=[f for e in ENABLED for f in fit_outputs(e).values()],
-        provenance=ancient(f"{R}/provenance.json"),
     output:
         exponents=report(f"{R}/tables/exponents.csv", caption="../report/exponents.rst", category="Tables",
                          subcategory="fits"),

@@ -1,14 +1,12 @@
 # Grid helpers: the validated config is expanded once, by the library, into problems and jobs; the experiment
 # registry (sketchlaw.workflow.registry) says which experiments, analyses and notebooks exist.
 
-import hashlib
 import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
-from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
 # The planner and every job use the package of this checkout (src/), whichever Python runs them: Snakemake's own
 # (which need not have sketchlaw installed) and a job's conda env (--sdm conda), whose env file cannot name a path
@@ -21,7 +19,7 @@ try:
     from sketchlaw.workflow.grid import (ConfigError, check_config, claim_params, exact_groups, finite_params,
                                          followup_groups, followup_params, job_params, limit_params, plan,
                                          stability_warnings)
-    from sketchlaw.workflow.provenance import canonical_hash, config_file_label, git_state
+    from sketchlaw.workflow.provenance import canonical_hash, config_file_label, git_state, science
 except ImportError as err:
     raise WorkflowError(
         f"Planning the grid needs numpy and scipy in the Python that runs Snakemake ({sys.executable}): {err}. "
@@ -36,11 +34,6 @@ for _warning in stability_warnings(config):  # likely diverged points: a warning
     print(f"Warning: {_warning}", file=sys.stderr)
 
 R = config["results_dir"]
-# Shell rules run tools with the interpreter running Snakemake (the right environment even when Snakemake is called
-# by path without activating the venv, and inside cluster jobs on a shared file system), except in a conda env
-# (--sdm conda), whose activation puts its own `python` first on PATH.
-_deployment = getattr(workflow, "deployment_settings", None)
-PYTHON = "python" if _deployment and DeploymentMethod.CONDA in _deployment.deployment_method else sys.executable
 PLAN = plan(config)
 ENABLED = registry.enabled(config)
 NOTEBOOKS = registry.notebooks()  # notebook → the experiment whose table it reads
@@ -93,7 +86,7 @@ def runs(experiment, kind):
 
 
 def notebook_outputs(nb):
-    return [f"{R}/notebooks/{nb}.ipynb", f"{R}/notebooks/{nb}.html"] + [
+    return [f"{R}/notebooks/{nb}.{ext}" for ext in ("ipynb", "html", "provenance.json")] + [
         f"{R}/figures/{nb}.{ext}" for ext in ("png", "pdf", "json", "layout.json")]
 
 
@@ -108,14 +101,7 @@ def final_targets():
 
 def provenance_params():
     commit, dirty = git_state(workflow.basedir)
-    science = {k: v for k, v in config.items() if k != "results_dir"}
-    return {"config_hash": canonical_hash(science), "git_commit": commit, "git_dirty": dirty}
-
-
-def notebook_digest(notebook):
-    """The notebook's content hash: a params value, so that editing a notebook reruns its figure (Snakemake 9 does not
-    rerun a job whose source input changed while its outputs exist), and touching it without an edit does not."""
-    return hashlib.sha256(Path(workflow.basedir, "notebooks", f"{notebook}.ipynb").read_bytes()).hexdigest()[:16]
+    return {"config_hash": canonical_hash(science(config)), "git_commit": commit, "git_dirty": dirty}
 
 
 def notebook_caption(notebook):

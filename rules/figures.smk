@@ -10,10 +10,10 @@ rule notebook:
         notebook="notebooks/{notebook}.ipynb",
         tables=lambda wc: experiment_tables(NOTEBOOKS[wc.notebook]),
         fit=lambda wc: list(fit_outputs(NOTEBOOKS[wc.notebook]).values()),
-        provenance=ancient(f"{R}/provenance.json"),
     output:
         ipynb=f"{R}/notebooks/{{notebook}}.ipynb",
         html=f"{R}/notebooks/{{notebook}}.html",
+        provenance=f"{R}/notebooks/{{notebook}}.provenance.json",
         png=report(f"{R}/figures/{{notebook}}.png", caption="../report/figure.rst", category="Figures",
                    subcategory="{notebook}"),
         pdf=f"{R}/figures/{{notebook}}.pdf",
@@ -21,6 +21,8 @@ rule notebook:
         layout=f"{R}/figures/{{notebook}}.layout.json",
     log:
         f"{R}/logs/notebook/{{notebook}}.log",
+    benchmark:
+        f"{R}/benchmarks/notebook/{{notebook}}.tsv"
     # Two notebook jobs starting at once can pick the same free port for their kernels (jupyter_client probes a port,
     # releases it, and the kernel binds it later): the loser dies with "Address already in use" before running a
     # cell. The notebook only reads tables, so running it again is safe.
@@ -28,16 +30,11 @@ rule notebook:
     params:
         tables=lambda wc, input: os.path.dirname(input.tables[0]),
         figures=lambda wc, output: os.path.dirname(output.png),
-        python=PYTHON,
         caption=lambda wc: notebook_caption(wc.notebook),
-        source=lambda wc: notebook_digest(wc.notebook),
     conda:
         "../envs/sketchlaw.yaml"
-    shell:
-        "({params.python} -m papermill -k python3 --no-progress-bar {input.notebook} {output.ipynb}"
-        " -p tables_dir {params.tables} -p figures_dir {params.figures} -p provenance_path {input.provenance}"
-        " && {params.python} -m nbconvert --to html --log-level WARN {output.ipynb} --output $(basename {output.html})"
-        ") > {log} 2>&1"
+    script:
+        "../scripts/run_notebook.py"
 
 
 # The page: every figure and executed notebook, the exponent table and the forms, a link to every table (the files it

@@ -77,8 +77,6 @@ rule train_baselines:
 
 
 rule train_limit:
-    input:
-        provenance=ancient(f"{R}/provenance.json"),
     output:
         parquet=f"{R}/tables/{{experiment}}_limit.parquet",
         csv=f"{R}/tables/{{experiment}}_limit.csv",
@@ -118,8 +116,6 @@ rule train_followup:
 # The unsketched schedule comparison (geometric decay against the power decay to zero) and the finite-size theory of
 # the schedules' window rows: no drawn sketch, a job each.
 rule schedule_claim:
-    input:
-        provenance=ancient(f"{R}/provenance.json"),
     output:
         parquet=f"{R}/tables/{{experiment}}_claim.parquet",
         csv=report(f"{R}/tables/{{experiment}}_claim.csv", caption="../report/table.rst", category="Tables",
@@ -138,8 +134,6 @@ rule schedule_claim:
 
 
 rule schedule_finite:
-    input:
-        provenance=ancient(f"{R}/provenance.json"),
     output:
         parquet=f"{R}/tables/{{experiment}}_finite.parquet",
         csv=f"{R}/tables/{{experiment}}_finite.csv",

@@ -5,12 +5,10 @@ import sys
 import numpy as np
 import pandas as pd
 
+from sketchlaw.workflow.provenance import of_job
 from sketchlaw.workflow.tables import read_table, write_table
 
 sys.stderr = sys.stdout = open(snakemake.log[0], "w")  # noqa: F821
-import json  # noqa: E402
-
-provenance = json.load(open(snakemake.input.provenance))  # noqa: F821
 keys = ["experiment", "spectrum", "a", "b", "prior", "M", "d", "N", "gamma", "sketch_seed"]
 if snakemake.input.followups:  # noqa: F821  (schedules, batch, reuse: their runs are tidy rows already)
     table = pd.concat([read_table(p) for p in snakemake.input.followups], ignore_index=True)  # noqa: F821
@@ -42,5 +40,5 @@ else:
 table["diverged"] = table["diverged"].astype("boolean").fillna(False).astype(bool) if "diverged" in table else False
 sort = [k for k in keys + ["method"] if k in table]
 table = table.sort_values(sort, kind="stable", na_position="first").reset_index(drop=True)
-write_table(table, snakemake.output.parquet, provenance, csv=True)  # noqa: F821
+write_table(table, snakemake.output.parquet, of_job(snakemake.config, snakemake.scriptdir), csv=True)  # noqa: F821
 print(f"{len(table)} rows ({int(table['diverged'].sum())} diverged), columns: {list(table.columns)}")

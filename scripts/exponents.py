@@ -1,12 +1,12 @@
 """Snakemake script: the experiments' fits gathered into the tables every reader opens — exponents.csv (and .md),
 exponent_forms.csv, compute_frontier.csv, diverged.csv and fit_diagnostics.parquet."""
 
-import json
 import sys
 
 import pandas as pd
 
 from sketchlaw.analysis.rows import markdown
+from sketchlaw.workflow.provenance import of_job
 from sketchlaw.workflow.tables import read_table, write_csv, write_table, write_text
 
 sys.stderr = sys.stdout = open(snakemake.log[0], "w")  # noqa: F821
@@ -27,5 +27,5 @@ md = markdown(exponents)
 if len(forms):
     md += "\nJoint functional forms compared by held-out-corner extrapolation:\n\n" + markdown(forms, None)
 write_text(md, out.markdown)
-write_table(gathered("_diagnostics.parquet", read_table), out.diagnostics, json.load(open(inp.provenance)))
+write_table(gathered("_diagnostics.parquet", read_table), out.diagnostics, of_job(snakemake.config, snakemake.scriptdir))
 print(exponents.to_string())

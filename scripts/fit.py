@@ -2,11 +2,11 @@
 the fit diagnostics (the selections its figures show) and its diverged points — from its table and its limit and
 auxiliary tables."""
 
-import json
 import sys
 from pathlib import Path
 
 from sketchlaw.analysis.table import exponent_table
+from sketchlaw.workflow.provenance import of_job
 from sketchlaw.workflow.tables import diverged_table, read_table, split_diverged, write_csv, write_table
 
 sys.stderr = sys.stdout = open(snakemake.log[0], "w")  # noqa: F821
@@ -22,5 +22,5 @@ exponents, forms, frontier, diagnostics = exponent_table(tables)
 write_csv(exponents, out.exponents, float_format="%.6g")
 write_csv(forms, out.forms, float_format="%.6g")
 write_csv(frontier, out.frontier, float_format="%.8g")
-write_table(diagnostics, out.diagnostics, json.load(open(inp.provenance)))
+write_table(diagnostics, out.diagnostics, of_job(snakemake.config, snakemake.scriptdir))
 print(exponents.to_string())

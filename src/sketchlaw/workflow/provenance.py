@@ -65,6 +65,19 @@ def config_file_label(config_files, workflow_dir) -> str:
     return ", ".join(labels)
 
 
+def science(config: dict) -> dict:
+    """The configuration without ``results_dir``: a path, not science, so runs into different directories share one
+    config hash."""
+    return {k: v for k, v in config.items() if k != "results_dir"}
+
+
+def of_job(config: dict, scriptdir) -> dict:
+    """The provenance a workflow job embeds in what it writes, taken when the job runs, of the checkout whose
+    ``scripts/`` it runs. Read at run time rather than from an upstream file, so that provenance is recorded without
+    being a rerun trigger (a new commit reruns no job for its provenance alone)."""
+    return collect(science(config), root=Path(scriptdir).parent)
+
+
 def collect(config: dict, root=".", lock_file="uv.lock", config_file: str | None = None) -> dict:
     """Provenance of a run of ``config`` (its science content, embedded whole) from the file ``config_file``."""
     commit, dirty = git_state(root)
