@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from sketchlaw import seeds
-from sketchlaw.engine.exact import ExactEngine, critical_step_size, warm_up
+from sketchlaw.engine.exact import ExactEngine, warm_up
+from sketchlaw.engine.stability import critical_step_size
 from sketchlaw.engine.problem import build_problem
 from sketchlaw.engine.schedules import Schedule
 from sketchlaw.engine.sgd import run_sgd

@@ -3,7 +3,6 @@
 
 import os
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -51,17 +50,11 @@ wildcard_constraints:
     notebook="|".join(NOTEBOOKS),
 
 
-def problem_file(wildcards):
-    job = MONTECARLO.get((wildcards.experiment, wildcards.stem)) or BASELINES[(wildcards.experiment, wildcards.stem)]
-    return f"{R}/problems/{job.problem.stem}.npz"
-
-
-def problem_files(wildcards):
-    return [f"{R}/problems/{job.problem.stem}.npz" for job in EXACT[(wildcards.experiment, wildcards.stem)]]
-
-
-def followup_problem_files(wildcards):
-    return [f"{R}/problems/{job.problem.stem}.npz" for job in FOLLOWUPS[(wildcards.experiment, wildcards.stem)]]
+def memory_mb(jobs):
+    """Memory of a training job: Σ, its eigenvectors and a block of the sketch (8·M² bytes each, with room) for the
+    largest M among its problems."""
+    M = max(job.problem.M for job in jobs)
+    return 1000 + 48 * M**2 * 8 // 2**20
 
 
 def experiment_tables(experiment):

@@ -1,33 +1,9 @@
-# Problem generation and training. Cheap work is batched (every M and N of a sketch family in one exact job);
-# Monte Carlo, the expensive part, is one job per grid point so a cluster can spread it.
-
-# Problems whose eigenvectors U are stored: only jobs that draw targets (Monte Carlo, baselines) read U, and U is
-# all but O(M) of a problem file (8·M² bytes: 33.6 MB at M = 2048). The exact engine needs μ, p(0) and E Approx only.
-EIGENVECTOR_PROBLEMS = {job.problem.stem for job in [*PLAN["montecarlo"], *PLAN["baselines"]]}
-EIGENVECTOR_PROBLEMS |= {job.problem.stem for job in PLAN["followups"] if job.kind == "reuse"}
-
-
-rule problem:
-    output:
-        f"{R}/problems/{{stem}}.npz",
-    log:
-        f"{R}/logs/problem/{{stem}}.log",
-    benchmark:
-        f"{R}/benchmarks/problem/{{stem}}.tsv"
-    params:
-        key=lambda wc: asdict(PLAN["problems"][wc.stem]),
-        eigenvectors=lambda wc: wc.stem in EIGENVECTOR_PROBLEMS,
-    resources:
-        mem_mb=lambda wc: 1000 + 48 * PLAN["problems"][wc.stem].M ** 2 // 2**20 * 8,
-    conda:
-        "../envs/sketchlaw.yaml"
-    script:
-        "../scripts/build_problem.py"
-
+# Training. Each job draws the sketched problems it uses from their seeds (a problem is cheap next to a process start
+# of its own). Cheap work is batched (every M and N of a sketch family in one exact job); Monte Carlo, the expensive
+# part, is one job per grid point so a cluster can spread it. Memory: Σ and its eigenvectors (8·M² bytes each) and a
+# block of the sketch, for the job's largest M.
 
 rule train_exact:
-    input:
-        problems=problem_files,
     output:
         f"{R}/runs/{{experiment}}/exact/{{stem}}.parquet",
     log:
@@ -36,6 +12,8 @@ rule train_exact:
         f"{R}/benchmarks/train_exact/{{experiment}}/{{stem}}.tsv"
     params:
         jobs=lambda wc: [job_params(config, j) for j in EXACT[(wc.experiment, wc.stem)]],
+    resources:
+        mem_mb=lambda wc: memory_mb(EXACT[(wc.experiment, wc.stem)]),
     conda:
         "../envs/sketchlaw.yaml"
     script:
@@ -43,8 +21,6 @@ rule train_exact:
 
 
 rule train_montecarlo:
-    input:
-        problem=problem_file,
     output:
         f"{R}/runs/{{experiment}}/mc/{{stem}}.parquet",
     log:
@@ -53,6 +29,8 @@ rule train_montecarlo:
         f"{R}/benchmarks/train_montecarlo/{{experiment}}/{{stem}}.tsv"
     params:
         job=lambda wc: job_params(config, MONTECARLO[(wc.experiment, wc.stem)]),
+    resources:
+        mem_mb=lambda wc: memory_mb([MONTECARLO[(wc.experiment, wc.stem)]]),
     conda:
         "../envs/sketchlaw.yaml"
     script:
@@ -60,8 +38,6 @@ rule train_montecarlo:
 
 
 rule train_baselines:
-    input:
-        problem=problem_file,
     output:
         f"{R}/runs/{{experiment}}/baselines/{{stem}}.parquet",
     log:
@@ -70,6 +46,8 @@ rule train_baselines:
         f"{R}/benchmarks/train_baselines/{{experiment}}/{{stem}}.tsv"
     params:
         job=lambda wc: job_params(config, BASELINES[(wc.experiment, wc.stem)]),
+    resources:
+        mem_mb=lambda wc: memory_mb([BASELINES[(wc.experiment, wc.stem)]]),
     conda:
         "../envs/sketchlaw.yaml"
     script:
@@ -97,8 +75,6 @@ rule train_limit:
 # M of one a, b and seed); reuse is Monte Carlo, one job per (problem, N) with every L of its grid (common random
 # numbers across L).
 rule train_followup:
-    input:
-        problems=followup_problem_files,
     output:
         f"{R}/runs/{{experiment}}/followup/{{stem}}.parquet",
     log:
@@ -107,6 +83,8 @@ rule train_followup:
         f"{R}/benchmarks/train_followup/{{experiment}}/{{stem}}.tsv"
     params:
         jobs=lambda wc: [followup_params(config, j) for j in FOLLOWUPS[(wc.experiment, wc.stem)]],
+    resources:
+        mem_mb=lambda wc: memory_mb(FOLLOWUPS[(wc.experiment, wc.stem)]),
     conda:
         "../envs/sketchlaw.yaml"
     script:

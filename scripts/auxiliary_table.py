@@ -4,11 +4,13 @@ the unsketched schedule comparison (``claim``) or the schedules' finite-size the
 import sys
 import time
 
+from sketchlaw.engine.exact import use_threads
 from sketchlaw.workflow.provenance import of_job
 from sketchlaw.workflow.tables import write_table
 from sketchlaw.workflow.training import AUXILIARY
 
 sys.stderr = sys.stdout = open(snakemake.log[0], "w")  # noqa: F821
+use_threads(snakemake.threads)  # noqa: F821
 start = time.perf_counter()
 table = AUXILIARY[snakemake.params.table](snakemake.params.job)  # noqa: F821
 write_table(table, snakemake.output.parquet, of_job(snakemake.config, snakemake.scriptdir), csv=True)  # noqa: F821

@@ -3,12 +3,12 @@
 import sys
 import time
 
-from sketchlaw.engine.problem import Problem
 from sketchlaw.workflow.tables import write_table
-from sketchlaw.workflow.training import baseline_rows
+from sketchlaw.workflow.training import baseline_rows, sketched_problem
 
 sys.stderr = sys.stdout = open(snakemake.log[0], "w")  # noqa: F821
 start = time.perf_counter()
-table = baseline_rows(Problem.load(snakemake.input.problem), snakemake.params.job)  # noqa: F821
+job = snakemake.params.job  # noqa: F821
+table = baseline_rows(sketched_problem(job["problem"]), job)
 write_table(table, snakemake.output[0])  # noqa: F821
 print(table.to_string(), f"\ndone in {time.perf_counter() - start:.2f} s", flush=True)

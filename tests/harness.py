@@ -40,7 +40,7 @@ SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 if not SNAKEMAKE.exists():
     SNAKEMAKE = REPO / ".venv" / "bin" / "snakemake"
 SOURCE_DATE_EPOCH = "1700000000"
-RULES = ("problem", "train_exact", "train_montecarlo", "train_baselines", "train_followup", "schedule_claim",
+RULES = ("train_exact", "train_montecarlo", "train_baselines", "train_followup", "schedule_claim",
          "schedule_finite", "aggregate", "fit", "exponents", "provenance", "notebook", "report")
 EXPERIMENT_TABLES = ("main", "source", "logpower", "compute", "variance", "stepsize")
 FOLLOWUP_TABLES = ("schedules", "batch", "reuse")  # beyond the paper: columns of their own (registry)

@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sketchlaw.engine.exact import ExactEngine, critical_step_size
+from sketchlaw.engine.exact import ExactEngine
+from sketchlaw.engine.stability import critical_step_size
 from sketchlaw.analysis.followups import critical_batch_size
 from sketchlaw.workflow.followups import batch_rows, batch_step_size
 from sketchlaw.engine.schedules import Schedule

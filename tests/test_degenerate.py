@@ -5,7 +5,6 @@ budget, unstable step sizes); it must run to the end, its slopes must say why th
 would leave an experiment with nothing to run must be refused up front, naming the field.
 """
 
-from pathlib import Path
 
 import pandas as pd
 import pytest

@@ -12,7 +12,8 @@ import pytest
 
 from sketchlaw.present import plotting
 from sketchlaw.present import report
-from sketchlaw.engine.exact import ExactEngine, critical_step_size
+from sketchlaw.engine.exact import ExactEngine
+from sketchlaw.engine.stability import critical_step_size
 from sketchlaw.workflow.grid import ConfigError, check_config, spectrum_bound, stability_warnings
 from sketchlaw.engine.problem import build_problem
 from sketchlaw.engine.schedules import Schedule

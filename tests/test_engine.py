@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from sketchlaw.engine.exact import ExactEngine, critical_step_size, phase_map
+from sketchlaw.engine.exact import ExactEngine, phase_map
+from sketchlaw.engine.stability import critical_step_size
 from sketchlaw.engine.naive import naive_sgd
 from sketchlaw.engine.problem import full_sketch
 from sketchlaw.engine.schedules import Schedule

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from sketchlaw.engine.exact import ExactEngine, PhaseMapCache, critical_step_size, decay_rates, phase_map
+from sketchlaw.engine.exact import ExactEngine, PhaseMapCache, decay_rates, phase_map
+from sketchlaw.engine.stability import critical_step_size
 from sketchlaw.engine.schedules import Schedule
 
 
@@ -208,7 +209,8 @@ def test_readme_performance_section_is_the_rendering_of_the_results_file():
 _HASH_PHASE_MAP = """
 import hashlib, sys
 import numpy as np
-from sketchlaw.engine.exact import ExactEngine, critical_step_size, phase_map
+from sketchlaw.engine.exact import ExactEngine, phase_map
+from sketchlaw.engine.stability import critical_step_size
 M = 1024
 mu = np.sort(np.arange(1, M + 1, dtype=float) ** -2.0 * np.random.default_rng(3).uniform(0.7, 1.3, M))[::-1]
 g = 0.37 * critical_step_size(mu)

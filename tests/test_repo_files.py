@@ -1,7 +1,7 @@
 """The files a research repository is expected to have, and what users' own tools do with them: LICENSE,
 CITATION.cff, the workflow catalog file, the GitHub Actions workflow (actionlint; its steps are the README's
 commands), config/README.md and the report captions (generated, no drift), the condensed terminal output, and
-the Snakemake report, provenance and problem files of the shared config/test.yaml run."""
+the Snakemake report and provenance of the shared config/test.yaml run."""
 
 from __future__ import annotations
 
@@ -219,7 +219,7 @@ def test_condensed_output_of_the_test_run_is_short(request, tmp_path_factory):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# the shared config/test.yaml run: Snakemake report, provenance, compact problems
+# the shared config/test.yaml run: Snakemake report, provenance
 # ---------------------------------------------------------------------------------------------------------------
 
 
@@ -258,42 +258,3 @@ def test_config_file_label():
     assert config_file_label([], ROOT) == "config.yaml (default)"
     assert config_file_label([str(ROOT / "config" / "paper.yaml")], ROOT) == "config/paper.yaml"
     assert config_file_label(["/elsewhere/my.yaml"], ROOT) == "/elsewhere/my.yaml"
-
-
-@pytest.mark.workflow
-def test_only_problems_that_draw_targets_keep_their_eigenvectors(request, tmp_path_factory):
-    import numpy as np
-
-    from sketchlaw.workflow.grid import check_config, plan
-
-    shared = shared_run(request.config, tmp_path_factory)
-    config = load_test_config(request.config, tmp_path_factory)
-    check_config(config)
-    jobs = plan(config)
-    # Monte Carlo, the baselines and the data-reuse Monte Carlo draw targets w* (in the eigenbasis, through U)
-    drawing = {j.problem.stem for j in jobs["montecarlo"] + jobs["baselines"]}
-    drawing |= {j.problem.stem for j in jobs["followups"] if j.kind == "reuse"}
-    stored = {p.stem: "U" in np.load(p).files for p in (shared.results / "problems").glob("*.npz")}
-    assert set(stored) == set(jobs["problems"])
-    assert {stem for stem, has_u in stored.items() if has_u} == drawing
-    assert drawing and set(stored) - drawing
-
-
-def test_problem_saved_without_eigenvectors_is_small_and_complete_for_the_exact_engine(tmp_path):
-    import numpy as np
-
-    from sketchlaw.engine.problem import Problem
-
-    from .conftest import make_problem
-
-    problem = make_problem(M=64, d=1024)
-    problem.save(tmp_path / "full.npz")
-    problem.save(tmp_path / "compact.npz", eigenvectors=False)
-    full, compact = Problem.load(tmp_path / "full.npz"), Problem.load(tmp_path / "compact.npz")
-    assert np.array_equal(full.U, problem.U) and compact.U is None
-    for name in ("mu", "p0"):
-        assert np.array_equal(getattr(compact, name), getattr(problem, name))
-    assert (compact.approx, compact.meta) == (full.approx, full.meta)
-    assert (tmp_path / "full.npz").stat().st_size - (tmp_path / "compact.npz").stat().st_size >= 8 * 64 * 64
-    with pytest.raises(ValueError, match="without its eigenvectors"):
-        compact.sample_targets(2, seed=0)

@@ -14,7 +14,7 @@ import yaml
 from .harness import job_stats, snakemake, workdir
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
-COMPUTE = {"problem", "train_exact", "train_montecarlo", "train_baselines", "train_followup", "train_limit",
+COMPUTE = {"train_exact", "train_montecarlo", "train_baselines", "train_followup", "train_limit",
            "schedule_claim", "schedule_finite", "aggregate", "fit"}
 
 

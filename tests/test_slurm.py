@@ -55,7 +55,7 @@ SLURM_TABLES = {"main.parquet", "main.csv", "variance.parquet", "variance.csv", 
                 "main_limit.parquet", "main_limit.csv", "fits"}  # fits/: each experiment's own fit
 # every rule that is not a localrule must have gone through sbatch (log: .../slurm_logs/rule_<rule>/... or
 # .../slurm_logs/group_<group>_<rule>/...)
-SUBMITTED_RULES = ("problem", "train_exact", "train_montecarlo", "train_baselines", "train_limit", "aggregate", "fit")
+SUBMITTED_RULES = ("train_exact", "train_montecarlo", "train_baselines", "train_limit", "aggregate", "fit")
 
 
 def test_local_and_slurm_tables_identical(tmp_path):

@@ -37,7 +37,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def risk_point(args) -> dict:
     from sketchlaw.errors import check_int
-    from sketchlaw.engine.exact import ExactEngine, critical_step_size
+    from sketchlaw.engine.exact import ExactEngine
+    from sketchlaw.engine.stability import critical_step_size
     from sketchlaw.engine.problem import build_problem
     from sketchlaw.engine.schedules import Schedule
     from sketchlaw.engine.sgd import monte_carlo

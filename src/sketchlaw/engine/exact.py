@@ -24,42 +24,12 @@ from dataclasses import dataclass
 
 import numpy as np
 from numba import njit, prange
-from scipy.optimize import brentq
 
 from sketchlaw.errors import DivergenceError, ParameterError
 from sketchlaw.engine.schedules import Schedule
+from sketchlaw.engine.stability import check_stable
 
 _EPS = np.finfo(float).eps
-
-
-def critical_step_size(mu: np.ndarray, multiplicity=None, batch: int = 1) -> float:
-    """The exact stability threshold γ_c of the expected second-moment recursion for spectrum μ of Σ.
-
-    ρ(K_g) < 1 iff Σ_j n_j gμ_j / (B(2 − (1 + 1/B)gμ_j)) < 1 (1 is an eigenvalue of K_g exactly when the secular
-    equation holds at κ = 1; n_j the multiplicity of mode j, B the batch size). The left side increases in g, so γ_c
-    is its root on (0, 2/((1 + 1/B)μ_max)). For B = 1 it lies in [2/(2μ_max + tr Σ), 2/tr Σ].
-    """
-    mu = np.asarray(mu, dtype=float)
-    n = np.ones_like(mu) if multiplicity is None else np.asarray(multiplicity, dtype=float)
-    B, trace = float(batch), float(np.dot(n, mu))
-    lo = 2.0 * B / ((B + 1.0) * mu.max() + trace)
-    hi = min(2.0 * B / trace, 2.0 / ((1.0 + 1.0 / B) * mu.max()))
-    f = lambda g: float(np.sum(n * g * mu / (B * (2.0 - (1.0 + 1.0 / B) * g * mu)))) - 1.0  # noqa: E731
-    if f(hi * (1 - 1e-15)) <= 0:
-        return hi
-    if f(lo) >= 0:  # the lower end is the root (one mode: γ_c = 2B/((B + 1)μ) exactly), or rounding put it past it
-        return lo
-    return brentq(f, lo, hi * (1 - 1e-15), xtol=1e-15, rtol=1e-14)
-
-
-def check_stable(gamma: float, mu: np.ndarray, multiplicity=None, batch: int = 1) -> float:
-    """Raise ParameterError naming γ and the bound if SGD's expected risk diverges at step size γ; return the bound."""
-    bound = critical_step_size(mu, multiplicity, batch)
-    if not gamma < bound:
-        raise ParameterError("gamma", gamma, f"0 < gamma < {bound:.6g} (the exact stability bound for this sketch; "
-                                             f"sufficient: gamma < 2/(2·mu_max + tr Σ) = "
-                                             f"{2 / (2 * mu.max() + mu.sum()):.6g})")
-    return bound
 
 
 # Compiled kernels. No reassociation and no FMA contraction: with either, LLVM chooses the summation order (vector
@@ -942,6 +912,15 @@ class ExactEngine:
     def _breakdown(self, P: np.ndarray) -> RiskBreakdown:
         bias, var = (self.w @ P).tolist()
         return RiskBreakdown(self.sigma2, self.approx, max(bias, 0.0), max(var, 0.0))
+
+
+def use_threads(n: int) -> None:
+    """Run the engine's parallel loops on ``n`` threads (at most numba's own limit). A workflow job passes the threads
+    Snakemake gave it: Snakemake sets the BLAS libraries' thread counts for each job, not numba's, and jobs running
+    side by side would otherwise each start a thread per core."""
+    import numba
+
+    numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
 
 
 def warm_up() -> None:

@@ -101,7 +101,7 @@ class Problem:
     """
 
     mu: np.ndarray
-    U: np.ndarray | None
+    U: np.ndarray
     p0: np.ndarray
     approx: float
     sigma2: float
@@ -127,8 +127,6 @@ class Problem:
         chunk over S (regenerated from the sketch seed), so memory stays O(M·CHUNK + n·CHUNK).
         """
         n = check_int("trials", n, minimum=1)
-        if self.U is None:
-            raise ValueError("this problem was saved without its eigenvectors U (save(eigenvectors=True) keeps them)")
         sp, M = self.spectrum, self.M
         c = np.zeros((M, n))
         energy = np.zeros(n)
@@ -157,17 +155,11 @@ class Problem:
         return np.concatenate([self.target_chunk(n, seed, k) for k in range((self.spectrum.d + CHUNK - 1) // CHUNK)])
 
     # ---------------------------------------------------------------- persistence
-    def save(self, path, eigenvectors: bool = True) -> None:
-        """Write one .npz atomically (a temp file renamed into place: no half-written output).
-
-        ``eigenvectors=False`` leaves out U (8·M² bytes, all but O(M) of the file): the exact engine reads only
-        μ, p(0) and E Approx; only drawing targets (Monte Carlo, baselines) needs U.
-        """
+    def save(self, path) -> None:
+        """Write one .npz atomically (a temp file renamed into place: no half-written output)."""
         meta = dict(self.meta, spectrum=asdict(self.spectrum), prior=asdict(self.prior), M=self.M,
                     seed=self.seed, sigma2=self.sigma2, approx=self.approx, format_version=FORMAT_VERSION)
-        arrays = {"mu": self.mu, "p0": self.p0, "meta": np.array(json.dumps(meta, sort_keys=True))}
-        if eigenvectors:
-            arrays["U"] = self.U
+        arrays = {"mu": self.mu, "U": self.U, "p0": self.p0, "meta": np.array(json.dumps(meta, sort_keys=True))}
 
         def write(tmp):
             with open(tmp, "wb") as fh:
@@ -177,11 +169,10 @@ class Problem:
 
     @classmethod
     def load(cls, path) -> "Problem":
-        """Read a problem written by ``save``; U is None when it was saved without eigenvectors."""
+        """Read a problem written by ``save``."""
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(str(z["meta"]))
-            U = z["U"] if "U" in z.files else None
-            return cls(mu=z["mu"], U=U, p0=z["p0"], approx=float(meta["approx"]), sigma2=float(meta["sigma2"]),
+            return cls(mu=z["mu"], U=z["U"], p0=z["p0"], approx=float(meta["approx"]), sigma2=float(meta["sigma2"]),
                        spectrum=Spectrum(**meta["spectrum"]), prior=Prior(**meta["prior"]), M=int(meta["M"]),
                        seed=int(meta["seed"]), meta=meta)
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from sketchlaw import seeds
 from sketchlaw.errors import check_int
-from sketchlaw.engine.exact import check_stable
+from sketchlaw.engine.stability import check_stable
 from sketchlaw.engine.sgd import MonteCarloResult, check_divergence, population_risks
 
 # Stream tags beside seeds.SKETCH ... NAIVE_DATA (kept clear of them; candidates to move into sketchlaw.seeds).

@@ -14,7 +14,7 @@ import numpy as np
 
 from sketchlaw import seeds
 from sketchlaw.errors import DivergenceError, check_int
-from sketchlaw.engine.exact import check_stable
+from sketchlaw.engine.stability import check_stable
 from sketchlaw.engine.schedules import Schedule
 
 # Random draws are made in blocks of steps: large enough to amortize the generator, small enough for memory.

@@ -11,7 +11,8 @@ import math
 import pandas as pd
 
 from sketchlaw import theory
-from sketchlaw.engine.exact import ExactEngine, critical_step_size
+from sketchlaw.engine.exact import ExactEngine
+from sketchlaw.engine.stability import critical_step_size
 from sketchlaw.engine.limit import LimitModes, total_step
 from sketchlaw.engine.reuse import expected_repeats, multipass_monte_carlo
 from sketchlaw.engine.schedules import Schedule

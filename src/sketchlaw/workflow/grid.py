@@ -10,11 +10,11 @@ grid point, so a cluster can spread them).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from sketchlaw.engine.exact import critical_step_size
+from sketchlaw.engine.stability import critical_step_size
 from sketchlaw.workflow.registry import EXPERIMENTS, FOLLOWUP_KINDS
 from sketchlaw.seeds import coordinate_seed
 from sketchlaw.engine.spectra import Spectrum
@@ -410,7 +410,8 @@ def job_params(config: dict, job: Job) -> dict:
     columns = {"experiment": job.experiment, "spectrum": p.spectrum, "a": p.a,
                "b": float("nan") if b is None else b, "prior": prior, "M": p.M, "d": p.d,
                "schedule": s["schedule"], "sigma2": float(s["sigma2"]), "sketch_seed": p.seed}
-    return {"points": [list(pt) for pt in job.points], "sigma2": float(s["sigma2"]), "schedule": s["schedule"],
+    return {"problem": asdict(p), "points": [list(pt) for pt in job.points], "sigma2": float(s["sigma2"]),
+            "schedule": s["schedule"],
             "log_base": s["log_base"], "columns": columns, "trials": job.trials,
             "drop_unstable": EXPERIMENTS[job.experiment].kind == "stepsize",
             "lambdas": s.get("ridge", {}).get("lambdas", []),
@@ -427,7 +428,7 @@ def followup_params(config: dict, job: Job) -> dict:
     columns = {"experiment": job.experiment, "spectrum": p.spectrum, "a": p.a,
                "b": p.a if p.b is None else p.b, "prior": "isotropic" if p.b is None else "source", "M": p.M,
                "d": p.d, "gamma": float(s["gamma"]), "sigma2": float(s["sigma2"]), "sketch_seed": p.seed}
-    out = {"kind": job.kind, "columns": columns, "sigma2": float(s["sigma2"]), "gamma": float(s["gamma"]),
+    out = {"problem": asdict(p), "kind": job.kind, "columns": columns, "sigma2": float(s["sigma2"]), "gamma": float(s["gamma"]),
            "a": p.a, "b": p.b, "N": [int(N) for N, _ in job.points], "log_base": s["log_base"]}
     if job.kind == "schedules":
         out["specs"] = [dict(spec) for spec in s["schedules"]]

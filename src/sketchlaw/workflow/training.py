@@ -1,7 +1,9 @@
 """One job's work as a table: exact risks, Monte Carlo statistics, baselines and M = ∞ limit curves.
 
 Each function takes the plain job parameters that ``grid.job_params`` / ``grid.limit_params`` produce and returns a
-tidy DataFrame (one row per grid point); the workflow's scripts only load, call and write.
+tidy DataFrame (one row per grid point); the workflow's scripts only build the job's sketched problems
+(``sketched_problem``), call and write. The compiled engine (numba) is imported by the functions that run it, so
+Monte Carlo and baseline jobs never load it.
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ import numpy as np
 import pandas as pd
 
 from sketchlaw.engine.baselines import ridge_monte_carlo
-from sketchlaw.engine.exact import ExactEngine, critical_step_size
-from sketchlaw.errors import ParameterError
+from sketchlaw.engine.problem import Problem, build_problem
 from sketchlaw.engine.schedules import Schedule
 from sketchlaw.engine.sgd import monte_carlo
+from sketchlaw.engine.spectra import Prior, Spectrum
+from sketchlaw.engine.stability import critical_step_size
+from sketchlaw.errors import ParameterError
 from sketchlaw.theory import ols_variance
 
 EXACT_RESULT_COLUMNS = ("N", "N_eff", "gamma", "gamma_max", "diverged", "risk", "sigma2", "approx", "bias",
@@ -23,6 +27,14 @@ DIVERGED_EMPTY = ("risk", "bias", "variance", "excess", "reducible", "variance_f
                   "mc_mean", "mc_std", "mc_sem", "onepass_L_reducible", "onepass_N_reducible", "variance_ratio")
 
 EMPTY_BREAKDOWN = {"risk": np.nan, "reducible": np.nan, "bias": np.nan, "variance": np.nan}
+
+
+def sketched_problem(key: dict) -> Problem:
+    """The job's sketched problem (a ``grid.ProblemKey`` as plain data), drawn from its seed inside the job that uses
+    it: a problem is cheap next to the start of a process of its own. σ² enters only the noise level and is set at
+    training time."""
+    return build_problem(Spectrum(key["spectrum"], key["a"], key["d"]), key["M"], 0.0, key["seed"], Prior(key["b"]),
+                         tail=key["tail"])
 
 
 def stable_points(points, mu, drop_unstable: bool = False) -> tuple[list, list, float]:
@@ -43,6 +55,8 @@ def stable_points(points, mu, drop_unstable: bool = False) -> tuple[list, list, 
 def exact_rows(problem, job: dict) -> pd.DataFrame:
     """Exact expected risk at every stable (N, γ) of the job, all N sharing the phase maps of one engine; a point
     above the sketch's bound is a row with ``diverged`` true (``stable_points``)."""
+    from sketchlaw.engine.exact import ExactEngine
+
     engine = ExactEngine(problem.mu, problem.p0, job["sigma2"], problem.approx)
     points, diverged, bound = stable_points(job["points"], problem.mu, job["drop_unstable"])
     schedules = [Schedule(g, N, job["schedule"], job["log_base"]) for N, g in points]
@@ -226,17 +240,17 @@ def followup_rows(problem, job: dict) -> pd.DataFrame:
     return df[first + [c for c in df.columns if c not in first]]
 
 
-def followup_table(jobs, problem_paths) -> pd.DataFrame:
-    """``followup_rows`` for each (job, problem file) pair of a workflow job, concatenated; prints each one's time."""
+def followup_table(jobs) -> pd.DataFrame:
+    """``followup_rows`` for each follow-up job of one workflow job, on its own sketched problem, concatenated; prints
+    each one's time."""
     import time
 
-    from sketchlaw.engine.problem import Problem
-
     start, parts = time.perf_counter(), []
-    for job, path in zip(jobs, problem_paths):
+    for job in jobs:
         t0 = time.perf_counter()
-        parts.append(followup_rows(Problem.load(path), job))
-        print(f"{path}: {job['kind']}, {len(parts[-1])} rows in {time.perf_counter() - t0:.2f} s", flush=True)
+        parts.append(followup_rows(sketched_problem(job["problem"]), job))
+        print(f"M = {job['problem']['M']}: {job['kind']}, {len(parts[-1])} rows in {time.perf_counter() - t0:.2f} s",
+              flush=True)
     print(f"done in {time.perf_counter() - start:.2f} s", flush=True)
     return pd.concat(parts, ignore_index=True)
 
