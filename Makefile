@@ -8,7 +8,7 @@ UV := .tools/bin/uv
 VENV := .venv
 CORES ?= 2
 
-.PHONY: replicate report test test-fast test-configs install ci-artifacts followups envs captions config-doc clean-results
+.PHONY: replicate report test test-fast test-configs check-science install ci-artifacts followups envs captions config-doc clean-results
 
 # Snakemake's output is condensed (scripts/condense_log.py: progress every 5 %, errors and failed jobs' logs in
 # full); the complete log is in .snakemake/log/, each job's own output in results/logs/.
@@ -30,6 +30,12 @@ test: install
 
 test-fast: install
 	$(VENV)/bin/python -m pytest -q -m "not workflow and not slow and not slurm"
+
+# The default replication, then the assertions on its science (tests/test_results.py: exponents within their stated
+# tolerances of theory, no verdict `disagrees`, every figure drawn and reading cleanly); a missing run fails here
+# instead of skipping. CI runs it after `make test`.
+check-science: replicate
+	SKETCHLAW_REQUIRE_RESULTS=1 $(VENV)/bin/python -m pytest -q tests/test_results.py
 
 # The generated configuration suite (tests/test_generated_configs.py) at a larger budget than `make test`'s 3 draws:
 # every schema-valid draw must be refused naming a field or run to the end (README: its cost).

@@ -1,7 +1,8 @@
 # Training. Each job draws the sketched problems it uses from their seeds (a problem is cheap next to a process start
 # of its own). Cheap work is batched (every M and N of a sketch family in one exact job); Monte Carlo, the expensive
 # part, is one job per grid point so a cluster can spread it. Memory: Σ and its eigenvectors (8·M² bytes each) and a
-# block of the sketch, for the job's largest M.
+# block of the sketch, for the job's largest M. The long jobs (the M = ∞ limits, whole sketch families) have priority,
+# so that the many short Monte Carlo jobs fill the cores at the end instead of one long job running alone.
 
 rule train_exact:
     output:
@@ -14,6 +15,7 @@ rule train_exact:
         jobs=lambda wc: [job_params(config, j) for j in EXACT[(wc.experiment, wc.stem)]],
     resources:
         mem_mb=lambda wc: memory_mb(EXACT[(wc.experiment, wc.stem)]),
+    priority: 1
     conda:
         "../envs/sketchlaw.yaml"
     script:
@@ -65,6 +67,7 @@ rule train_limit:
     params:
         table="limit",
         job=lambda wc: limit_params(config, wc.experiment),
+    priority: 2
     conda:
         "../envs/sketchlaw.yaml"
     script:
@@ -85,6 +88,7 @@ rule train_followup:
         jobs=lambda wc: [followup_params(config, j) for j in FOLLOWUPS[(wc.experiment, wc.stem)]],
     resources:
         mem_mb=lambda wc: memory_mb(FOLLOWUPS[(wc.experiment, wc.stem)]),
+    priority: 1
     conda:
         "../envs/sketchlaw.yaml"
     script:

@@ -1,8 +1,8 @@
 """Checks on the numbers of a finished replication run (reads results/tables; never simulates).
 
 These run against the directory in $SKETCHLAW_RESULTS (default: results/) when its tables were produced by the
-default config.yaml (matching config hash); otherwise they skip and say why. `make replicate` then `make test`
-runs them on the real run.
+default config.yaml (matching config hash); otherwise they skip and say why, or fail where a run is required
+(SKETCHLAW_REQUIRE_RESULTS=1: `make check-science`, which CI runs after the replication).
 """
 
 import json
@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from sketchlaw.workflow import registry
 from sketchlaw.workflow.provenance import canonical_hash
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,14 +27,21 @@ def _default_config_hash():
     return canonical_hash(cfg)
 
 
+def finished(*files: str) -> list[Path]:
+    """The files (relative to the results directory) of a finished default run; skip, or fail where a run is
+    required, when there is none."""
+    missing = pytest.fail if os.environ.get("SKETCHLAW_REQUIRE_RESULTS") == "1" else pytest.skip
+    prov_file, paths = RESULTS / "provenance.json", [RESULTS / f for f in files]
+    if not prov_file.exists() or not all(p.exists() for p in paths):
+        missing(f"no finished run under {RESULTS} (run `make replicate` first)")
+    if json.loads(prov_file.read_text())["config_hash"] != _default_config_hash():
+        missing(f"{RESULTS} was not produced by the default config.yaml")
+    return paths
+
+
 @pytest.fixture(scope="module")
 def exponents():
-    prov_file, table = RESULTS / "provenance.json", RESULTS / "tables" / "exponents.csv"
-    if not table.exists() or not prov_file.exists():
-        pytest.skip(f"no finished run under {RESULTS} (run `make replicate` first)")
-    if json.loads(prov_file.read_text())["config_hash"] != _default_config_hash():
-        pytest.skip(f"{RESULTS} was not produced by the default config.yaml")
-    return pd.read_csv(table)
+    return pd.read_csv(finished("tables/exponents.csv")[0])
 
 
 def _row(df, experiment, variable, a, b=None, estimator="primary", schedule=None):
@@ -71,9 +79,25 @@ def test_n_eff_extrapolation_holds_the_theorem(exponents, experiment, a, b, vari
     assert r.extrapolated_low <= r.theory <= r.extrapolated_high, r.to_dict()
 
 
-def test_every_row_has_a_verdict_of_the_vocabulary(exponents):
+def test_every_row_has_a_verdict_of_the_vocabulary_and_none_disagrees(exponents):
     allowed = ("consistent", "pre-asymptotic", "disagrees", "no theory")
     assert set(exponents.verdict) <= set(allowed) | {"not fitted"}, exponents.verdict.unique()
+    disagree = exponents[exponents.verdict == "disagrees"]
+    assert disagree.empty, disagree[["experiment", "variable", "a", "b", "estimator", "fitted", "theory"]].to_string()
+
+
+@pytest.mark.parametrize("notebook", registry.active_notebooks(yaml.safe_load((ROOT / "config.yaml").read_text())))
+def test_every_figure_is_drawn_and_reads_cleanly(notebook):
+    """Each figure of the default run exists as PNG and PDF, its executed notebook as HTML, the PNG is a real image
+    (not blank: its pixels vary), and its layout check at the saved size found nothing."""
+    png, pdf, layout, html = finished(f"figures/{notebook}.png", f"figures/{notebook}.pdf",
+                                      f"figures/{notebook}.layout.json", f"notebooks/{notebook}.html")
+    import matplotlib.image
+
+    pixels = matplotlib.image.imread(png)
+    assert min(pixels.shape[:2]) >= 300 and pixels[..., :3].std() > 0.02, (pixels.shape, pixels[..., :3].std())
+    assert pdf.read_bytes().startswith(b"%PDF") and html.stat().st_size > 10_000
+    assert json.loads(layout.read_text())["problems"] == []
 
 
 @pytest.mark.parametrize("experiment,a,b,variable", [
@@ -114,12 +138,7 @@ def test_power_decay_removes_the_log_factor():
     """docs/METHODS.md §18: at the claim's largest N the power decay's local slope against N is within 0.002 of
     −(b − 1)/a, while the geometric decay's is off by more than 0.02 (its log factor) and sits within 0.002 of the
     local slope of N_eff^−(b−1)/a on the same N (the fit step's rows, as the figure plots them)."""
-    path = RESULTS / "tables" / "fit_diagnostics.parquet"
-    if not path.exists() or not (RESULTS / "provenance.json").exists():
-        pytest.skip(f"no finished run under {RESULTS} (run `make replicate` first)")
-    if json.loads((RESULTS / "provenance.json").read_text())["config_hash"] != _default_config_hash():
-        pytest.skip(f"{RESULTS} was not produced by the default config.yaml")
-    diag = pd.read_parquet(path)
+    diag = pd.read_parquet(finished("tables/fit_diagnostics.parquet")[0])
     diag = diag[(diag["experiment"] == "schedules") & diag["kind"].isin(["local_slope_primary", "local_slope_theory"])]
     last = diag[diag["x"] == diag["x"].max()].set_index(["kind", "schedule"])["value"]
     theory = -(2.0 - 1) / 2.0

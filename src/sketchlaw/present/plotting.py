@@ -590,6 +590,7 @@ def note(ax: plt.Axes, text: str, *, loc: str = "center") -> mpl.text.Text:
 # --------------------------------------------------------------------------------------------------------------
 
 LAYOUT_TOLERANCE_PX = 1.0  #: pixels (of the saved PNG) by which two boxes may touch before they count as overlapping
+PAD_INCHES = 0.04  #: white margin around a saved figure's tight bounding box
 MAX_WIDTH_RATIO = 1.15  #: largest ratio between the widths of the panels of one grid row (after their width ratios)
 MIN_TICK_GAP_PX = 2.0  #: least gap (pixels of the saved PNG) between neighbouring tick labels of one axis
 MIN_COLUMN_FILL = 0.5  #: least fraction of its columns' share of the figure width a panel's axes must fill
@@ -754,13 +755,20 @@ def layout_problems(fig: plt.Figure, *, max_width_ratio: float = MAX_WIDTH_RATIO
 
     Boxes touching by up to ``tol`` pixels do not count.
     """
+    return _measure(fig, dpi, max_width_ratio, tol)[0]
+
+
+def _measure(fig: plt.Figure, dpi: float | None, max_width_ratio: float = MAX_WIDTH_RATIO,
+             tol: float = LAYOUT_TOLERANCE_PX):
+    """(layout problems, tight bounding box in inches padded by PAD_INCHES) from one draw at ``dpi``."""
     old_dpi = fig.dpi
     if dpi is not None:
         fig.set_dpi(dpi)
     try:
         fig.draw_without_rendering()
         renderer = fig._get_renderer()
-        return _layout_problems(fig, renderer, max_width_ratio, tol)
+        return (_layout_problems(fig, renderer, max_width_ratio, tol),
+                fig.get_tightbbox(renderer).padded(PAD_INCHES))
     finally:
         if dpi is not None:
             fig.set_dpi(old_dpi)
@@ -938,7 +946,9 @@ def save_figure(fig: plt.Figure, figures_dir: str | os.PathLike, name: str,
         fig.draw_without_rendering()
         fig.set_layout_engine("none")
 
-    problems = layout_problems(fig, dpi=dpi)
+    # One draw at the saved DPI serves the layout check and the crop of both files (bbox_inches="tight" would draw
+    # each file twice: once to measure, once to render).
+    problems, crop = _measure(fig, dpi)
     layout = {"name": name, "dpi": dpi, "tolerance_px": LAYOUT_TOLERANCE_PX, "max_width_ratio": MAX_WIDTH_RATIO,
               "problems": problems}
     atomic_write(out / f"{name}.layout.json",
@@ -949,7 +959,7 @@ def save_figure(fig: plt.Figure, figures_dir: str | os.PathLike, name: str,
                       + ("; ..." if len(problems) > 5 else ""), stacklevel=2)
 
     png, pdf = out / f"{name}.png", out / f"{name}.pdf"
-    save_kw = dict(bbox_inches="tight", pad_inches=0.04, facecolor="white")
+    save_kw = dict(bbox_inches=crop, facecolor="white")
     fig.savefig(png, format="png", dpi=dpi, metadata=png_meta, **save_kw)
     fig.savefig(pdf, format="pdf", dpi=dpi, metadata=pdf_meta, **save_kw)
     sidecar = json.dumps({"name": name, "title": title, "caption": text}, ensure_ascii=False, indent=1) + "\n"
