@@ -2,6 +2,7 @@
 this process; the provenance its figure embeds is taken as the job runs and written beside the executed notebook."""
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -11,7 +12,11 @@ from nbconvert import HTMLExporter
 from sketchlaw.workflow.provenance import of_job
 from sketchlaw.workflow.tables import write_text
 
-sys.stderr = sys.stdout = open(snakemake.log[0], "w")  # noqa: F821
+log = open(snakemake.log[0], "w")  # noqa: F821
+# the process's own descriptors too: the kernel papermill starts inherits them (its warnings belong in the log)
+os.dup2(log.fileno(), 1)
+os.dup2(log.fileno(), 2)
+sys.stderr = sys.stdout = log
 inp, out, params = snakemake.input, snakemake.output, snakemake.params  # noqa: F821
 write_text(json.dumps(of_job(snakemake.config, snakemake.scriptdir), indent=2, sort_keys=True) + "\n",  # noqa: F821
            out.provenance)

@@ -5,7 +5,7 @@ import pytest
 from sketchlaw.engine.problem import build_problem
 from sketchlaw.engine.spectra import Prior, Spectrum
 
-from .harness import EXPERIMENT_TABLES, SharedRun, shared_run
+from .harness import _BACKGROUND, EXPERIMENT_TABLES, SharedRun, shared_run, start_background, stop_background
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +27,7 @@ def rng():
 #   workflow  runs Snakemake jobs (a dry run or --lint is not a workflow run); enforced below
 #   slow      takes more than about ten seconds by itself (statistical tests with many trials, big problems)
 #   slurm     needs a SLURM scheduler (tests/test_slurm.py starts a local one)
-WORKFLOW_FIXTURES = {"shared", "tables", "notebook_inputs", "finished", "serial"}
+WORKFLOW_FIXTURES = {"tables", "notebook_inputs"}  # and every background run (tests/harness.py: _BACKGROUND)
 _CURRENT = pytest.StashKey[object]()
 
 
@@ -53,7 +53,8 @@ def pytest_collection_modifyitems(config, items):
     the full MessageTimeout (~10 s) before failing. The suite starts Snakemake ~50 times (the bad-config cases alone
     32), so leaving the SLURM tests to the end of the alphabet cost several minutes per run on such a machine.
     """
-    unmarked = [item.nodeid for item in items if WORKFLOW_FIXTURES & set(getattr(item, "fixturenames", ()))
+    workflow_fixtures = WORKFLOW_FIXTURES | set(_BACKGROUND)
+    unmarked = [item.nodeid for item in items if workflow_fixtures & set(getattr(item, "fixturenames", ()))
                 and item.get_closest_marker("workflow") is None]
     if unmarked:
         raise pytest.UsageError("tests that use a workflow run must be marked @pytest.mark.workflow: "
@@ -62,18 +63,15 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _serial_workflow_run_in_background(request, tmp_path_factory):
-    """When a selected test needs the --cores 1 run of config/test.yaml (tests/test_reproducibility.py), start it
-    before the first test: it uses one core for a few minutes, which the SLURM tests (waiting for their scheduler
-    most of the time) and the single-threaded unit tests leave idle. Killed at the end if no test waited for it."""
-    if not any("serial" in getattr(item, "fixturenames", ()) for item in request.session.items):
-        yield
-        return
-    from .test_reproducibility import start_serial_run, stop_serial_run
-
-    start_serial_run(request.config, tmp_path_factory)
+def _workflow_runs_in_background(request, tmp_path_factory):
+    """Start, before the first test, the background runs (tests/harness.py: the shared tiny run, the --cores 1 run,
+    the degenerate, generalization and rerun configurations) that a selected test needs, the shared run first; kill
+    at the end those no test waited for."""
+    needed = set().union(*(getattr(item, "fixturenames", ()) for item in request.session.items))
+    for name in sorted(set(_BACKGROUND) & needed, key=lambda n: n != "shared"):
+        start_background(request.config, tmp_path_factory, name)
     yield
-    stop_serial_run(request.config)
+    stop_background(request.config)
 
 
 @pytest.fixture(scope="session")

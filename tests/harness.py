@@ -29,6 +29,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -199,6 +200,59 @@ def load_test_config(config: pytest.Config, factory: pytest.TempPathFactory) -> 
     return yaml.safe_load((snapshot(config, factory) / "config" / "test.yaml").read_text())
 
 
+# ----------------------------------------------------------------------------------------------------------------
+# workflow runs in the background
+# ----------------------------------------------------------------------------------------------------------------
+# The session's long workflow runs (each in its own copy of the repository) start before the first test when a
+# selected test needs one (tests/conftest.py), two at a time: they then overlap the SLURM tests, which mostly wait for
+# their scheduler, and the single-threaded unit tests, instead of running one after the other with a core idle.
+
+_BACKGROUND: dict = {}  # name -> fn(config, factory), the run behind the session fixture of that name
+
+
+def background(name: str):
+    """Register ``fn(config, factory)`` as the background run behind the session fixture ``name``; ``fn`` returns
+    what the fixture returns and keeps its Snakemake log path in ``_cache(config)["logs"][name]``."""
+    def register(fn):
+        _BACKGROUND[name] = fn
+        return fn
+    return register
+
+
+def start_background(config: pytest.Config, factory: pytest.TempPathFactory, name: str):
+    """The future of the background run ``name``, started now unless it was already."""
+    cache = _cache(config)
+    with _SNAPSHOT_LOCK:
+        futures = cache.setdefault("background", {})
+        if name not in futures:
+            pool = cache.setdefault("pool", ThreadPoolExecutor(max_workers=2, thread_name_prefix="workflow-run"))
+            futures[name] = pool.submit(_BACKGROUND[name], config, factory)
+    return futures[name]
+
+
+def background_result(config: pytest.Config, factory: pytest.TempPathFactory, name: str):
+    """What the background run ``name`` returns, waiting for it (and starting it first if nothing has)."""
+    return start_background(config, factory, name).result()
+
+
+def stop_background(config: pytest.Config) -> None:
+    """At the end of the session: kill the background runs still going (no selected test waited for them)."""
+    cache = _cache(config)
+    for name, future in cache.get("background", {}).items():
+        if not future.done():
+            future.cancel()
+            log = cache.get("logs", {}).get(name)
+            if log is not None:
+                stop_snakemake(log)
+    if "pool" in cache:
+        cache["pool"].shutdown(wait=True)
+
+
+def background_log(config: pytest.Config, name: str, log: Path) -> Path:
+    _cache(config).setdefault("logs", {})[name] = log
+    return log
+
+
 @dataclass
 class SharedRun:
     workdir: Path
@@ -207,16 +261,18 @@ class SharedRun:
     args: tuple
 
 
+@background("shared")
+def _shared(config: pytest.Config, factory: pytest.TempPathFactory) -> SharedRun:
+    wd = workdir(config, factory, "shared-work")
+    results = factory.mktemp("shared-results") / "results"
+    args = ("--cores", "2", "--configfile", "config/test.yaml", "--config", f"results_dir={results}")
+    run = snakemake(config, wd, *args, log=background_log(config, "shared", results.parent / "snakemake.log"))
+    return SharedRun(wd, results, run, args)
+
+
 def shared_run(config: pytest.Config, factory: pytest.TempPathFactory) -> SharedRun:
     """config/test.yaml, --cores 2, once per session (every rule; see RULES)."""
-    cache = _cache(config)
-    if "shared" not in cache:
-        wd = workdir(config, factory, "shared-work")
-        results = factory.mktemp("shared-results") / "results"
-        args = ("--cores", "2", "--configfile", "config/test.yaml", "--config", f"results_dir={results}")
-        run = snakemake(config, wd, *args, log=results.parent / "snakemake.log")
-        cache["shared"] = SharedRun(wd, results, run, args)
-    shared = cache["shared"]
+    shared = background_result(config, factory, "shared")
     assert shared.run.returncode == 0, f"config/test.yaml run failed (log {shared.run.log}):\n{shared.run.tail()}"
     return shared
 

@@ -13,19 +13,32 @@ import yaml
 from sketchlaw.workflow import registry
 from sketchlaw.workflow.grid import ConfigError, check_config
 
-from .harness import REPO, snakemake, workdir
+from .harness import REPO, background, background_log, background_result, snakemake, workdir
 
 DEGENERATE = REPO / "tests" / "configs" / "degenerate.yaml"
 
 
+@background("degenerate_run")
+def _degenerate_run(config, factory):
+    wd = workdir(config, factory, "degenerate")
+    results = wd.parent / "results"
+    return results, snakemake(config, wd, "--cores", "2", "--configfile", DEGENERATE, "--config",
+                              f"results_dir={results}", log=background_log(config, "degenerate_run",
+                                                                            wd.parent / "degenerate.log"), timeout=1800)
+
+
+@pytest.fixture(scope="session")
+def degenerate_run(request, tmp_path_factory):
+    """The results directory of tests/configs/degenerate.yaml run to the end (a background run: tests/harness.py)."""
+    results, run = background_result(request.config, tmp_path_factory, "degenerate_run")
+    assert run.returncode == 0, run.tail()
+    return results
+
+
 @pytest.mark.workflow
 @pytest.mark.slow
-def test_degenerate_grids_run_to_the_end(request, tmp_path_factory, tmp_path):
-    wd = workdir(request.config, tmp_path_factory, "degenerate")
-    results = tmp_path / "results"
-    run = snakemake(request.config, wd, "--cores", "2", "--configfile", DEGENERATE,
-                    "--config", f"results_dir={results}", log=tmp_path / "degenerate.log", timeout=1800)
-    assert run.returncode == 0, run.tail()
+def test_degenerate_grids_run_to_the_end(degenerate_run):
+    results = degenerate_run
     config = yaml.safe_load(DEGENERATE.read_text())
     for nb in registry.active_notebooks(config):
         assert (results / "figures" / f"{nb}.png").stat().st_size > 0, nb

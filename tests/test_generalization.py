@@ -8,20 +8,32 @@ import pytest
 
 from sketchlaw import theory
 
-from .harness import REPO, snakemake, workdir
+from .harness import REPO, background, background_log, background_result, snakemake, workdir
 
 CONFIG = REPO / "tests" / "configs" / "generalization.yaml"
 
 
+@background("generalization_run")
+def _generalization_run(config, factory):
+    wd = workdir(config, factory, "generalization")
+    target = wd.parent / "results" / "tables" / "exponents.csv"
+    log = background_log(config, "generalization_run", wd.parent / "generalization.log")
+    return target, snakemake(config, wd, target, "--cores", "2", "--configfile", CONFIG,
+                             "--config", f"results_dir={wd.parent / 'results'}", log=log, timeout=2400)
+
+
+@pytest.fixture(scope="session")
+def generalization_run(request, tmp_path_factory):
+    """exponents.csv of tests/configs/generalization.yaml (a background run: tests/harness.py)."""
+    target, run = background_result(request.config, tmp_path_factory, "generalization_run")
+    assert run.returncode == 0, run.tail()
+    return target
+
+
 @pytest.mark.workflow
 @pytest.mark.slow
-def test_primary_estimates_recover_untuned_exponents(request, tmp_path_factory, tmp_path):
-    wd = workdir(request.config, tmp_path_factory, "generalization")
-    results = tmp_path / "results"
-    target = results / "tables" / "exponents.csv"
-    run = snakemake(request.config, wd, target, "--cores", "2", "--configfile", CONFIG,
-                    "--config", f"results_dir={results}", log=tmp_path / "generalization.log", timeout=2400)
-    assert run.returncode == 0, run.tail()
+def test_primary_estimates_recover_untuned_exponents(generalization_run):
+    target = generalization_run
     primary = pd.read_csv(target).query("estimator == 'primary'")
     expected = {("main", 1.75, 1.75): theory.exponents("main", 1.75), ("main", 2.6, 2.6): theory.exponents("main", 2.6),
                 ("source", 2.6, 1.3): theory.exponents("source", 2.6, 1.3)}

@@ -16,7 +16,6 @@ import signal
 import subprocess
 import time
 from base64 import urlsafe_b64decode
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -34,9 +33,9 @@ from sketchlaw.engine.schedules import Schedule
 from sketchlaw.engine.sgd import monte_carlo, run_sgd
 from sketchlaw.engine.spectra import Prior, Spectrum
 
-from .harness import (EXPERIMENT_TABLES, NOTEBOOKS, SNAKEMAKE, _cache, file_bytes, job_stats,
-                            load_test_config, png_text_chunks, shared_run, sm_env, snakemake, snapshot_head,
-                            stop_snakemake, workdir)
+from .harness import (EXPERIMENT_TABLES, NOTEBOOKS, SNAKEMAKE, Run, background, background_log, background_result,
+                      file_bytes, job_stats, load_test_config, png_text_chunks, shared_run, sm_env, snakemake,
+                      snapshot_head, workdir)
 
 CONFIGS = Path(__file__).parent / "configs"
 RESUME_CONFIG = CONFIGS / "resume.yaml"
@@ -57,44 +56,21 @@ def _diff(a: dict, b: dict) -> list:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def start_serial_run(config: pytest.Config, factory: pytest.TempPathFactory) -> None:
-    """Start the --cores 1 run of config/test.yaml in a background thread, once per session.
-
-    It keeps one core busy for a few minutes. conftest.py starts it before the first test when a selected test needs
-    it, so that it runs while the SLURM tests mostly wait for their scheduler and the single-threaded unit tests
-    leave the second core idle; the ``serial`` fixture then waits for it. It has its own copy of the repository and
-    its own results directory: it shares only the CPUs with what runs meanwhile."""
-    cache = _cache(config)
-    if "serial" in cache:
-        return
+@background("serial")
+def _serial_run(config: pytest.Config, factory: pytest.TempPathFactory) -> Run:
+    """config/test.yaml with --cores 1, in its own copy of the repository and its own results directory."""
     wd = workdir(config, factory, "serial-work")
     results = factory.mktemp("serial-results") / "results"
-    log = results.parent / "snakemake.log"
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="serial-run")
-    future = pool.submit(snakemake, config, wd, "--cores", "1", "--configfile", "config/test.yaml",
-                         "--config", f"results_dir={results}", log=log)
-    pool.shutdown(wait=False)
-    cache["serial"] = (results, log, future)
-
-
-def stop_serial_run(config: pytest.Config) -> None:
-    """Kill the background --cores 1 run if it is still going (the session ended before a test waited for it)."""
-    entry = _cache(config).get("serial")
-    if entry is not None and not entry[2].done():
-        stop_snakemake(entry[1])
-        entry[2].exception()  # wait for the thread
+    return snakemake(config, wd, "--cores", "1", "--configfile", "config/test.yaml", "--config",
+                     f"results_dir={results}", log=background_log(config, "serial", results.parent / "snakemake.log"))
 
 
 @pytest.fixture(scope="session")
 def serial(request, tmp_path_factory):
-    """The --cores 1 run's results directory. If the shared --cores 2 run has not been made yet, it is made now,
-    alongside the --cores 1 run if that is still going (the tests request ``serial`` before ``shared``)."""
-    start_serial_run(request.config, tmp_path_factory)  # no-op when conftest.py started it
-    results, _log, future = _cache(request.config)["serial"]
-    shared_run(request.config, tmp_path_factory)  # made once per session; returns at once if made already
-    run = future.result()
+    """The --cores 1 run's results directory (a background run: tests/harness.py)."""
+    run = background_result(request.config, tmp_path_factory, "serial")
     assert run.returncode == 0, f"--cores 1 run failed (log {run.log}):\n{run.tail()}"
-    return results
+    return run.log.parent / "results"
 
 
 @pytest.mark.workflow

@@ -11,21 +11,27 @@ import subprocess
 import pytest
 import yaml
 
-from .harness import job_stats, snakemake, workdir
+from .harness import background, background_log, background_result, job_stats, snakemake, workdir
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 COMPUTE = {"train_exact", "train_montecarlo", "train_baselines", "train_followup", "train_limit",
            "schedule_claim", "schedule_finite", "aggregate", "fit"}
 
 
-@pytest.fixture(scope="module")
+@background("finished")
+def _finished(config, factory):
+    wd = workdir(config, factory, "reruns")
+    path = factory.mktemp("reruns-config") / "reruns.yaml"
+    path.write_text((wd / "tests" / "configs" / "reruns.yaml").read_text())
+    args = ("--cores", "2", "--configfile", path, "--config", f"results_dir={wd / 'results-reruns'}")
+    run = snakemake(config, wd, *args, log=background_log(config, "finished", path.parent / "run.log"), timeout=1800)
+    return wd, path, args, run
+
+
+@pytest.fixture(scope="session")
 def finished(request, tmp_path_factory):
-    """A work directory (a git checkout) with the rerun config run to the end."""
-    wd = workdir(request.config, tmp_path_factory, "reruns")
-    config = tmp_path_factory.mktemp("reruns-config") / "reruns.yaml"
-    config.write_text((wd / "tests" / "configs" / "reruns.yaml").read_text())
-    args = ("--cores", "2", "--configfile", config, "--config", f"results_dir={wd / 'results-reruns'}")
-    run = snakemake(request.config, wd, *args, log=config.parent / "run.log", timeout=1800)
+    """A work directory (a git checkout) with the rerun config run to the end (a background run: tests/harness.py)."""
+    wd, config, args, run = background_result(request.config, tmp_path_factory, "finished")
     assert run.returncode == 0, run.tail()
     return wd, config, args
 

@@ -15,6 +15,7 @@ import yaml
 
 from .harness import (EXPERIMENT_TABLES, EXPONENT_COLUMNS, FINITE_COLUMNS, FOLLOWUP_TABLES, NOTEBOOKS, NOTHING_TO_DO,
                       RESULT_COLUMNS, RULES, job_stats, load_test_config, snakemake, workdir)
+from .test_notebooks import NOTEBOOK_DIR, gallery, slp
 
 # ----------------------------------------------------------------------------------------------------------------
 # static checks (no jobs run)
@@ -203,6 +204,9 @@ def test_executed_notebooks(shared):
         assert "papermill" in doc["metadata"], f"{nb}.ipynb was not run by papermill"
         text = html.read_text(errors="replace")
         assert "<html" in text.lower() and len(text) > 10_000, f"{nb}.html looks empty"
+        sidecar = json.loads((shared.results / "figures" / f"{nb}.json").read_text(encoding="utf-8"))
+        title, caption = slp.split_caption(gallery.notebook_caption(NOTEBOOK_DIR / f"{nb}.ipynb"))
+        assert sidecar == {"name": nb, "title": title, "caption": caption}, nb
 
 
 class _Links(HTMLParser):
