@@ -51,10 +51,11 @@ wildcard_constraints:
 
 
 def memory_mb(jobs):
-    """Memory of a training job: Σ, its eigenvectors and a block of the sketch (8·M² bytes each, with room) for the
-    largest M among its problems."""
+    """Memory of a training job, for the largest M among its problems: Σ, its eigenvectors, the eigensolver's work
+    space and their copies, 48·M² bytes with room (a build at M = 8192 peaks at 2.7 GB, at M = 4096 at 1.4 GB:
+    benchmarks/bench_core.py), plus 1 GB."""
     M = max(job.problem.M for job in jobs)
-    return 1000 + 48 * M**2 * 8 // 2**20
+    return 1000 + 48 * M**2 // 2**20
 
 
 def experiment_tables(experiment):

@@ -1,7 +1,6 @@
 # Training. Each job draws the sketched problems it uses from their seeds (a problem is cheap next to a process start
 # of its own). Cheap work is batched (every M and N of a sketch family in one exact job); Monte Carlo, the expensive
-# part, is one job per grid point so a cluster can spread it. Memory: Σ and its eigenvectors (8·M² bytes each) and a
-# block of the sketch, for the job's largest M. The long jobs (the M = ∞ limits, whole sketch families) have priority,
+# part, is one job per grid point so a cluster can spread it. Each declares its memory (memory_mb: it grows with M²). The long jobs (the M = ∞ limits, whole sketch families) have priority,
 # so that the many short Monte Carlo jobs fill the cores at the end instead of one long job running alone.
 
 rule train_exact:

@@ -61,6 +61,7 @@ def test_stable_points_split(unstable):
     assert keep == [(100, 0.5 * bound)] and diverged == []
 
 
+@pytest.mark.slow
 def test_exact_rows_record_diverged_points(unstable):
     p, bound = unstable
     df = exact_rows(p, _job([(100, 0.5 * bound), (1000, 0.5 * bound), (100, 1.01 * bound)]))

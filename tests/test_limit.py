@@ -103,6 +103,7 @@ def test_sketched_exact_engine_approaches_the_limit_as_M_grows():
     assert abs(excess_errors[0]) > abs(excess_errors[1]) > abs(excess_errors[2]), excess_errors
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("a,b", [(1.3, None), (2.7, None), (1.8, 1.4)])
 def test_far_grid_slopes_are_resolved_and_reach_the_theorem(a, b):
     """Run to N = 10^56 (limit.far_grid), the local slopes change by less than the stated resolution when the head
