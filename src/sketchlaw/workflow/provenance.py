@@ -30,8 +30,10 @@ def git_state(root) -> tuple[str, bool]:
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                                 check=True).stdout.strip()
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                                capture_output=True, text=True, check=True).stdout.strip()
+        # no optional locks: jobs running side by side each call this, and must neither contend for the index's
+        # lock nor write the index
+        status = subprocess.run(["git", "--no-optional-locks", "status", "--porcelain", "--untracked-files=no"],
+                                cwd=root, capture_output=True, text=True, check=True).stdout.strip()
         return commit, bool(status)
     except (OSError, subprocess.CalledProcessError):
         return "unknown", True
