@@ -50,8 +50,10 @@ $(UV):
 	$(PYTHON) -m venv .tools
 	.tools/bin/pip install --quiet uv==$(UV_VERSION)
 
+# Then the numba kernels are compiled once into their cache beside the sources, so no workflow job compiles them.
 $(VENV)/.installed: $(UV) uv.lock pyproject.toml
 	$(UV) sync --locked --all-extras --compile-bytecode --python $(PYTHON)
+	$(VENV)/bin/python -m sketchlaw.workflow.warm_up
 	touch $@
 
 # The tiny configuration and its Snakemake report into results_ci/ (what CI keeps as artifacts), apart from a

@@ -103,9 +103,22 @@ def _snapshot(config: pytest.Config, factory: pytest.TempPathFactory) -> Path:
     else:
         shutil.copytree(REPO, dest, ignore=shutil.ignore_patterns(*_NOT_SOURCE, "__pycache__"))
         cache["head"] = "unknown"
+    _warm_numba_cache(dest)
     cache["snapshot"] = dest
     cache["pycache"] = factory.mktemp("pycache")
     return dest
+
+
+def _warm_numba_cache(dest: Path) -> None:
+    """Give the snapshot compiled numba kernels: the repository's cache where it has one (valid for a copy, since the
+    snapshot's sources keep their modification times), compiled once otherwise. Every run's copy then carries them,
+    so no run compiles the kernels again (each would spend tens of seconds of CPU on it)."""
+    for cached in (REPO / "src").rglob("__pycache__/*.nb[ic]"):
+        target = dest / cached.relative_to(REPO)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(cached, target)
+    subprocess.run([sys.executable, "-m", "sketchlaw.workflow.warm_up"], cwd=dest, check=True, capture_output=True,
+                   env={**os.environ, "PYTHONPATH": str(dest / "src")}, timeout=900)
 
 
 def snapshot_head(config: pytest.Config) -> str:

@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 from sketchlaw.workflow.grid import ConfigError, check_config, plan, stability_warnings
 from sketchlaw.workflow.registry import EXPERIMENTS
 
-from .harness import REPO, snakemake, snapshot
+from .harness import REPO, background, background_log, background_result, snakemake, snapshot, workdir
 
 SCHEMA = yaml.safe_load((REPO / "schemas" / "config.schema.yaml").read_text())
 DEFS = SCHEMA["definitions"]
@@ -252,18 +252,37 @@ def test_generated_config_is_refused_naming_a_field_or_runs_to_the_end(runner, c
 ISSUE = sorted(p.name for p in (REPO / "tests" / "configs").glob("issue24_*.yaml"))
 
 
+@background("issue_runs")
+def _issue_runs(config, factory) -> dict:
+    """Each issue config run by the workflow, one after another in a copy of its own (a background run:
+    tests/harness.py); {name: (run, case directory)}."""
+    wd = workdir(config, factory, "issue-configs")
+    out = {}
+    for name in ISSUE:
+        case = wd.parent / name.removesuffix(".yaml")
+        case.mkdir()
+        log = background_log(config, "issue_runs", case / "snakemake.log")
+        out[name] = snakemake(config, wd, "--cores", "2", "--configfile", REPO / "tests" / "configs" / name,
+                              "--config", f"results_dir={case / 'results'}", log=log, timeout=900), case
+    return out
+
+
+@pytest.fixture(scope="session")
+def issue_runs(request, tmp_path_factory) -> dict:
+    return background_result(request.config, tmp_path_factory, "issue_runs")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ISSUE)
-def test_issue_config_runs_to_the_end_or_is_refused_before_any_job(runner, name):
+def test_issue_config_runs_to_the_end_or_is_refused_before_any_job(issue_runs, name):
     config = yaml.safe_load((REPO / "tests" / "configs" / name).read_text())
+    run, case = issue_runs[name]
     try:
         check_config(config)
-    except ConfigError as err:
-        run, case = runner.run(config)  # the workflow refuses it too, before any job
+    except ConfigError as err:  # the workflow refuses it too, before any job
         assert run.returncode != 0 and "Invalid configuration" in run.output and err.field in run.output
         assert not (case / "results").exists(), "a refused config created results"
         return
-    run, case = runner.run(config)
     assert run.returncode == 0, run.tail(60)
     check_results(case / "results", config)
 

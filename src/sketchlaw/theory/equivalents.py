@@ -155,6 +155,13 @@ def _resolvent_densities(lam_w, lam, energy_w, M, mu, rel_eta):
     return counts, energy
 
 
+def warm_up() -> None:
+    """Compile (or load from numba's cache) the deterministic equivalents' kernels on a tiny input (as
+    ``sketchlaw.engine.exact.warm_up`` does for the engine's)."""
+    lam = np.array([1.0, 0.5, 0.25])
+    _resolvent_densities(np.ones(3), lam, lam**2, 2.0, np.array([0.8, 0.4]), 0.01)
+
+
 def sketched_modes_de(kind: str, a: float, M: int, b: float | None = None, grid_step: float = 0.002,
                       cell: int = 10, head_factor: int = 8):
     """Deterministic equivalent of the sketched problem's modes: weighted modes (μ_k, p_k(0), n_k) standing for the
