@@ -165,8 +165,16 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="small sizes, for development")
     ap.add_argument("--output", type=Path, default=None,
                     help="results file (default benchmarks/results.json; --quick: benchmarks/out/results-quick.json)")
+    ap.add_argument("--only", default=None,
+                    help="comma-separated measurements to run alone (build_rate, curve, pieces, stepping, build_memory, "
+                         "schedule_pieces, monte_carlo); curve and pieces build build_rate's problem first")
     args = ap.parse_args(argv)
     quick = args.quick
+    only = set(args.only.split(",")) if args.only else None
+
+    def want(name):
+        return only is None or name in only
+
     warm_up()  # load the compiled kernels from numba's cache before any timing
     M_big = 1024 if quick else 4096
     N_big = 10**7 if quick else 10**8
@@ -178,40 +186,47 @@ def main(argv=None):
         print(line, flush=True)
         out.setdefault("lines", []).append(line)
 
-    problem, r = build_rate(M_big)
-    out["build_rate"] = r
-    say(f"build M={r['M']}, d={r['d']} (d/M = 32): {r['seconds']:.1f} s, {r['flop_rate'] / 1e9:.1f} GFLOP/s = "
-        f"{r['fraction']:.2f} of this run's dgemm rate {r['dgemm_rate'] / 1e9:.1f} GFLOP/s (goal >= 0.70)")
-    out["curve"] = r = curve_vs_run_many(problem, N_big)
-    say(f"exact curve M={r['M']}, N={r['N']:.0e}, {r['points']} checkpoints: {r['curve_s']:.2f} s "
-        f"({r['phase_maps']} phase maps; goal <= 10 s, 5 s) vs run_many over the same {r['points']} N: "
-        f"{r['run_many_s']:.2f} s, ratio curve/run_many {r['curve_s'] / r['run_many_s']:.2f} (goal <= 1)")
-    out["pieces"] = r = many_pieces(problem, pieces, N_big)
-    say(f"schedule of {r['pieces']} distinct constant pieces, M={r['M']}, N={r['N']:.0e}: {r['seconds']:.1f} s "
-        f"(goal <= 60 s, 30 s at 1000 pieces and M = 4096)")
-    del problem
-    out["stepping"] = r = stepping()
-    say(f"exact stepping at M={r['M']}: {r['mode_steps_per_s']:.3g} mode-steps/s (goal >= 3e8, 5e8)")
-    if not quick:
+    if want("build_rate") or want("curve") or want("pieces"):
+        problem, r = build_rate(M_big)
+        out["build_rate"] = r
+        say(f"build M={r['M']}, d={r['d']} (d/M = 32): {r['seconds']:.1f} s, {r['flop_rate'] / 1e9:.1f} GFLOP/s = "
+            f"{r['fraction']:.2f} of this run's dgemm rate {r['dgemm_rate'] / 1e9:.1f} GFLOP/s (goal >= 0.70)")
+        if want("curve"):
+            out["curve"] = r = curve_vs_run_many(problem, N_big)
+            say(f"exact curve M={r['M']}, N={r['N']:.0e}, {r['points']} checkpoints: {r['curve_s']:.2f} s "
+                f"({r['phase_maps']} phase maps; goal <= 10 s, 5 s) vs run_many over the same {r['points']} N: "
+                f"{r['run_many_s']:.2f} s, ratio curve/run_many {r['curve_s'] / r['run_many_s']:.2f} (goal <= 1)")
+        if want("pieces"):
+            out["pieces"] = r = many_pieces(problem, pieces, N_big)
+            say(f"schedule of {r['pieces']} distinct constant pieces, M={r['M']}, N={r['N']:.0e}: {r['seconds']:.1f} s "
+                f"(goal <= 60 s, 30 s at 1000 pieces and M = 4096)")
+        del problem
+    if want("stepping"):
+        out["stepping"] = r = stepping()
+        say(f"exact stepping at M={r['M']}: {r['mode_steps_per_s']:.3g} mode-steps/s (goal >= 3e8, 5e8)")
+    if not quick and want("build_memory"):
         out["build_memory"] = r = build_in_subprocess(4096, 2**18)
         say(f"build M={r['M']}, d=2^18 in a fresh process: peak RSS {r['peak_rss_MB']:.0f} MB (goal <= 2048 MB; "
             f"a dense S alone: {r['dense_S_MB']:.0f} MB), {r['seconds']:.0f} s")
         out["build_8192"] = r = build_in_subprocess(8192, 8 * 8192)
         say(f"build M={r['M']}, d={r['d']} (the paper config's largest M, d = 8M): {r['seconds']:.0f} s, "
             f"peak RSS {r['peak_rss_MB']:.0f} MB")
-    out["schedule_pieces"] = r = schedule_pieces()
-    times = ", ".join(f"N={x['N']:.0e} {x['seconds'] * 1e3:.0f} ms ({x['pieces']} pieces)" for x in r["rows"])
-    say(f"cosine schedule into constant pieces: {times} (goal: flat in N) vs every step scanned at "
-        f"N={r['reference_N']:.0e}: {r['scan_s'] * 1e3:.0f} ms, ratio search/scan at N={r['reference_N']:.0e} "
-        f"{r['rows'][0]['seconds'] / r['scan_s']:.2f}")
-    for dtype in (np.float64, np.float32):
-        out[f"monte_carlo_{np.dtype(dtype).name}"] = r = monte_carlo_vs_draws(dtype=dtype, steps=5000 if quick else 20000)
-        say(f"Monte Carlo ({r['dtype']} draws) M={r['M']}, {r['trials']} trials: {r['mc_s_per_step'] * 1e6:.1f} µs "
-            f"per step vs its draws alone {r['draws_s_per_step'] * 1e6:.1f} µs: ratio {r['ratio']:.2f} (goal <= 1.5)")
-    say("default replication wall time, before and after: not measured here (`time make replicate` on main before "
-        "and after the merge)")
+    if want("schedule_pieces"):
+        out["schedule_pieces"] = r = schedule_pieces()
+        times = ", ".join(f"N={x['N']:.0e} {x['seconds'] * 1e3:.0f} ms ({x['pieces']} pieces)" for x in r["rows"])
+        say(f"cosine schedule into constant pieces: {times} (goal: flat in N) vs every step scanned at "
+            f"N={r['reference_N']:.0e}: {r['scan_s'] * 1e3:.0f} ms, ratio search/scan at N={r['reference_N']:.0e} "
+            f"{r['rows'][0]['seconds'] / r['scan_s']:.2f}")
+    if want("monte_carlo"):
+        for dtype in (np.float64, np.float32):
+            out[f"monte_carlo_{np.dtype(dtype).name}"] = r = monte_carlo_vs_draws(dtype=dtype,
+                                                                                 steps=5000 if quick else 20000)
+            say(f"Monte Carlo ({r['dtype']} draws) M={r['M']}, {r['trials']} trials: {r['mc_s_per_step'] * 1e6:.1f} "
+                f"µs per step vs its draws alone {r['draws_s_per_step'] * 1e6:.1f} µs: ratio {r['ratio']:.2f} "
+                f"(goal <= 1.5)")
     out["load_average_end"] = os.getloadavg()
-    path = args.output or (HERE / "out" / "results-quick.json" if quick else HERE / "results.json")
+    path = args.output or (HERE / "out" / ("results-quick.json" if quick else "results-only.json") if quick or only
+                           else HERE / "results.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=2) + "\n")
     print(f"wrote {path}")
