@@ -127,8 +127,8 @@ def test_workflow_runs_the_readmes_commands():
     ci = [step["run"].strip() for job, step in steps if job == "test-and-artifacts" and "run" in step]
     assert {"make install", "make test", ".venv/bin/snakemake --lint", "make check-science", "make ci-artifacts"} <= set(ci)
     assert ci.index("make test") < ci.index("make check-science"), ci  # the same order as .ci/run
-    ci_run = (ROOT / ".ci" / "run").read_text()  # `step X` runs `make X` there, timed
-    assert re.search(r"^step test$.*^step check-science$", ci_run, re.M | re.S), ci_run
+    ci_run = (ROOT / ".ci" / "run").read_text()  # `step COMMAND` runs COMMAND there, timed
+    assert re.search(r"^step make test$.*^step make check-science$", ci_run, re.M | re.S), ci_run
 
 
 def test_workflow_pins_actions_caches_uv_and_uploads_the_artifacts():
