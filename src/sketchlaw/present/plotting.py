@@ -40,6 +40,7 @@ from matplotlib.transforms import Bbox
 
 from sketchlaw.atomic import atomic_write
 from sketchlaw.theory import frontier_coordinates
+from sketchlaw.workflow.tables import split_diverged
 
 DPI = 200  #: resolution of every PNG written by :func:`save_figure`
 MINUS = "\u2212"
@@ -126,28 +127,12 @@ def load_table(tables_dir: str | os.PathLike, name: str, required: Iterable[str]
         raise MissingTableError(f"table {fname!r} not found at {path.resolve()} - run the workflow first "
                                 f"(or pass '-p tables_dir DIR' to papermill; tables_dir={str(tables_dir)!r})")
     df = pd.read_csv(path) if fname.endswith(".csv") else pd.read_parquet(path)
-    df, diverged = _split_diverged(df)
+    df, left_out = split_diverged(df)  # the analysis's own rule: figures show the points the fits used
     df.attrs["table"] = fname
-    df.attrs["diverged"] = len(diverged)  # points left out: γ at or above their sketch's stability bound
+    df.attrs["diverged"] = len(left_out)  # points left out: γ at or above their sketch's stability bound
     if required is not None:
         require_columns(df, required, fname)
     return df
-
-
-def _split_diverged(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    if "diverged" not in df:
-        return df, df.iloc[:0]
-    mask = df["diverged"].fillna(False).to_numpy(dtype=bool)
-    return df.loc[~mask].reset_index(drop=True), df.loc[mask].reset_index(drop=True)
-
-
-def load_diverged(tables_dir: str | os.PathLike, name: str) -> pd.DataFrame:
-    """The rows of table ``name`` that ``load_table`` leaves out: points whose step size was at or above their own
-    sketch's stability bound (``diverged``; their risks are empty). Empty if there are none."""
-    fname = name if name.endswith((".parquet", ".csv")) else f"{name}.parquet"
-    path = Path(tables_dir) / fname
-    df = pd.read_csv(path) if fname.endswith(".csv") else pd.read_parquet(path)
-    return _split_diverged(df)[1]
 
 
 def diverged_note(*tables: pd.DataFrame) -> str:
