@@ -16,7 +16,8 @@ os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PY
 try:
     from sketchlaw.workflow import registry
     from sketchlaw.workflow.grid import (ConfigError, check_config, claim_params, exact_groups, finite_params,
-                                         followup_groups, followup_params, job_params, limit_params, plan,
+                                         followup_groups, followup_params, frontier_params, job_params, limit_params,
+                                         plan,
                                          stability_warnings)
     from sketchlaw.workflow.provenance import canonical_hash, config_file_label, git_state, science
 except ImportError as err:
@@ -55,7 +56,9 @@ def memory_mb(jobs):
     space and their copies, 48·M² bytes with room (a build at M = 8192 peaks at 2.7 GB, at M = 4096 at 1.4 GB:
     benchmarks/bench_core.py), plus 1 GB."""
     M = max(job.problem.M for job in jobs)
-    return 1000 + 48 * M**2 // 2**20
+    nested = max((16 * job.problem.d * M for job in jobs if registry.EXPERIMENTS[job.experiment].kind == "compute"),
+                 default=0)  # a nested family's factor Q and its input (training.compute_family_rows)
+    return 1000 + (48 * M**2 + nested) // 2**20
 
 
 def experiment_tables(experiment):

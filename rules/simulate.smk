@@ -129,3 +129,22 @@ rule schedule_finite:
         "../envs/sketchlaw.yaml"
     script:
         "../scripts/auxiliary_table.py"
+
+
+# The compute frontier's finite-size theory: the deterministic equivalent's continuous frontier, no drawn sketch.
+rule frontier_theory:
+    output:
+        parquet=f"{R}/tables/{{experiment}}_theory.parquet",
+        csv=f"{R}/tables/{{experiment}}_theory.csv",
+    log:
+        f"{R}/logs/frontier_theory/{{experiment}}.log",
+    benchmark:
+        f"{R}/benchmarks/frontier_theory/{{experiment}}.tsv"
+    params:
+        table="frontier",
+        job=lambda wc: frontier_params(config, wc.experiment),
+    priority: 2
+    conda:
+        "../envs/sketchlaw.yaml"
+    script:
+        "../scripts/auxiliary_table.py"

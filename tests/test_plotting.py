@@ -281,12 +281,14 @@ def test_fit_line_of_a_log_power_row_is_a_power_of_log_x():
 def test_fit_line_of_the_compute_frontier_uses_the_theory_coordinates(variable):
     from sketchlaw.theory import frontier_coordinates
 
-    a = 1.7
-    row = _row(experiment="compute", variable=variable, abscissa="compute", scale="frontier", a=a, fitted=0.37,
+    a, b = 1.7, 2.2  # b > a: N*'s log factor carries M*'s exponent 1/(b + 1), not 1/(a + 1)
+    row = _row(experiment="compute", variable=variable, abscissa="compute", scale="frontier", a=a, b=b, fitted=0.37,
                intercept=-2.0, x_lo=1e4, x_hi=1e9,
                fixed_variable="", fixed_value=np.nan)
     line = slp.fit_line(row)
-    X, factor = frontier_coordinates(variable, a, line["x"].to_numpy())
+    X, factor = frontier_coordinates(variable, a, line["x"].to_numpy(), b)
+    if variable == "N_star":
+        np.testing.assert_allclose(factor, np.log(line["x"]) ** (1 / (b + 1)), rtol=1e-12)
     np.testing.assert_allclose(line["y"], factor * np.exp(-2.0) * X**0.37, rtol=1e-12)
     # log(y / factor) is the stated straight line in log X
     np.testing.assert_allclose(np.log(line["y"] / factor), -2.0 + 0.37 * np.log(X), rtol=1e-12, atol=1e-12)

@@ -316,12 +316,11 @@ def extrapolate(x, y, log_of_log: bool = False, theory_y=None, half_width: float
     values = list(models.values()) + window_values
     err = errors.get(key, 0.0)
     if convergence is not None:
-        est, finite, far = convergence
-        shift = est - finite
-        if math.isfinite(shift) and math.isfinite(far.get("extrapolated", math.nan)):
-            models["theory_convergence"] = headline = float(far["extrapolated"] + shift)
+        shifted = theory_convergence(*convergence)
+        if shifted:
+            models["theory_convergence"] = headline = shifted["extrapolated"]
             spread = err = 0.0  # the far curve's own interval carries model 4's uncertainty
-            values += [headline, far["extrapolated_low"] + shift, far["extrapolated_high"] + shift]
+            values += [headline, shifted["extrapolated_low"], shifted["extrapolated_high"]]
     values += [headline - err, headline + err]
     steps = np.abs(np.diff(s_all[-(n + 1):]))
     if convergence is None and np.any(steps[1:] > steps[:-1]):
@@ -335,6 +334,19 @@ def extrapolate(x, y, log_of_log: bool = False, theory_y=None, half_width: float
     out["extrapolated_low"] = min(min(values), headline - spread) - hw
     out["extrapolated_high"] = max(max(values), headline + spread) + hw
     return out
+
+
+def theory_convergence(estimate: float, finite: float, far: dict, half_width: float = 0.0) -> dict:
+    """Model (iv): the estimate shifted by the finite-size theory's own computed distance to its limit, estimate +
+    (far limit − the theory's slope on the estimate's window), with the far limit's interval shifted the same way
+    and widened by ``half_width`` (the estimate's); {} when a term is missing."""
+    shift = estimate - finite
+    if not (math.isfinite(shift) and math.isfinite(far.get("extrapolated", math.nan))):
+        return {}
+    return {"extrapolated": float(far["extrapolated"] + shift),
+            "extrapolated_low": float(far["extrapolated_low"] + shift - half_width),
+            "extrapolated_high": float(far["extrapolated_high"] + shift + half_width),
+            "models": {"theory_convergence": float(far["extrapolated"] + shift)}}
 
 
 def verdict(est: Estimate, theory: float, theory_finite: float, extrap: dict) -> str:

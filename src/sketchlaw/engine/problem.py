@@ -233,3 +233,64 @@ def build_problem(spectrum: Spectrum, M: int, sigma2: float, seed: int, prior: P
             "chunk_columns": CHUNK, "sketch_entries": "N(0, 1/M)", "tail": tail, **taus}
     return Problem(mu=mu, U=U, p0=p0, approx=approx, sigma2=sigma2, spectrum=spectrum, prior=prior, M=M, seed=seed,
                    meta=meta)
+
+
+class NestedSketches:
+    """Sketches of every size M ≤ M_max that share their rows: S_M is the first M rows of the M_max × d sketch of
+    ``seed`` (``build_problem``'s, so ``problem(M_max)`` is that problem), rescaled to entries N(0, 1/M). Neighbouring
+    sizes then differ by a few rows instead of being independent draws, so the risk is a smooth function of M for
+    one family: what locating a minimum over M (the compute-optimal frontier, docs/METHODS.md §13) needs.
+
+    One pass over the sketch factors B = S_max H^{1/2} as Bᵀ = Q R (Householder QR, d × M_max, memory O(d·M_max)).
+    Since R is upper triangular, B's first M rows are R_Mᵀ Q_Mᵀ (R_M, Q_M the leading blocks), so with
+    P = Qᵀ diag(λ s) Q, v_j = R_M u_j and c = M_max / M,
+        Σ_M = c·R_Mᵀ R_M + (τ_H/M)·I,          t_j = ‖u_jᵀ C_M‖² = c·v_jᵀ P_M v_j + τ_H2L/M,
+    and each size costs O(M³). The QR keeps t_j's error relative to ‖v_j‖² ∝ μ_j rather than to ‖C Cᵀ‖ (the reason
+    ``build_problem`` never forms C Cᵀ), which a Gram matrix R_MᵀR_M formed from S would lose.
+    """
+
+    def __init__(self, spectrum: Spectrum, M_max: int, seed: int, prior: Prior | None = None, tail: str = "none"):
+        self.prior = prior or Prior()
+        self.M_max = check_int("M", M_max, minimum=1)
+        if self.M_max > spectrum.d:
+            raise ParameterError("M", M_max, f"an integer with 1 <= M <= d = {spectrum.d}")
+        self.seed = check_int("seed", seed, minimum=0)
+        if tail not in TAILS:
+            raise ParameterError("tail", tail, f"one of {', '.join(TAILS)}")
+        self.spectrum, self.tail = spectrum, tail
+        Bt = np.empty((spectrum.d, self.M_max))
+        weights = np.empty(spectrum.d)
+        for start, stop, St in _sketch_blocks(self.seed, self.M_max, spectrum.d):
+            lam = spectrum.eigenvalues(start, stop)
+            Bt[start:stop] = St * np.sqrt(lam)[:, None]
+            weights[start:stop] = lam * self.prior.variances(spectrum, start, stop)
+        Q, self.R = np.linalg.qr(Bt)
+        del Bt
+        Q *= np.sqrt(weights)[:, None]
+        self.P = Q.T @ Q
+        del Q
+        self.taus = tail_sums(spectrum, self.prior) if tail == "mean" else {"tau_H": 0.0, "tau_HL": 0.0,
+                                                                            "tau_H2L": 0.0}
+        self.trace_HL = float(weights.sum()) + self.taus["tau_HL"]
+
+    def problem(self, M: int) -> Problem:
+        """The reduced problem of the family's sketch of size M (as ``build_problem`` returns it)."""
+        M = check_int("M", M, minimum=1)
+        if M > self.M_max:
+            raise ParameterError("M", M, f"an integer with 1 <= M <= {self.M_max}, the family's largest sketch")
+        c = self.M_max / M
+        R = self.R[:M, :M]
+        Sigma = c * (R.T @ R)
+        Sigma[np.diag_indices(M)] += self.taus["tau_H"] / M
+        mu, U = np.linalg.eigh(Sigma)
+        mu, U = mu[::-1].copy(), U[:, ::-1].copy()
+        if not mu[-1] > 0:
+            raise ParameterError("M", M, f"small enough that S H Sᵀ is positive definite (smallest eigenvalue "
+                                         f"{mu[-1]:.3g})")
+        V = R @ U
+        t_diag = c * np.einsum("ij,ij->j", V, self.P[:M, :M] @ V) + self.taus["tau_H2L"] / M
+        approx = max(self.trace_HL - float(np.sum(t_diag / mu)), 0.0)
+        meta = {"sketchlaw": __version__, "sketch_entries": "N(0, 1/M)", "nested_in": self.M_max,
+                "tail": self.tail, **self.taus}
+        return Problem(mu=mu, U=U, p0=t_diag / mu**2, approx=approx, sigma2=0.0, spectrum=self.spectrum,
+                       prior=self.prior, M=M, seed=self.seed, meta=meta)

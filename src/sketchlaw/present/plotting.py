@@ -440,7 +440,8 @@ def fit_line(row: pd.Series | None, points: int = 64) -> pd.DataFrame | None:
         return None
     x = np.geomspace(lo, hi, points)
     if row["scale"] == "frontier":
-        X, factor = frontier_coordinates(str(row["variable"]), float(row["a"]), x)
+        b = float(row["b"]) if finite(row["b"]) else None
+        X, factor = frontier_coordinates(str(row["variable"]), float(row["a"]), x, b)
     elif row["scale"] == "loglog":
         X, factor = np.log(x), np.ones_like(x)
     else:

@@ -184,7 +184,7 @@ def sketched_modes_de(kind: str, a: float, M: int, b: float | None = None, grid_
     """
     from sketchlaw.engine.limit import LimitModes, far_tail_energy
 
-    head = max(head_factor * M, 64)
+    head = max(math.ceil(head_factor * M), 64)
     # the quadrature must reach λ ≪ κ₀ (found on a short representation first): run it out to λ ≤ 1e-8·κ₀/2
     rep = LimitModes(kind, a, b, horizon=1.0, head=head, nodes_per_octave=8, frozen_tol=1.0)
     kappa0 = _kappa_from(rep.mu, rep.multiplicity, M)
@@ -256,3 +256,62 @@ def sketched_excess_de(kind: str, a: float, b: float | None, M: int, sigma2: flo
     df["excess"] = df["bias"] + df["variance"]
     df["approx"] = approx
     return df
+
+
+# The compute frontier's equivalent evaluates the risk at many sizes: a coarser spectral grid than the default (the
+# risk moves by < 1e-4 relative, tests/test_frontier.py), cells of one grid point, and a head of 2M exact modes.
+FRONTIER_MODES = {"grid_step": 0.02, "cell": 1, "head_factor": 2}
+
+
+def frontier_de(kind: str, a: float, b: float | None, sigma2: float, gamma: float, budgets, M_min: float,
+                M_max: float, schedule: str = "geometric", log_base: str = "e", per_octave: int = 8):
+    """The continuous compute-optimal frontier of the deterministic equivalent: for each budget C, the real M that
+    minimizes the equivalent's R − σ² at N = round(C/M) (``sketched_modes_de`` run through the exact recursion, as
+    ``sketched_excess_de``, plus its E Approx). DataFrame with columns compute, M_star, N_star, reducible_star,
+    interior, evaluations.
+
+    The equivalent is a smooth function of a real M. It is evaluated on the log grid M_min·2^(k/per_octave) up to
+    M_max, only where needed: budgets are taken in increasing order, each starting from the previous optimum and
+    stepping downhill to the grid minimum; a cubic spline of log(R − σ²) in log M through the three grid points on
+    each side is then minimized between the minimum's neighbours. Interpolation error: halving the spacing moves
+    M* by < 1e-4 relative (tests/test_frontier.py). A minimum on the grid's ends is not interior (M_star is then
+    that end)."""
+    import pandas as pd
+    from scipy.interpolate import CubicSpline
+
+    from sketchlaw.engine.exact import ExactEngine
+    from sketchlaw.engine.schedules import Schedule
+
+    log_M = math.log(M_min) + np.arange(int(math.floor(math.log2(M_max / M_min) * per_octave + 1e-9)) + 1) \
+        * math.log(2.0) / per_octave
+    engines: dict[int, ExactEngine] = {}
+    values: dict[tuple, float] = {}
+
+    def reducible(k: int, C: float) -> float:
+        if (k, C) not in values:
+            if k not in engines:
+                mu, p0, n, approx = sketched_modes_de(kind, a, math.exp(log_M[k]), b, **FRONTIER_MODES)
+                engines[k] = ExactEngine(mu, p0, sigma2, approx, multiplicity=n)
+            N = int(round(C / math.exp(log_M[k])))
+            values[(k, C)] = engines[k].run(Schedule(gamma, N, schedule, log_base)).risk - sigma2 if N >= 2 \
+                else math.inf
+        return values[(k, C)]
+
+    rows, k = [], 0
+    last = len(log_M) - 1
+    for C in sorted(float(c) for c in budgets):
+        while k < last and reducible(k + 1, C) < reducible(k, C):
+            k += 1
+        while k > 0 and reducible(k - 1, C) < reducible(k, C):
+            k -= 1
+        row = {"compute": C, "M_star": math.exp(log_M[k]), "reducible_star": reducible(k, C), "interior": False}
+        if 0 < k < last and math.isfinite(reducible(k + 1, C)):
+            ks = [j for j in range(k - 3, k + 4) if 0 <= j <= last and math.isfinite(reducible(j, C))]
+            spline = CubicSpline(log_M[ks], np.log([reducible(j, C) for j in ks]))
+            best = optimize.minimize_scalar(spline, bounds=(log_M[k - 1], log_M[k + 1]), method="bounded",
+                                            options={"xatol": 1e-10})
+            row.update(M_star=math.exp(best.x), reducible_star=math.exp(float(best.fun)), interior=True)
+        row["N_star"] = C / row["M_star"]
+        row["evaluations"] = len(values)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["compute", "M_star", "N_star", "reducible_star", "interior", "evaluations"])

@@ -85,7 +85,7 @@ def exponents(kind: str, a: float, b: float | None = None, sigma2: float = 1.0) 
       is omitted. N_eff (the M = ∞ limit's Bias + Var): Bias ≂ N_eff^−(b−1)/a and Var ≂ σ² N_eff^−(a−1)/a, so the
       slower of the two wins: −(min(a, b) − 1)/a with noise, −(b − 1)/a without (σ² = 0).
     logpower: slopes of log(R − σ²) against log log M and log log N_eff: −(a − 1) each.
-    compute: M* ∝ C^(1/(a+1)), N* ∝ C^(a/(a+1)), R* − σ² ∝ C^(−(a−1)/(a+1)) (up to log factors).
+    compute: the minimum of R − σ² over M at a budget C = M·N (``compute_exponents``).
     reuse: multi-pass SGD over a fixed dataset, while the dataset limits nothing (``dataset_limits_nothing``): the
       M term of the source condition, and the N_eff term against the number of updates L.
     batch: the variance against its predictor (``variance_predictor``): 1.
@@ -98,7 +98,7 @@ def exponents(kind: str, a: float, b: float | None = None, sigma2: float = 1.0) 
     if kind == "logpower":
         return {"log_M": -(a - 1.0), "log_N_eff": -(a - 1.0)}
     if kind == "compute":
-        return {"M_star": 1.0 / (a + 1.0), "N_star": a / (a + 1.0), "reducible_star": -(a - 1.0) / (a + 1.0)}
+        return compute_exponents(a, b, sigma2)
     if kind == "reuse":
         source = exponents("source", a, b, sigma2)
         return {k: v for k, v in (("M", source.get("M", math.nan)), ("L", source["N_eff"]))}
@@ -122,13 +122,38 @@ def power_decay_exponent(a: float) -> float:
     return 2.0 * a - 1.0
 
 
-def frontier_coordinates(variable: str, a: float, C) -> tuple[np.ndarray, np.ndarray]:
-    """(x, factor) in which the compute-optimal law is a pure power, y / factor ∝ x^e (docs/METHODS.md §12):
-    M* and R* − σ² ∝ (C/log C)^e, so x = C/log C and factor 1; N* ∝ C^e·(log C)^(1/(a+1)), so x = C and the
-    log factor divided out."""
+def compute_exponents(a: float, b: float | None = None, sigma2: float = 1.0) -> dict[str, float]:
+    """Exponents of the compute-optimal frontier, M* ∝ C^e, N* = C/M* ∝ C^(1−e), R* − σ² ∝ C^r (up to log factors:
+    ``frontier_coordinates``), from the balance of the rates' terms at N = C/M (docs/METHODS.md §12). With
+    α = min(b − 1, a) the exponent of Approx ≂ M^−α (b = a: isotropic prior):
+      b ≤ a, σ² > 0    Approx against Bias (the variance, of the same order as Bias at b = a, is smaller):
+                       e = 1/(a + 1), r = −(b − 1)/(a + 1);
+      b > a, σ² > 0    Bias now decays faster than Var ≂ σ² M/N_eff, and Approx meets Var: e = 1/(α + 2),
+                       r = −α/(α + 2) (the optimum has M* below k*, so Var is σ²M/N_eff);
+      σ² = 0           Approx against Bias for every b: e = (b − 1)/(a² + b − 1) when α = a (b > a + 1), else
+                       1/(a + 1); r = −α·e.
+    At b = a + 1 Approx is M^−a log M, not a power: no exponents (empty)."""
+    b = a if b is None else b
+    if np.isclose(b, a + 1.0):
+        return {}
+    alpha = min(b - 1.0, a)
+    if sigma2 > 0 and b > a:
+        e = 1.0 / (alpha + 2.0)
+    elif alpha == a:
+        e = (b - 1.0) / (a * a + b - 1.0)
+    else:
+        e = 1.0 / (a + 1.0)
+    return {"M_star": e, "N_star": 1.0 - e, "reducible_star": -alpha * e}
+
+
+def frontier_coordinates(variable: str, a: float, C, b: float | None = None, sigma2: float = 1.0):
+    """(x, factor) in which the compute-optimal law is a pure power, y / factor ∝ x^e (docs/METHODS.md §12). N_eff =
+    N/log N puts log C beside C in every balance of ``compute_exponents``, so M* and R* − σ² ∝ (C/log C)^e: x =
+    C/log C and factor 1; N* = C/M* ∝ C^(1−e)·(log C)^e: x = C and the log factor divided out."""
     C = np.asarray(C, dtype=float)
     if variable == "N_star":
-        return C, np.log(C) ** (1.0 / (a + 1.0))
+        e = compute_exponents(a, b, sigma2).get("M_star", math.nan)
+        return C, np.log(C) ** e
     return C / np.log(C), np.ones_like(C)
 
 

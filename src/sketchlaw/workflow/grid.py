@@ -414,6 +414,7 @@ def job_params(config: dict, job: Job) -> dict:
             "schedule": s["schedule"],
             "log_base": s["log_base"], "columns": columns, "trials": job.trials,
             "drop_unstable": EXPERIMENTS[job.experiment].kind == "stepsize",
+            "nested": EXPERIMENTS[job.experiment].kind == "compute",
             "lambdas": s.get("ridge", {}).get("lambdas", []),
             "compute_of_N": {str(int(round(C / p.M))): int(C) for C in s.get("C", [])},
             "mc_seed": coordinate_seed(job.experiment, p.stem, *[x for pt in job.points for x in pt])}
@@ -455,6 +456,24 @@ def finite_params(config: dict, name: str) -> dict:
     return {"experiment": name, "spectrum": s["spectrum"], "curves": _curves(s), "M": int(max(s["M"])),
             "N": [int(N) for N in s["N"]], "gamma": float(s["gamma"]), "sigma2": float(s["sigma2"]),
             "specs": [dict(spec) for spec in s["schedules"]], "log_base": s["log_base"]}
+
+
+FRONTIER_FAR_DECADES = 4  # budgets beyond the grid's largest, for the frontier's finite-size theory to run on
+FRONTIER_M_FACTOR = 16    # and sizes up to this factor above the grid's largest M
+
+
+def frontier_params(config: dict, name: str) -> dict:
+    """The continuous frontier of the deterministic equivalent (``equivalents.frontier_de``) of a compute block:
+    every (a, b) at the block's budgets and at half-decade budgets up to FRONTIER_FAR_DECADES beyond, over sizes
+    from the grid's smallest M to FRONTIER_M_FACTOR times its largest (where its own slopes head, for the
+    extrapolation: docs/METHODS.md §14)."""
+    s = _settings(config, name)
+    budgets = sorted(float(C) for C in s["C"])
+    far = budgets[-1] * 10.0 ** (0.5 * np.arange(1, 2 * FRONTIER_FAR_DECADES + 1))
+    return {"experiment": name, "spectrum": s["spectrum"], "curves": _curves(s), "budgets": budgets + list(far),
+            "M_min": float(min(s["M"])), "M_max": float(FRONTIER_M_FACTOR * max(s["M"])),
+            "gamma": float(s["gamma"]), "sigma2": float(s["sigma2"]), "schedule": s["schedule"],
+            "log_base": s["log_base"]}
 
 
 def _curves(s: dict) -> list[dict]:

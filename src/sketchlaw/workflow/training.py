@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from sketchlaw.engine.baselines import ridge_monte_carlo
-from sketchlaw.engine.problem import Problem, build_problem
+from sketchlaw.engine.problem import NestedSketches, Problem, build_problem
 from sketchlaw.engine.schedules import Schedule
 from sketchlaw.engine.sgd import monte_carlo
 from sketchlaw.engine.spectra import Prior, Spectrum
@@ -85,6 +85,66 @@ def exact_rows(problem, job: dict) -> pd.DataFrame:
     df = pd.DataFrame([template, *rows], columns=columns).iloc[1:]
     df["diverged"] = df["diverged"].astype(bool)
     return df.sort_values(["gamma", "N"], kind="stable").reset_index(drop=True)
+
+
+REFINE_PER_OCTAVE = 8  # sizes added between a budget's grid minimum and its grid neighbours (docs/METHODS.md §13)
+
+
+def family_rows(jobs: list[dict], log=print) -> pd.DataFrame:
+    """Exact rows of one sketch family's jobs (``exact_rows`` per problem, each drawn from its seed), or, for the
+    compute experiment (jobs marked ``nested``), of one ``NestedSketches`` family refined around each budget's
+    minimum (``compute_family_rows``)."""
+    if jobs and jobs[0].get("nested"):
+        return compute_family_rows(jobs, log)
+    parts = []
+    for job in jobs:
+        problem = sketched_problem(job["problem"])
+        parts.append(exact_rows(problem, job))
+        log(f"M = {problem.M}: {len(parts[-1])} of {len(job['points'])} points")
+    return pd.concat(parts, ignore_index=True)
+
+
+def compute_family_rows(jobs: list[dict], log=print) -> pd.DataFrame:
+    """The compute experiment's sketch family: every grid M (``refined`` false) from one nested family (its sketch
+    of size M is the first M rows of its largest: ``NestedSketches``), then, for each budget C whose smallest
+    R − σ² over the grid lies at an interior M_i, the integer sizes M_i·2^(k/REFINE_PER_OCTAVE) strictly between
+    M_(i−1) and M_(i+1) at N = round(C/M) (``refined`` true): the points the frontier's optimum is located from."""
+    top = max(jobs, key=lambda j: j["problem"]["M"])
+    key = top["problem"]
+    family = NestedSketches(Spectrum(key["spectrum"], key["a"], key["d"]), key["M"], key["seed"], Prior(key["b"]),
+                            tail=key["tail"])
+    cache: dict[int, Problem] = {}
+
+    def run(job: dict, M: int) -> pd.DataFrame:
+        if M not in cache:
+            cache[M] = family.problem(M)
+        job = {**job, "columns": {**job["columns"], "M": M, "d": key["d"]}}
+        return exact_rows(cache[M], job)
+
+    grid = pd.concat([run(job, job["problem"]["M"]) for job in jobs], ignore_index=True)
+    grid["refined"] = False
+    log(f"grid: {len(jobs)} sizes from one family of {key['M']} rows, {len(grid)} points")
+    grid_sizes = {j["problem"]["M"] for j in jobs}
+    wanted: dict[int, list] = {}
+    for (gamma, C), curve in grid[~grid["diverged"]].groupby(["gamma", "compute"]):
+        sizes = np.sort(curve["M"].to_numpy(float))
+        best = float(curve.loc[curve["reducible"].idxmin(), "M"])
+        i = int(np.searchsorted(sizes, best))
+        if not 0 < i < len(sizes) - 1:
+            continue
+        lo, hi = np.log2(sizes[i - 1] / best), np.log2(sizes[i + 1] / best)
+        ks = np.arange(np.floor(lo * REFINE_PER_OCTAVE) + 1, np.ceil(hi * REFINE_PER_OCTAVE))
+        for M in {int(round(best * 2.0 ** (k / REFINE_PER_OCTAVE))) for k in ks} - grid_sizes:
+            if sizes[i - 1] < M < sizes[i + 1] and round(C / M) >= 2:
+                wanted.setdefault(M, []).append((int(round(C / M)), float(gamma), int(C)))
+    refined = []
+    for M, points in sorted(wanted.items()):
+        job = {**top, "points": [[N, g] for N, g, _ in points], "compute_of_N": {str(N): C for N, _, C in points}}
+        refined.append(run(job, M))
+    log(f"refined: {len(wanted)} sizes between grid neighbours, {sum(len(p) for p in wanted.values())} points")
+    out = pd.concat([grid, *refined], ignore_index=True)
+    out["refined"] = out["refined"].fillna(True).astype(bool)
+    return out
 
 
 def montecarlo_row(problem, job: dict) -> pd.DataFrame:
@@ -281,4 +341,21 @@ def _first_columns(df: pd.DataFrame) -> pd.DataFrame:
 
 
 # The auxiliary tables' jobs (scripts/auxiliary_table.py): computed without a drawn sketch, one per experiment.
-AUXILIARY = {"limit": limit_rows, "claim": claim_rows, "finite": finite_rows}
+def frontier_rows(job: dict) -> pd.DataFrame:
+    """The compute frontier's finite-size theory (``grid.frontier_params``): the deterministic equivalent's
+    continuous frontier (``equivalents.frontier_de``) for each (a, b), one row per budget."""
+    from sketchlaw.theory.equivalents import frontier_de
+
+    parts = []
+    for curve in job["curves"]:
+        df = frontier_de(job["spectrum"], curve["a"], curve["b"], job["sigma2"], job["gamma"], job["budgets"],
+                         job["M_min"], job["M_max"], job["schedule"], job["log_base"])
+        b = curve["a"] if curve["b"] is None else curve["b"]
+        parts.append(df.assign(experiment=job["experiment"], spectrum=job["spectrum"], a=curve["a"], b=b,
+                               gamma=job["gamma"], sigma2=job["sigma2"], model="deterministic_equivalent"))
+    df = pd.concat(parts, ignore_index=True)
+    first = ["experiment", "spectrum", "a", "b", "model"]
+    return df[first + [c for c in df.columns if c not in first]]
+
+
+AUXILIARY = {"limit": limit_rows, "claim": claim_rows, "finite": finite_rows, "frontier": frontier_rows}
