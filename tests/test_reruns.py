@@ -15,7 +15,7 @@ from .harness import background, background_log, background_result, job_stats, s
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 COMPUTE = {"train_exact", "train_montecarlo", "train_baselines", "train_followup", "train_limit",
-           "schedule_claim", "schedule_finite", "aggregate", "fit"}
+           "schedule_claim", "schedule_finite", "frontier_theory", "aggregate", "fit"}
 
 
 @background("finished")

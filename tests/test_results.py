@@ -79,6 +79,18 @@ def test_n_eff_extrapolation_holds_the_theorem(exponents, experiment, a, b, vari
     assert r.extrapolated_low <= r.theory <= r.extrapolated_high, r.to_dict()
 
 
+@pytest.mark.parametrize("experiment,a,b,variable", [row for row in PRIMARY if row[0] == "compute"])
+def test_compute_frontier_extrapolation_is_tight_and_holds_the_theorem(exponents, experiment, a, b, variable):
+    """The frontier rows beside their finite-size theory (the deterministic equivalent's continuous frontier, within
+    0.01 of the estimate), their extrapolation within 0.005 of the theorem, its interval at most ±0.02 and holding it."""
+    r = _row(exponents, experiment, variable, a, b)
+    assert r.verdict in ("consistent", "pre-asymptotic"), r.to_dict()
+    assert math.isfinite(r.theory_finite) and abs(r.fitted - r.theory_finite) <= 0.01, r.to_dict()
+    assert abs(r.extrapolated - r.theory) <= 0.005, r.to_dict()
+    assert r.extrapolated_low <= r.theory <= r.extrapolated_high, r.to_dict()
+    assert max(r.extrapolated - r.extrapolated_low, r.extrapolated_high - r.extrapolated) <= 0.02, r.to_dict()
+
+
 def test_every_row_has_a_verdict_of_the_vocabulary_and_none_disagrees(exponents):
     allowed = ("consistent", "pre-asymptotic", "disagrees", "no theory")
     assert set(exponents.verdict) <= set(allowed) | {"not fitted"}, exponents.verdict.unique()

@@ -13,11 +13,11 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from sketchlaw import theory
 from sketchlaw.analysis import estimators as E
 from sketchlaw.analysis.rows import Diagnostics, row
+from sketchlaw.theory.equivalents import parabola_minimum
 
 FRONTIER_COLUMNS = ["model", "a", "b", "sketch_seed", "compute", "M_star", "N_star", "reducible_star",
                     "log_M_error", "log_R_error", "M_star_cubic", "M_grid_best", "points", "interior"]
@@ -51,10 +51,7 @@ def locate_optimum(M, reducible, grid) -> dict:
         return out
     sel = (M >= gM[i - 1]) & (M <= gM[i + 1])
     u, v = np.log(M[sel]), np.log(y[sel])
-    coef, cov = _parabola(u, v)
-    if coef is None:
-        return out
-    vertex = -coef[1] / (2 * coef[0])
+    vertex, value, coef, cov = parabola_minimum(u, v)
     if not np.log(gM[i - 1]) <= vertex <= np.log(gM[i + 1]):
         return out
     if cov is None:
@@ -65,23 +62,9 @@ def locate_optimum(M, reducible, grid) -> dict:
         at = np.array([vertex**2, vertex, 1.0])  # the value's own error (its slope in u is 0 at the vertex)
         value_error = 2 * math.sqrt(max(float(at @ cov @ at), 0.0))
     out.update(M_star=math.exp(vertex), M_star_cubic=math.exp(_cubic_vertex(u, v, vertex)), log_R_error=value_error,
-               reducible_star=math.exp(float(np.polyval(coef, vertex))), log_M_error=error,
+               reducible_star=math.exp(value), log_M_error=error,
                points=int(sel.sum()), interior=True)
     return out
-
-
-def _parabola(u, v):
-    """(coefficients, covariance) of the least-squares parabola v(u); covariance None without a residual degree of
-    freedom; (None, None) when it opens downwards (no minimum)."""
-    coef, res, *_ = np.linalg.lstsq(np.vander(u, 3), v, rcond=None)
-    if not coef[0] > 0:
-        return None, None
-    dof = len(u) - 3
-    if dof <= 0:
-        return coef, None
-    A = np.vander(u, 3)
-    resid = v - A @ coef
-    return coef, float(resid @ resid) / dof * np.linalg.inv(A.T @ A)
 
 
 def _cubic_vertex(u, v, near: float) -> float:

@@ -459,17 +459,17 @@ def finite_params(config: dict, name: str) -> dict:
 
 
 FRONTIER_FAR_DECADES = 4  # budgets beyond the grid's largest, for the frontier's finite-size theory to run on
-FRONTIER_M_FACTOR = 16    # and sizes up to this factor above the grid's largest M
+FRONTIER_M_FACTOR = 8     # and sizes up to this factor above the grid's largest M
 
 
 def frontier_params(config: dict, name: str) -> dict:
     """The continuous frontier of the deterministic equivalent (``equivalents.frontier_de``) of a compute block:
-    every (a, b) at the block's budgets and at half-decade budgets up to FRONTIER_FAR_DECADES beyond, over sizes
+    every (a, b) at the block's budgets and at one budget per decade up to FRONTIER_FAR_DECADES beyond, over sizes
     from the grid's smallest M to FRONTIER_M_FACTOR times its largest (where its own slopes head, for the
     extrapolation: docs/METHODS.md §14)."""
     s = _settings(config, name)
     budgets = sorted(float(C) for C in s["C"])
-    far = budgets[-1] * 10.0 ** (0.5 * np.arange(1, 2 * FRONTIER_FAR_DECADES + 1))
+    far = budgets[-1] * 10.0 ** np.arange(1, FRONTIER_FAR_DECADES + 1)
     return {"experiment": name, "spectrum": s["spectrum"], "curves": _curves(s), "budgets": budgets + list(far),
             "M_min": float(min(s["M"])), "M_max": float(FRONTIER_M_FACTOR * max(s["M"])),
             "gamma": float(s["gamma"]), "sigma2": float(s["sigma2"]), "schedule": s["schedule"],

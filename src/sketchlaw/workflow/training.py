@@ -348,12 +348,20 @@ def frontier_rows(job: dict) -> pd.DataFrame:
 
     parts = []
     for curve in job["curves"]:
-        df = frontier_de(job["spectrum"], curve["a"], curve["b"], job["sigma2"], job["gamma"], job["budgets"],
-                         job["M_min"], job["M_max"], job["schedule"], job["log_base"])
+        try:
+            df = frontier_de(job["spectrum"], curve["a"], curve["b"], job["sigma2"], job["gamma"], job["budgets"],
+                             job["M_min"], job["M_max"], job["schedule"], job["log_base"])
+        except (ArithmeticError, ValueError, np.linalg.LinAlgError) as err:
+            # a theory that cannot be evaluated here (e.g. a root not bracketed at an extreme a) is missing theory,
+            # not a failed run: the rows then carry no theory_finite and no extrapolation
+            print(f"no deterministic-equivalent frontier at a = {curve['a']}, b = {curve['b']}: {err}", flush=True)
+            continue
         b = curve["a"] if curve["b"] is None else curve["b"]
         parts.append(df.assign(experiment=job["experiment"], spectrum=job["spectrum"], a=curve["a"], b=b,
                                gamma=job["gamma"], sigma2=job["sigma2"], model="deterministic_equivalent"))
-    df = pd.concat(parts, ignore_index=True)
+    columns = ["experiment", "spectrum", "a", "b", "model", "compute", "M_star", "N_star", "reducible_star",
+               "interior", "evaluations", "gamma", "sigma2"]
+    df = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
     first = ["experiment", "spectrum", "a", "b", "model"]
     return df[first + [c for c in df.columns if c not in first]]
 
