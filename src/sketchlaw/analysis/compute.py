@@ -17,7 +17,6 @@ import pandas as pd
 from sketchlaw import theory
 from sketchlaw.analysis import estimators as E
 from sketchlaw.analysis.rows import Diagnostics, row
-from sketchlaw.theory.equivalents import parabola_minimum
 
 FRONTIER_COLUMNS = ["model", "a", "b", "sketch_seed", "compute", "M_star", "N_star", "reducible_star",
                     "log_M_error", "log_R_error", "M_star_cubic", "M_grid_best", "points", "interior"]
@@ -65,6 +64,22 @@ def locate_optimum(M, reducible, grid) -> dict:
                reducible_star=math.exp(value), log_M_error=error,
                points=int(sel.sum()), interior=True)
     return out
+
+
+def parabola_minimum(u, v):
+    """The least-squares parabola v ≈ c₂u² + c₁u + c₀: (vertex −c₁/2c₂, its value, coefficients, covariance of the
+    coefficients from the residual scatter, or None without a residual degree of freedom); the vertex is NaN when
+    the parabola opens downwards."""
+    u, v = np.asarray(u, float), np.asarray(v, float)
+    A = np.vander(u, 3)
+    coef, *_ = np.linalg.lstsq(A, v, rcond=None)
+    if not coef[0] > 0:
+        return math.nan, math.nan, coef, None
+    vertex = -coef[1] / (2 * coef[0])
+    dof = len(u) - 3
+    resid = v - A @ coef
+    cov = float(resid @ resid) / dof * np.linalg.inv(A.T @ A) if dof > 0 else None
+    return float(vertex), float(np.polyval(coef, vertex)), coef, cov
 
 
 def _cubic_vertex(u, v, near: float) -> float:

@@ -259,7 +259,7 @@ def sketched_excess_de(kind: str, a: float, b: float | None, M: int, sigma2: flo
 
 
 # The compute frontier's equivalent evaluates the risk at many sizes: a coarser spectral grid than the default (the
-# risk moves by < 1e-4 relative, tests/test_frontier.py), cells of one grid point, and a head of 2M exact modes.
+# risk moves by < 5e-4 relative, tests/test_frontier.py), cells of one grid point, and a head of 2M exact modes.
 FRONTIER_MODES = {"grid_step": 0.02, "cell": 1, "head_factor": 2}
 
 
@@ -270,15 +270,16 @@ def frontier_de(kind: str, a: float, b: float | None, sigma2: float, gamma: floa
     ``sketched_excess_de``, plus its E Approx). DataFrame with columns compute, M_star, N_star, reducible_star,
     interior, evaluations.
 
-    The equivalent is a function of a real M, smooth but for a ripple of relative size ~1e-4 at small N (N = C/M
-    is rounded to whole steps and the schedule's phases to whole steps too), which a curve this flat at its minimum
-    turns into shifts of M* of a few per cent if interpolated. So it is evaluated on the log grid
-    M_min·2^(k/per_octave) up to M_max, only where needed (budgets in increasing order, each stepping downhill from
-    the previous optimum to the grid minimum), and the optimum is the vertex of the least-squares parabola of
-    log(R − σ²) in log M over half an octave on each side of the grid minimum (``parabola_minimum``), as for the
-    measured frontier (``analysis.compute.locate_optimum``): halving the spacing moves M* by < 3e-3 relative
-    (tests/test_frontier.py). A minimum on the grid's ends is not interior (M_star is then that end)."""
+    The equivalent is a smooth function of a real M, up to a ripple of relative size ~1e-4 at N ~ 10³ (N = C/M is
+    rounded to whole steps, and the schedule's phases too) that fades as N grows. It is evaluated on the log grid
+    M_min·2^(k/per_octave) up to M_max, only where needed: budgets are taken in increasing order, each starting from
+    the previous optimum and stepping downhill to the grid minimum; a cubic spline of log(R − σ²) in log M through
+    three grid points on each side is then minimized between the minimum's neighbours. Interpolation error: halving
+    the spacing moves M* by < 1e-3 relative where N* ≳ 10⁴ (tests/test_frontier.py); at N* ~ 10³ the ripple, on a
+    curve this flat at its minimum, moves it by up to a few per cent (the smallest budgets, below every fit's window).
+    A minimum on the grid's ends is not interior (M_star is then that end)."""
     import pandas as pd
+    from scipy.interpolate import CubicSpline
 
     from sketchlaw.engine.exact import ExactEngine
     from sketchlaw.engine.schedules import Schedule
@@ -300,7 +301,6 @@ def frontier_de(kind: str, a: float, b: float | None, sigma2: float, gamma: floa
 
     rows, k = [], 0
     last = len(log_M) - 1
-    half = per_octave // 2  # half an octave on each side
     for C in sorted(float(c) for c in budgets):
         while k < last and reducible(k + 1, C) < reducible(k, C):
             k += 1
@@ -308,27 +308,13 @@ def frontier_de(kind: str, a: float, b: float | None, sigma2: float, gamma: floa
             k -= 1
         row = {"compute": C, "M_star": math.exp(log_M[k]), "reducible_star": reducible(k, C), "interior": False}
         if 0 < k < last and math.isfinite(reducible(k + 1, C)):
-            ks = [j for j in range(k - half, k + half + 1) if 0 <= j <= last and math.isfinite(reducible(j, C))]
-            vertex, value, _, _ = parabola_minimum(log_M[ks], np.log([reducible(j, C) for j in ks]))
-            if log_M[ks[0]] <= vertex <= log_M[ks[-1]]:
-                row.update(M_star=math.exp(vertex), reducible_star=math.exp(value), interior=True)
+            ks = [j for j in range(k - 3, k + 4) if 0 <= j <= last and math.isfinite(reducible(j, C))]
+            spline = CubicSpline(log_M[ks], np.log([reducible(j, C) for j in ks]))
+            best = optimize.minimize_scalar(spline, bounds=(log_M[k - 1], log_M[k + 1]), method="bounded",
+                                            options={"xatol": 1e-10})
+            row.update(M_star=math.exp(best.x), reducible_star=math.exp(float(best.fun)), interior=True)
         row["N_star"] = C / row["M_star"]
         row["evaluations"] = len(values)
         rows.append(row)
     return pd.DataFrame(rows, columns=["compute", "M_star", "N_star", "reducible_star", "interior", "evaluations"])
 
-
-def parabola_minimum(u, v):
-    """The least-squares parabola v ≈ c₂u² + c₁u + c₀: (vertex −c₁/2c₂, its value, coefficients, covariance of the
-    coefficients from the residual scatter, or None without a residual degree of freedom); the vertex is NaN when
-    the parabola opens downwards."""
-    u, v = np.asarray(u, float), np.asarray(v, float)
-    A = np.vander(u, 3)
-    coef, *_ = np.linalg.lstsq(A, v, rcond=None)
-    if not coef[0] > 0:
-        return math.nan, math.nan, coef, None
-    vertex = -coef[1] / (2 * coef[0])
-    dof = len(u) - 3
-    resid = v - A @ coef
-    cov = float(resid @ resid) / dof * np.linalg.inv(A.T @ A) if dof > 0 else None
-    return float(vertex), float(np.polyval(coef, vertex)), coef, cov

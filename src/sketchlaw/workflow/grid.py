@@ -459,7 +459,7 @@ def finite_params(config: dict, name: str) -> dict:
 
 
 FRONTIER_FAR_DECADES = 4  # budgets beyond the grid's largest, for the frontier's finite-size theory to run on
-FRONTIER_M_FACTOR = 8     # and sizes up to this factor above the grid's largest M
+FRONTIER_M_FACTOR = 16    # and sizes up to this factor above the grid's largest M
 
 
 def frontier_params(config: dict, name: str) -> dict:
