@@ -15,11 +15,13 @@ from sketchlaw.engine.spectra import Prior, Spectrum
 
 
 def naive_sgd(spectrum: Spectrum, M: int, sigma2: float, sketch_seed: int, schedule: Schedule, trials: int,
-              seed: int, prior: Prior | None = None, wstar: np.ndarray | None = None) -> np.ndarray:
-    """Final population risks (trials,) of full-dimensional SGD; a fresh w* ~ prior per trial unless given."""
+              seed: int, prior: Prior | None = None, wstar: np.ndarray | None = None,
+              sketch: str = "gaussian") -> np.ndarray:
+    """Final population risks (trials,) of full-dimensional SGD on a sketch of family ``sketch``; a fresh w* ~ prior
+    per trial unless given."""
     prior = prior or Prior()
     d = spectrum.d
-    S = full_sketch(sketch_seed, M, d)
+    S = full_sketch(sketch_seed, M, d, sketch)
     lam = spectrum.eigenvalues()
     gen = seeds.rng(seed, seeds.NAIVE_DATA)
     W = (gen.standard_normal((trials, d)) * np.sqrt(prior.variances(spectrum))) if wstar is None else \

@@ -9,6 +9,7 @@ grid point, so a cluster can spread them).
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import asdict, dataclass
 
@@ -47,10 +48,17 @@ class ProblemKey:
     M: int
     seed: int
     tail: str = "mean"
+    sketch: str = "gaussian"  # the sketch family (engine.problem.SKETCH_FAMILIES; docs/METHODS.md §19)
+
+    @property
+    def family(self) -> str:
+        """The part of the stem naming a non-Gaussian sketch family (empty for the paper's Gaussian sketch, so that
+        the other experiments' file names are unchanged)."""
+        return "" if self.sketch == "gaussian" else f"_k{self.sketch}"
 
     @property
     def stem(self) -> str:
-        return f"{self.spectrum}_a{fmt(self.a)}_b{fmt(self.b)}_d{self.d}_t{self.tail}_M{self.M}_s{self.seed}"
+        return f"{self.spectrum}_a{fmt(self.a)}_b{fmt(self.b)}_d{self.d}_t{self.tail}{self.family}_M{self.M}_s{self.seed}"
 
 
 @dataclass(frozen=True)
@@ -80,7 +88,7 @@ def exact_groups(jobs) -> dict:
     groups: dict = {}
     for job in jobs:
         p = job.problem
-        stem = f"{p.spectrum}_a{fmt(p.a)}_b{fmt(p.b)}_t{p.tail}_s{p.seed}"
+        stem = f"{p.spectrum}_a{fmt(p.a)}_b{fmt(p.b)}_t{p.tail}{p.family}_s{p.seed}"
         groups.setdefault((job.experiment, stem), []).append(job)
     return groups
 
@@ -181,6 +189,8 @@ def check_config(config: dict) -> None:
         if EXPERIMENTS[name].kind == "variance":
             ridge = s["ridge"]
             _check_grid(f"{at}.ridge.lambdas", ridge["lambdas"])
+        if EXPERIMENTS[name].kind == "sketches":
+            _check_sketches(f"{at}.sketches", s.get("sketches"), min(s["M"]))
         for key, owner in FOLLOWUP_KEYS.items():
             if key in experiments[name] and EXPERIMENTS[name].kind != owner:
                 raise ConfigError(f"{at}.{key}", experiments[name][key], f"only in the {owner} experiment")
@@ -250,7 +260,7 @@ def stability_warnings(config: dict) -> list[str]:
 
 # Keys of one follow-up experiment only (the schema lists them for every experiment; here they are refused elsewhere).
 FOLLOWUP_KEYS = {"schedules": "schedules", "claim": "schedules", "B": "batch", "step_rules": "batch", "L": "reuse",
-                 "trials": "reuse"}
+                 "trials": "reuse", "sketches": "sketches"}
 REUSE_MAX_BYTES = 2 * 2**30  # one trial's dataset (N samples of M + 1 float64) must fit in this much memory
 
 
@@ -313,6 +323,26 @@ def _check_followup(kind: str, at: str, s: dict) -> None:
             raise ConfigError(f"{at}.b", None, "a list of source exponents b (the reuse theory is stated for b)")
 
 
+def _check_sketches(field: str, labels, M_min: int) -> None:
+    """The sketch families of a sketches block: distinct labels of ``engine.problem.SKETCH_FAMILIES``, a sparse
+    family's s nonzeros per column at most the smallest M."""
+    from sketchlaw.engine.problem import check_sketch
+    from sketchlaw.errors import ParameterError
+
+    if not labels or len(set(labels)) != len(labels):
+        raise ConfigError(field, labels, "a non-empty list of distinct sketch families")
+    for label in labels:
+        try:
+            check_sketch(label, M_min)
+        except ParameterError as err:
+            raise ConfigError(field, label, err.allowed) from None
+
+
+def sketch_families(s: dict) -> list[str]:
+    """The sketch families an experiment's problems are drawn from: its ``sketches`` list, else the paper's Gaussian."""
+    return list(s.get("sketches") or ["gaussian"])
+
+
 def _gammas(s) -> list:
     return list(s["gamma"]) if isinstance(s["gamma"], list) else [s["gamma"]]
 
@@ -363,30 +393,29 @@ def plan(config: dict) -> dict:
             _plan_followup(config, name, problems, followups)
             continue
         s = _settings(config, name)
-        for a in s["a"]:
-            for b in (s.get("b") or [None]):
-                for M in s["M"]:
-                    for seed in s["sketch_seeds"]:
-                        key = ProblemKey(s["spectrum"], float(a), None if b is None else float(b),
-                                         truncation(s, M), int(M), int(seed), s["tail"])
-                        problems[key.stem] = key
-                        if kind == "compute":
-                            Ns = sorted({int(round(C / M)) for C in s["C"] if round(C / M) >= 2})
-                        else:
-                            Ns = [int(N) for N in s["N"]]
-                        montecarlo = s.get("montecarlo")
-                        if montecarlo and M in montecarlo["M"]:  # every Monte Carlo point gets its exact twin
-                            Ns = sorted(set(Ns) | {int(N) for N in montecarlo["N"]})
-                        points = tuple((N, float(g)) for g in _gammas(s) for N in Ns)
-                        exact.append(Job(name, key, points))
-                        if kind == "variance":
-                            baselines.append(Job(name, key, tuple((N, float(s["gamma"])) for N in Ns),
-                                                 trials=int(s["ridge"]["trials"]), kind="baselines"))
-                        if montecarlo and M in montecarlo["M"]:
-                            for N in montecarlo["N"]:
-                                for g in _gammas(s):
-                                    mc.append(Job(name, key, ((int(N), float(g)),), trials=int(montecarlo["trials"]),
-                                                  kind="montecarlo"))
+        for a, b, sketch in itertools.product(s["a"], s.get("b") or [None], sketch_families(s)):
+            for M in s["M"]:
+                for seed in s["sketch_seeds"]:
+                    key = ProblemKey(s["spectrum"], float(a), None if b is None else float(b),
+                                     truncation(s, M), int(M), int(seed), s["tail"], sketch)
+                    problems[key.stem] = key
+                    if kind == "compute":
+                        Ns = sorted({int(round(C / M)) for C in s["C"] if round(C / M) >= 2})
+                    else:
+                        Ns = [int(N) for N in s["N"]]
+                    montecarlo = s.get("montecarlo")
+                    if montecarlo and M in montecarlo["M"]:  # every Monte Carlo point gets its exact twin
+                        Ns = sorted(set(Ns) | {int(N) for N in montecarlo["N"]})
+                    points = tuple((N, float(g)) for g in _gammas(s) for N in Ns)
+                    exact.append(Job(name, key, points))
+                    if kind == "variance":
+                        baselines.append(Job(name, key, tuple((N, float(s["gamma"])) for N in Ns),
+                                             trials=int(s["ridge"]["trials"]), kind="baselines"))
+                    if montecarlo and M in montecarlo["M"]:
+                        for N in montecarlo["N"]:
+                            for g in _gammas(s):
+                                mc.append(Job(name, key, ((int(N), float(g)),), trials=int(montecarlo["trials"]),
+                                              kind="montecarlo"))
     return {"problems": problems, "exact": exact, "montecarlo": mc, "baselines": baselines, "followups": followups}
 
 
@@ -409,7 +438,8 @@ def job_params(config: dict, job: Job) -> dict:
     b = p.a if (p.b is None and p.spectrum == "power") else p.b
     columns = {"experiment": job.experiment, "spectrum": p.spectrum, "a": p.a,
                "b": float("nan") if b is None else b, "prior": prior, "M": p.M, "d": p.d,
-               "schedule": s["schedule"], "sigma2": float(s["sigma2"]), "sketch_seed": p.seed}
+               "schedule": s["schedule"], "sigma2": float(s["sigma2"]), "sketch_seed": p.seed,
+               **({"sketch": p.sketch} if "sketches" in s else {})}
     return {"problem": asdict(p), "points": [list(pt) for pt in job.points], "sigma2": float(s["sigma2"]),
             "schedule": s["schedule"],
             "log_base": s["log_base"], "columns": columns, "trials": job.trials,

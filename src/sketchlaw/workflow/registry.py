@@ -40,7 +40,8 @@ class Experiment:
               variance (an N grid plus least-squares and ridge baselines), stepsize (a grid of γ; unstable γ dropped);
               the follow-ups (FOLLOWUP_KINDS): schedules (every schedule of the block at every N, one exact job per
               sketch family), batch (every batch size B at every N, one exact job per sketch family), reuse
-              (multi-pass Monte Carlo over an L grid, one job per (M, N, sketch seed))
+              (multi-pass Monte Carlo over an L grid, one job per (M, N, sketch seed)); sketches (as scaling, once per
+              sketch family of its ``sketches`` list: column ``sketch`` in its table)
     analyses  what the fit step computes from its table (``sketchlaw.analysis.table.ANALYSES``): scaling (primary
               and window slopes), montecarlo (Monte Carlo slopes), joint (the comparison of joint functional forms),
               compute (the frontier); schedules, batch, reuse (the follow-ups' rows)
@@ -94,8 +95,11 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
     Experiment("reuse", "reuse", ("reuse",), (Notebook("reuse"),), theory="reuse",
                columns=FOLLOWUP_COLUMNS + ("N", "L", "repeats", "mc_trials", "mc_mean", "mc_sem", "reducible",
                                            "onepass_L_reducible", "onepass_N_reducible", "approx")),
+    # Beyond the paper's assumptions (docs/METHODS.md §19): the scaling experiment on other sketch families.
+    Experiment("sketches", "sketches", ("scaling", "montecarlo"), (Notebook("sketch_families"),), limit=True,
+               theory="source", columns=EXACT_COLUMNS + ("sketch",)),
 )}
-KINDS = ("scaling", "compute", "variance", "stepsize") + FOLLOWUP_KINDS
+KINDS = ("scaling", "compute", "variance", "stepsize", "sketches") + FOLLOWUP_KINDS
 
 
 def notebooks() -> dict[str, str]:

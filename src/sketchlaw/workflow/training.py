@@ -34,7 +34,7 @@ def sketched_problem(key: dict) -> Problem:
     it: a problem is cheap next to the start of a process of its own. σ² enters only the noise level and is set at
     training time."""
     return build_problem(Spectrum(key["spectrum"], key["a"], key["d"]), key["M"], 0.0, key["seed"], Prior(key["b"]),
-                         tail=key["tail"])
+                         tail=key["tail"], sketch=key.get("sketch", "gaussian"))
 
 
 def stable_points(points, mu, drop_unstable: bool = False) -> tuple[list, list, float]:
