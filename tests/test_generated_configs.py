@@ -107,7 +107,7 @@ def experiment_block(draw, name: str):
         block["C"] = draw(grid(st.integers(4, 100_000)))
     else:
         block["N"] = draw(sample_sizes if kind != "reuse" else grid(st.integers(2, 200), max_size=2))
-    if kind == "scaling" and draw(st.booleans()):
+    if kind in ("scaling", "sketches") and draw(st.booleans()):
         block["montecarlo"] = {"trials": draw(st.integers(2, 5)), "M": [block["M"][0]],
                                "N": draw(grid(st.integers(2, 500), max_size=2))}
     if kind == "variance":
@@ -121,6 +121,9 @@ def experiment_block(draw, name: str):
     if kind == "batch":
         block["B"] = draw(grid(st.integers(1, 64)).map(lambda b: sorted({1, *b})))
         block["step_rules"] = draw(st.lists(st.sampled_from(STEP_RULES), min_size=1, max_size=3, unique=True))
+    if kind == "sketches":
+        block["sketches"] = draw(st.lists(st.sampled_from(["gaussian", "rademacher", "sparse1", "sparse3", "srht"]),
+                                          min_size=1, max_size=3, unique=True))
     if kind == "reuse":
         block["L"] = draw(grid(st.integers(2, 400)))
         block["trials"] = draw(st.integers(2, 5))

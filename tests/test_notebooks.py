@@ -27,7 +27,8 @@ from sketchlaw.present import plotting as slp
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = REPO / "notebooks"
 NOTEBOOKS = sorted(p.stem for p in NOTEBOOK_DIR.glob("*.ipynb"))
-EXPERIMENT_TABLES = ("main", "source", "logpower", "compute", "variance", "stepsize", "schedules", "batch", "reuse")
+EXPERIMENT_TABLES = ("main", "source", "logpower", "compute", "variance", "stepsize", "schedules", "batch", "reuse",
+                     "sketches")
 AUX_TABLES = ("schedules_claim",)  # auxiliary tables notebooks read (registry ``aux``)
 PARAMETER_DEFAULTS = {"tables_dir": "results/tables", "figures_dir": "results/figures",
                       "provenance_path": "results/provenance.json"}
