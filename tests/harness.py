@@ -42,7 +42,7 @@ if not SNAKEMAKE.exists():
     SNAKEMAKE = REPO / ".venv" / "bin" / "snakemake"
 SOURCE_DATE_EPOCH = "1700000000"
 RULES = ("train_exact", "train_montecarlo", "train_baselines", "train_followup", "schedule_claim",
-         "schedule_finite", "aggregate", "fit", "exponents", "provenance", "notebook", "report")
+         "schedule_finite", "dataset_spectrum", "aggregate", "fit", "exponents", "provenance", "notebook", "report")
 EXPERIMENT_TABLES = ("main", "source", "logpower", "compute", "variance", "stepsize", "sketches")
 FOLLOWUP_TABLES = ("schedules", "batch", "reuse")  # beyond the paper: columns of their own (registry)
 NOTEBOOKS = ("fig1_risk_landscape", "fig2_scaling_fits", "appendix_monte_carlo", "fit_diagnostics",

@@ -242,18 +242,36 @@ class Problem:
         chunk over S (regenerated from the sketch seed), so memory stays O(M·CHUNK + n·CHUNK).
         """
         n = check_int("trials", n, minimum=1)
-        sp, M = self.spectrum, self.M
-        c = np.zeros((M, n))
-        energy = np.zeros(n)
-        for start, stop, St in sketch_chunks(self.seed, M, sp.d, self.sketch):
-            lam = sp.eigenvalues(start, stop)
-            w = self.target_chunk(n, seed, start // CHUNK)
-            hw = lam[:, None] * w
-            c += St.T @ hw
-            energy += np.einsum("ij,ij->j", w, hw)
+        M = self.M
+        c, energy = self._project(lambda k: self.target_chunk(n, seed, k), n)
         if self.meta.get("tail") == "mean":  # the tail's part of c = S H w* is N(0, τ_H2L/M · I); its energy its mean
             c += np.sqrt(self.meta["tau_H2L"] / M) * seeds.rng(seed, seeds.TARGET, M, -1 % 2**32).standard_normal((M, n))
             energy += self.meta["tau_HL"]
+        return self._in_eigenbasis(c, energy)
+
+    def target(self, w: np.ndarray):
+        """One given target w* (length d, no tail): (Uᵀv* with shape (M,), Approx(S, w*)), exact as in
+        ``sample_targets``."""
+        w = np.asarray(w, dtype=float).reshape(-1, 1)
+        c, energy = self._project(lambda k: w[k * CHUNK:(k + 1) * CHUNK], 1)
+        theta, approx = self._in_eigenbasis(c, energy)
+        return theta[0], float(approx[0])
+
+    def _project(self, chunk_of, n: int):
+        """(c = S H W, ‖H^{1/2}W‖² per column) for n targets W given chunk by chunk (``chunk_of(k)``: width × n),
+        accumulated over S's chunks (regenerated from the sketch seed): memory O(M·CHUNK + n·CHUNK)."""
+        sp = self.spectrum
+        c = np.zeros((self.M, n))
+        energy = np.zeros(n)
+        for start, stop, St in sketch_chunks(self.seed, self.M, sp.d, self.sketch):
+            w = chunk_of(start // CHUNK)
+            hw = sp.eigenvalues(start, stop)[:, None] * w
+            c += St.T @ hw
+            energy += np.einsum("ij,ij->j", w, hw)
+        return c, energy
+
+    def _in_eigenbasis(self, c: np.ndarray, energy: np.ndarray):
+        """(Uᵀv* per target, shape (n, M); Approx per target) from c = S H w* and the targets' energies."""
         ct = self.U.T @ c  # (M, n) in Σ's eigenbasis
         v_eig = ct / self.mu[:, None]
         approx = energy - np.einsum("ij,ij->j", ct, v_eig)

@@ -134,6 +134,9 @@ def check_config(config: dict) -> None:
             raise ConfigError(f"experiments.{name}", name, f"one of {', '.join(EXPERIMENTS)}")
         s = _settings(config, name)
         at = f"experiments.{name}"
+        if EXPERIMENTS[name].kind == "dataset":  # no spectrum family, no a: the data define them
+            _check_dataset(at, s)
+            continue
         key = EXPERIMENTS[name].grid_key
         if key not in experiments[name]:
             raise ConfigError(f"{at}.{key}", None, f"a grid of {'budgets C = M·N' if key == 'C' else 'sample sizes N'}")
@@ -240,7 +243,7 @@ def stability_warnings(config: dict) -> list[str]:
     out = []
     for name in config.get("experiments") or {}:
         s = _settings(config, name)
-        if EXPERIMENTS[name].kind == "stepsize":
+        if EXPERIMENTS[name].kind in ("stepsize", "dataset"):  # the dataset's γ is checked against its own bound
             continue
         gamma = max(_gammas(s))
         for a in s["a"]:
@@ -338,6 +341,43 @@ def _check_sketches(field: str, labels, M_min: int) -> None:
             raise ConfigError(field, label, err.allowed) from None
 
 
+# The dataset's step sizes: every sample's kernel features have ‖φ_i‖² = k(x_i, x_i) = 1, so tr H = 1, and the
+# sufficient condition γ(2μ_max + tr Σ) < 2 of docs/METHODS.md §5 holds below 2/3 for the unsketched problem (each
+# sketch's own bound is checked when it runs).
+DATASET_GAMMA_BOUND = 2.0 / 3.0
+
+
+def _check_dataset(at: str, s: dict) -> None:
+    """The real-dataset experiment's checks (docs/METHODS.md §20)."""
+    from sketchlaw.workflow.datasets import SAMPLES
+
+    for key in ("M", "N", "sketch_seeds"):
+        _check_grid(f"{at}.{key}", s.get(key), integer=True, minimum={"M": 1, "N": 2, "sketch_seeds": 0}[key])
+    n = SAMPLES[s["dataset"]]
+    if max(s["M"]) > n:
+        raise ConfigError(f"{at}.M", max(s["M"]), f"M <= {n} (the dataset's number of samples, hence of modes)")
+    if isinstance(s["gamma"], list) or not 0 < s["gamma"] < DATASET_GAMMA_BOUND:
+        raise ConfigError(f"{at}.gamma", s["gamma"], f"a single step size 0 < gamma < {DATASET_GAMMA_BOUND:.4g}")
+    lo, hi = s["modes"]
+    if not 1 <= lo < hi <= n // 2 or hi < 2 * lo:
+        raise ConfigError(f"{at}.modes", s["modes"], f"[first, last] mode of the degree fits with 1 <= first, "
+                                                     f"last >= 2·first, last <= {n // 2}")
+    mc = s.get("montecarlo")
+    if mc:
+        for key in ("M", "N"):
+            _check_grid(f"{at}.montecarlo.{key}", mc[key], integer=True, minimum=1 if key == "M" else 2)
+        for key in ("M", "N"):
+            if not set(mc[key]) <= set(s[key]):
+                raise ConfigError(f"{at}.montecarlo.{key}", mc[key], f"a subset of {at}.{key} = {s[key]}")
+
+
+def dataset_key(s: dict, M: int, seed: int) -> ProblemKey:
+    """The problem of one sketch of the dataset (its name as the spectrum, its size as d; no a, b or tail)."""
+    from sketchlaw.workflow.datasets import SAMPLES
+
+    return ProblemKey(s["dataset"], 0.0, None, SAMPLES[s["dataset"]], int(M), int(seed), "none")
+
+
 def sketch_families(s: dict) -> list[str]:
     """The sketch families an experiment's problems are drawn from: its ``sketches`` list, else the paper's Gaussian."""
     return list(s.get("sketches") or ["gaussian"])
@@ -391,6 +431,15 @@ def plan(config: dict) -> dict:
         kind = experiment.kind
         if kind in FOLLOWUP_KINDS:
             _plan_followup(config, name, problems, followups)
+            continue
+        if kind == "dataset":  # one job per sketch seed: every M, the exact curves and the real-data Monte Carlo
+            s = _settings(config, name)
+            for seed in s["sketch_seeds"]:
+                for M in s["M"]:
+                    key = dataset_key(s, M, seed)
+                    problems[key.stem] = key
+                    followups.append(Job(name, key, tuple((int(N), float(s["gamma"])) for N in s["N"]),
+                                         int((s.get("montecarlo") or {}).get("trials", 0)), kind=kind))
             continue
         s = _settings(config, name)
         for a, b, sketch in itertools.product(s["a"], s.get("b") or [None], sketch_families(s)):
@@ -464,10 +513,24 @@ def followup_params(config: dict, job: Job) -> dict:
         out["specs"] = [dict(spec) for spec in s["schedules"]]
     elif job.kind == "batch":
         out.update(B=[int(B) for B in s["B"]], step_rules=list(s["step_rules"]))
+    elif job.kind == "dataset":
+        mc = s.get("montecarlo") or {"M": [], "N": [], "trials": 0}
+        columns = {"experiment": job.experiment, "dataset": s["dataset"], "M": p.M, "d": p.d,
+                   "gamma": float(s["gamma"]), "sketch_seed": p.seed}
+        out.update(columns=columns, dataset=s["dataset"], seed=p.seed, M=[p.M], mc_M=[int(M) for M in mc["M"]],
+                   mc_N=[int(N) for N in mc["N"]], trials=int(mc["trials"]),
+                   mc_seed=coordinate_seed(job.experiment, p.stem))
     else:  # reuse
         out.update(L=[int(L) for L in s["L"]], trials=int(job.trials),
                    mc_seed=coordinate_seed(job.experiment, p.stem, *[x for pt in job.points for x in pt]))
     return out
+
+
+def spectrum_params(config: dict, name: str) -> dict:
+    """The dataset's spectrum and target energies with their bootstrap resamples (``datasets.spectrum_rows``)."""
+    s = _settings(config, name)
+    return {"experiment": name, "dataset": s["dataset"], "bootstrap": int(s["bootstrap"]), "modes": list(s["modes"]),
+            "seed": coordinate_seed(name, s["dataset"], "bootstrap")}
 
 
 def claim_params(config: dict, name: str) -> dict:
