@@ -1,7 +1,9 @@
 """Textbook one-pass SGD in the full d-dimensional space: the reference the reduced engines are tested against.
 
 Draw x ~ N(0, H), form the sketched features Sx, y = <x, w*> + ε, and update v ← v − γ_t(<Sx, v> − y)Sx. It holds the
-whole M × d sketch and costs O(M·d) per step: for tests and benchmarks only.
+whole M × d sketch and costs O(M·d) per step: for tests and benchmarks only. With covariates x = H^{1/2} z of a
+non-Gaussian coordinate law (``engine.coordinates``) the reduction to M dimensions is no longer exact in distribution
+and this is the truth; ``fourth_moment_risk`` is its exact expected risk in d dimensions (docs/METHODS.md §21).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from sketchlaw import seeds
+from sketchlaw.engine.coordinates import draw, kurtosis
 from sketchlaw.engine.problem import full_sketch
 from sketchlaw.engine.schedules import Schedule
 from sketchlaw.engine.spectra import Prior, Spectrum
@@ -16,9 +19,9 @@ from sketchlaw.engine.spectra import Prior, Spectrum
 
 def naive_sgd(spectrum: Spectrum, M: int, sigma2: float, sketch_seed: int, schedule: Schedule, trials: int,
               seed: int, prior: Prior | None = None, wstar: np.ndarray | None = None,
-              sketch: str = "gaussian") -> np.ndarray:
-    """Final population risks (trials,) of full-dimensional SGD on a sketch of family ``sketch``; a fresh w* ~ prior
-    per trial unless given."""
+              sketch: str = "gaussian", coordinates: str = "gaussian") -> np.ndarray:
+    """Final population risks (trials,) of full-dimensional SGD on a sketch of family ``sketch`` with covariates of
+    the coordinate law ``coordinates``; a fresh w* ~ prior per trial unless given."""
     prior = prior or Prior()
     d = spectrum.d
     S = full_sketch(sketch_seed, M, d, sketch)
@@ -29,12 +32,45 @@ def naive_sgd(spectrum: Spectrum, M: int, sigma2: float, sketch_seed: int, sched
     v = np.zeros((trials, M))
     sqrt_lam, noise_sd = np.sqrt(lam), np.sqrt(sigma2)
     for g in schedule.step_sizes():
-        x = gen.standard_normal((trials, d)) * sqrt_lam
+        x = draw(gen, (trials, d), coordinates) * sqrt_lam
         y = np.einsum("rd,rd->r", x, W) + noise_sd * gen.standard_normal(trials)
         z = x @ S.T
         v -= (g * (np.einsum("rm,rm->r", z, v) - y))[:, None] * z
     diff = v @ S - W  # Sᵀv − w*, row-wise
     return sigma2 + np.einsum("rd,d,rd->r", diff, lam, diff)
+
+
+def fourth_moment_risk(spectrum: Spectrum, M: int, sigma2: float, sketch_seed: int, schedule: Schedule,
+                       prior: Prior | None = None, sketch: str = "gaussian", coordinates: str = "gaussian",
+                       checkpoints=None) -> np.ndarray:
+    """Exact expected risk (over data and prior) of one-pass SGD on the sketched features for covariates
+    x = H^{1/2} z of a coordinate law with fourth moment κ, by the second-moment recursion of u = Sᵀv − w* in d
+    dimensions (docs/METHODS.md §21): with P = SᵀS, U ← U − γ(PHU + UHP) + γ²P(E[xxᵀUxxᵀ] + σ²H)P, where
+    E[xxᵀUxxᵀ] = tr(HU)·H + 2·HUH + (κ − 3)·diag(λ_i² U_ii), from U_0 = Λ_w; the risk is σ² + tr(HU). O(d³) per step
+    and O(d²) memory: for small d (tests, the fourth-moment reference). Returns the risk at ``checkpoints`` (default:
+    the last step)."""
+    prior = prior or Prior()
+    S = full_sketch(sketch_seed, M, spectrum.d, sketch)
+    return fourth_moment_recursion(spectrum.eigenvalues(), S.T @ S, np.diag(prior.variances(spectrum)), sigma2,
+                                   schedule, kurtosis(coordinates), checkpoints)
+
+
+def fourth_moment_recursion(lam: np.ndarray, P: np.ndarray, U: np.ndarray, sigma2: float, schedule: Schedule,
+                            kappa: float, checkpoints=None) -> np.ndarray:
+    """``fourth_moment_risk``'s recursion for H = diag(λ), P = SᵀS (the identity: the unsketched problem), initial
+    second moment U of u = Sᵀv − w* and coordinates of fourth moment κ: the risk σ² + tr(HU) at the checkpoints."""
+    d = len(lam)
+    excess_kurtosis = kappa - 3.0
+    cps = set(int(c) for c in ([schedule.N] if checkpoints is None else checkpoints))
+    out = [sigma2 + float(lam @ np.diag(U))] if 0 in cps else []
+    for t, g in enumerate(schedule.step_sizes(), start=1):
+        PHU = P @ (lam[:, None] * U)
+        fourth = np.outer(lam, lam) * U * 2.0
+        fourth[np.diag_indices(d)] += excess_kurtosis * lam**2 * np.diag(U) + (float(lam @ np.diag(U)) + sigma2) * lam
+        U = U - g * (PHU + PHU.T) + g * g * (P @ fourth @ P)
+        if t in cps:
+            out.append(sigma2 + float(lam @ np.diag(U)))
+    return np.array(out)
 
 
 def naive_multipass_sgd(spectrum: Spectrum, M: int, sigma2: float, sketch_seed: int, schedule: Schedule,
