@@ -68,3 +68,37 @@ def test_unsketched_stability_bound_with_a_fourth_moment(label):
     assert growth[0] < 1 + 1e-6 and growth[1] > 1.01, (label, gc, growth)
     if kappa > 3:
         assert gc < critical_step_size(lam)  # a heavier fourth moment lowers the bound
+
+
+def test_fourth_moment_recursion_stays_exact_over_long_runs():
+    """Near the stability bound and over thousands of steps (where an unsymmetrized recursion drifted away)."""
+    spectrum, sch = Spectrum("power", 2.0, 32), Schedule(0.45, 3000, kind="constant")
+    p = build_problem(spectrum, 8, 1.0, 2, Prior(), tail="none")
+    exact = [r.risk for r in ExactEngine.from_problem(p).run(sch, checkpoints=[1500, 3000], method="step")]
+    full = fourth_moment_risk(spectrum, 8, 1.0, 2, sch, checkpoints=[1500, 3000])
+    np.testing.assert_allclose(full, exact, rtol=1e-9)
+
+
+@pytest.mark.parametrize("label", ["rademacher", "student6", "bernoulli0.2"])
+def test_sketched_stability_bound_lies_between_the_gaussian_and_the_kurtosis_formula(label):
+    """With a sketch the coordinates of Sx mix those of x: the measured bound (spectral radius of the d-dimensional
+    map) is the Gaussian sketch's exactly at κ = 3, and for other laws lies between the Gaussian bound of the sketched
+    spectrum μ and the unsketched formula applied to μ with the law's κ."""
+    from sketchlaw.engine.naive import fourth_moment_critical_step
+
+    d, M = 16, 4
+    spectrum = Spectrum("power", 2.0, d)
+    S = full_sketch_for(d, M)
+    lam, P = spectrum.eigenvalues(), S.T @ S
+    mu = build_problem(spectrum, M, 1.0, 2, Prior(), tail="none").mu
+    gaussian = fourth_moment_critical_step(lam, P, 3.0)
+    assert gaussian == pytest.approx(critical_step_size(mu), rel=2e-4)
+    measured = fourth_moment_critical_step(lam, P, kurtosis(label))
+    ends = sorted([critical_step_size(mu), critical_step_size(mu, kurtosis=kurtosis(label))])
+    assert ends[0] * (1 - 2e-4) <= measured <= ends[1] * (1 + 2e-4), (label, measured, ends)
+
+
+def full_sketch_for(d, M):
+    from sketchlaw.engine.problem import full_sketch
+
+    return full_sketch(2, M, d)

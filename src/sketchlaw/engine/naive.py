@@ -59,18 +59,49 @@ def fourth_moment_recursion(lam: np.ndarray, P: np.ndarray, U: np.ndarray, sigma
                             kappa: float, checkpoints=None) -> np.ndarray:
     """``fourth_moment_risk``'s recursion for H = diag(λ), P = SᵀS (the identity: the unsketched problem), initial
     second moment U of u = Sᵀv − w* and coordinates of fourth moment κ: the risk σ² + tr(HU) at the checkpoints."""
-    d = len(lam)
-    excess_kurtosis = kappa - 3.0
     cps = set(int(c) for c in ([schedule.N] if checkpoints is None else checkpoints))
     out = [sigma2 + float(lam @ np.diag(U))] if 0 in cps else []
     for t, g in enumerate(schedule.step_sizes(), start=1):
-        PHU = P @ (lam[:, None] * U)
-        fourth = np.outer(lam, lam) * U * 2.0
-        fourth[np.diag_indices(d)] += excess_kurtosis * lam**2 * np.diag(U) + (float(lam @ np.diag(U)) + sigma2) * lam
-        U = U - g * (PHU + PHU.T) + g * g * (P @ fourth @ P)
+        U = _fourth_moment_step(lam, P, U, g, kappa) + (g * g * sigma2) * (P @ (lam[:, None] * P))
+        # kept exactly symmetric: on an antisymmetric rounding error the step acts as U − γ(PHU − UHP), which is not
+        # contracting, and would grow into the risk over a few thousand steps
+        U = 0.5 * (U + U.T)
         if t in cps:
             out.append(sigma2 + float(lam @ np.diag(U)))
     return np.array(out)
+
+
+def _fourth_moment_step(lam: np.ndarray, P: np.ndarray, U: np.ndarray, g: float, kappa: float) -> np.ndarray:
+    """The homogeneous part of one step of ``fourth_moment_recursion`` (σ² = 0) applied to a symmetric U."""
+    PHU = P @ (lam[:, None] * U)
+    fourth = np.outer(lam, lam) * U * 2.0
+    fourth[np.diag_indices(len(lam))] += (kappa - 3.0) * lam**2 * np.diag(U) + float(lam @ np.diag(U)) * lam
+    return U - g * (PHU + PHU.T) + g * g * (P @ fourth @ P)
+
+
+def fourth_moment_critical_step(lam: np.ndarray, P: np.ndarray, kappa: float, rel_tol: float = 1e-4) -> float:
+    """The step size where the fourth-moment recursion's linear map on symmetric d × d matrices reaches spectral radius
+    1 (bisection; the map's eigenvalue 1 exactly, the constant null-space block of u = Sᵀv − w*, is left out): the
+    stability bound of SGD with a sketch P = SᵀS and coordinates of fourth moment κ. O(d⁶) work: small d only."""
+    d = len(lam)
+    iu = np.triu_indices(d)
+
+    def radius(g):
+        cols = []
+        for i, j in zip(*iu):
+            E = np.zeros((d, d))
+            E[i, j] = E[j, i] = 1.0
+            cols.append(_fourth_moment_step(lam, P, E, g, kappa)[iu])
+        ev = np.abs(np.linalg.eigvals(np.array(cols).T))
+        return float(ev[np.abs(ev - 1.0) > 1e-6].max())  # the eigenvalue-1 block is defective: rounding spreads it
+
+    lo, hi = 0.0, 1.0 / float(np.trace(P) * lam.max())
+    while radius(hi) <= 1.0:  # bracket the threshold from above
+        lo, hi = hi, 2.0 * hi
+    while hi - lo > rel_tol * hi:
+        mid = 0.5 * (lo + hi)
+        lo, hi = (lo, mid) if radius(mid) > 1.0 else (mid, hi)
+    return 0.5 * (lo + hi)
 
 
 def naive_multipass_sgd(spectrum: Spectrum, M: int, sigma2: float, sketch_seed: int, schedule: Schedule,
