@@ -95,6 +95,14 @@ def schedule_spec(draw):
 @st.composite
 def experiment_block(draw, name: str):
     kind = EXPERIMENTS[name].kind
+    if kind == "dataset":  # the real dataset: its own keys (no spectrum, no a), its γ below the schema's 2/3
+        block = {"dataset": "digits", "M": draw(model_sizes), "N": draw(sample_sizes),
+                 "modes": draw(st.sampled_from([[10, 300], [5, 20], [300, 800]])), "bootstrap": 2}
+        if draw(st.booleans()):
+            block["gamma"] = draw(st.sampled_from([0.05, 0.2, 0.5]))
+        if draw(st.booleans()):
+            block["montecarlo"] = {"trials": draw(st.integers(2, 5)), "M": [block["M"][-1]], "N": [block["N"][0]]}
+        return block
     follow = kind in ("schedules", "batch", "reuse")
     block = {"spectrum": draw(st.sampled_from(SPECTRA) if not follow else
                               st.sampled_from(["power"] * 5 + SPECTRA)),
