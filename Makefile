@@ -8,7 +8,7 @@ UV := .tools/bin/uv
 VENV := .venv
 CORES ?= 2
 
-.PHONY: replicate report test test-fast test-configs check-science install ci-artifacts followups envs captions config-doc clean-results
+.PHONY: replicate report test test-fast test-configs check-science install ci-artifacts followups assumptions envs captions config-doc clean-results
 
 # Snakemake's output is condensed (scripts/condense_log.py: progress every 5 %, errors and failed jobs' logs in
 # full); the complete log is in .snakemake/log/, each job's own output in results/logs/.
@@ -66,6 +66,11 @@ ci-artifacts: install
 # grids that give their exponents; too large for the default run's budget (README: what it costs).
 followups: install
 	$(SNAKEMAKE) --configfile config/followups.yaml $(CONDENSE)
+
+# Beyond the paper's assumptions (config/assumptions.yaml, into results_assumptions/): other sketch families at sizes
+# that give their exponents (README: what it costs).
+assumptions: install
+	$(SNAKEMAKE) --configfile config/assumptions.yaml $(CONDENSE)
 
 # Regenerate the conda environment file from the lock (a test checks they agree).
 envs: $(UV)

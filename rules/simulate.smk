@@ -131,6 +131,26 @@ rule schedule_finite:
         "../scripts/auxiliary_table.py"
 
 
+# The real dataset's spectrum and target energies, with bootstrap resamples of its rows (their spread is the fitted
+# degrees' interval): no sketch, a job of its own.
+rule dataset_spectrum:
+    output:
+        parquet=f"{R}/tables/{{experiment}}_spectrum.parquet",
+        csv=f"{R}/tables/{{experiment}}_spectrum.csv",
+    log:
+        f"{R}/logs/dataset_spectrum/{{experiment}}.log",
+    benchmark:
+        f"{R}/benchmarks/dataset_spectrum/{{experiment}}.tsv"
+    params:
+        table="spectrum",
+        job=lambda wc: spectrum_params(config, wc.experiment),
+    priority: 2
+    conda:
+        "../envs/sketchlaw.yaml"
+    script:
+        "../scripts/auxiliary_table.py"
+
+
 # The compute frontier's finite-size theory: the deterministic equivalent's continuous frontier, no drawn sketch.
 rule frontier_theory:
     output:

@@ -15,6 +15,7 @@ if snakemake.input.followups:  # noqa: F821  (schedules, batch, reuse: their run
     keys += ["schedule", "B", "step_rule", "L"]
 else:
     exact = pd.concat([read_table(p) for p in snakemake.input.exact], ignore_index=True)  # noqa: F821
+    keys += ["sketch"] if "sketch" in exact else []  # the sketches experiment: one curve per sketch family
     table = exact
     if snakemake.input.montecarlo:  # noqa: F821
         mc = pd.concat([read_table(p) for p in snakemake.input.montecarlo], ignore_index=True)  # noqa: F821

@@ -95,6 +95,14 @@ def schedule_spec(draw):
 @st.composite
 def experiment_block(draw, name: str):
     kind = EXPERIMENTS[name].kind
+    if kind == "dataset":  # the real dataset: its own keys (no spectrum, no a), its γ below the schema's 2/3
+        block = {"dataset": "digits", "M": draw(model_sizes), "N": draw(sample_sizes),
+                 "modes": draw(st.sampled_from([[10, 300], [5, 20], [300, 800]])), "bootstrap": 2}
+        if draw(st.booleans()):
+            block["gamma"] = draw(st.sampled_from([0.05, 0.2, 0.5]))
+        if draw(st.booleans()):
+            block["montecarlo"] = {"trials": draw(st.integers(2, 5)), "M": [block["M"][-1]], "N": [block["N"][0]]}
+        return block
     follow = kind in ("schedules", "batch", "reuse")
     block = {"spectrum": draw(st.sampled_from(SPECTRA) if not follow else
                               st.sampled_from(["power"] * 5 + SPECTRA)),
@@ -107,7 +115,7 @@ def experiment_block(draw, name: str):
         block["C"] = draw(grid(st.integers(4, 100_000)))
     else:
         block["N"] = draw(sample_sizes if kind != "reuse" else grid(st.integers(2, 200), max_size=2))
-    if kind == "scaling" and draw(st.booleans()):
+    if kind in ("scaling", "sketches") and draw(st.booleans()):
         block["montecarlo"] = {"trials": draw(st.integers(2, 5)), "M": [block["M"][0]],
                                "N": draw(grid(st.integers(2, 500), max_size=2))}
     if kind == "variance":
@@ -121,6 +129,9 @@ def experiment_block(draw, name: str):
     if kind == "batch":
         block["B"] = draw(grid(st.integers(1, 64)).map(lambda b: sorted({1, *b})))
         block["step_rules"] = draw(st.lists(st.sampled_from(STEP_RULES), min_size=1, max_size=3, unique=True))
+    if kind == "sketches":
+        block["sketches"] = draw(st.lists(st.sampled_from(["gaussian", "rademacher", "sparse1", "sparse3", "srht"]),
+                                          min_size=1, max_size=3, unique=True))
     if kind == "reuse":
         block["L"] = draw(grid(st.integers(2, 400)))
         block["trials"] = draw(st.integers(2, 5))

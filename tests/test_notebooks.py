@@ -27,8 +27,9 @@ from sketchlaw.present import plotting as slp
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = REPO / "notebooks"
 NOTEBOOKS = sorted(p.stem for p in NOTEBOOK_DIR.glob("*.ipynb"))
-EXPERIMENT_TABLES = ("main", "source", "logpower", "compute", "variance", "stepsize", "schedules", "batch", "reuse")
-AUX_TABLES = ("schedules_claim",)  # auxiliary tables notebooks read (registry ``aux``)
+EXPERIMENT_TABLES = ("main", "source", "logpower", "compute", "variance", "stepsize", "schedules", "batch", "reuse",
+                     "sketches", "digits")
+AUX_TABLES = ("schedules_claim", "digits_spectrum")  # auxiliary tables notebooks read (registry ``aux``)
 PARAMETER_DEFAULTS = {"tables_dir": "results/tables", "figures_dir": "results/figures",
                       "provenance_path": "results/provenance.json"}
 MIN_FIGURE_CODE_LINES = 25
@@ -184,9 +185,10 @@ def make_degenerate(src: Path, dst: Path) -> None:
         if name == "compute":
             budgets |= set(df["compute"].astype(float))
         df.to_parquet(dst / f"{name}.parquet")
-    for name in AUX_TABLES:  # the unsketched claim at one N: no local slopes
+    for name in AUX_TABLES:  # the unsketched claim at one N: no local slopes; the dataset's spectrum without resamples
         df = pd.read_parquet(src / f"{name}.parquet")
-        df[df["N"] == df["N"].max()].to_parquet(dst / f"{name}.parquet")
+        df = df[df["N"] == df["N"].max()] if "N" in df else df[df["replicate"] == 0]
+        df.to_parquet(dst / f"{name}.parquet")
     (dst / "fits").mkdir()
     for path in sorted((src / "fits").iterdir()):  # every experiment's fit: no diagnostics, every row not fitted
         if path.name.endswith("_frontier.csv"):
@@ -221,7 +223,8 @@ def test_degenerate_tables_are_degenerate(notebook_inputs):
     for name in EXPERIMENT_TABLES:
         df = pd.read_parquet(tables / f"{name}.parquet")
         assert len(df) > 0, name
-        assert df.groupby("a")[["M", "N", "sketch_seed"]].nunique().max().max() == 1, name
+        by = df.groupby("a") if "a" in df else df.groupby(lambda _: 0)  # the real dataset has no spectrum exponent
+        assert by[["M", "N", "sketch_seed"]].nunique().max().max() == 1, name
         if "mc_trials" in df.columns:  # the follow-ups' exact tables have no Monte Carlo columns
             assert (df["mc_trials"] == 0).all() and df["mc_mean"].isna().all(), name
     e = pd.concat([pd.read_csv(p) for p in (tables / "fits").glob("*_exponents.csv")])

@@ -30,7 +30,8 @@ def test_dry_run_default_config(request, tmp_path_factory, tmp_path):
                     log=tmp_path / "dry.log", timeout=600)
     assert run.returncode == 0, run.tail()
     stats = job_stats(run.output)
-    assert set(RULES) <= set(stats), f"rules missing from the plan: {set(RULES) - set(stats)}"
+    expected = set(RULES) - {"dataset_spectrum"}  # the real dataset (config/assumptions.yaml) is not in the default
+    assert expected <= set(stats), f"rules missing from the plan: {expected - set(stats)}"
     from sketchlaw.workflow import registry
 
     default = yaml.safe_load((wd / "config.yaml").read_text())
@@ -252,3 +253,36 @@ def test_outputs_respect_the_umask(shared):
              for p in sorted(shared.results.rglob("*")) if p.is_file() and "logs" not in p.parts
              and "benchmarks" not in p.parts and stat.S_IMODE(p.stat().st_mode) != expected}
     assert not wrong, f"files not created with mode {oct(expected)}: {wrong}"
+
+
+@pytest.mark.workflow
+def test_sketch_families_have_their_rows_and_monte_carlo_agrees(request, tmp_path_factory, shared, tables):
+    """The sketches experiment: one curve per configured family in its table and in the exponent table, and every
+    Monte Carlo point within 5 standard errors of the exact risk of its own sketch (docs/METHODS.md §19)."""
+    block = load_test_config(request.config, tmp_path_factory)["experiments"]["sketches"]
+    df = tables["sketches"]
+    assert set(df["sketch"]) == set(block["sketches"])
+    exps = pd.read_csv(shared.results / "tables" / "exponents.csv")
+    primary_m = exps[(exps["experiment"] == "sketches") & (exps["variable"] == "M") & (exps["estimator"] == "primary")]
+    assert sorted(primary_m["sketch"]) == sorted(block["sketches"]) and primary_m["fitted"].notna().all()
+    mc = df[df["mc_trials"] > 0]
+    assert set(mc["sketch"]) == set(block["sketches"])
+    z = (mc["mc_mean"] - mc["risk"]) / mc["mc_sem"]
+    assert (z.abs() <= 5).all(), mc.assign(z=z)[["sketch", "M", "N", "risk", "mc_mean", "mc_sem", "z"]]
+
+
+@pytest.mark.workflow
+def test_real_dataset_rows(shared):
+    """The digits experiment: its spectrum table (dataset and resamples), the fitted degrees with intervals, and real-data
+    SGD beside its Gaussian equivalent (docs/METHODS.md §20)."""
+    spectrum = pd.read_parquet(shared.results / "tables" / "digits_spectrum.parquet")
+    assert spectrum["replicate"].nunique() >= 3 and (spectrum.groupby("replicate")["mode"].max() == 1797).all()
+    exps = pd.read_csv(shared.results / "tables" / "exponents.csv")
+    d = exps[exps["experiment"] == "digits"].set_index(["variable", "estimator"])
+    for variable in ("a", "b"):
+        r = d.loc[(variable, "primary")]
+        assert r["ci_low"] < r["fitted"] < r["ci_high"] and r["verdict"] == "no theory"
+    assert 1.3 < d.loc[("a", "primary"), "a"] < 2.2 and 1.3 < d.loc[("a", "primary"), "b"] < 2.2
+    table = pd.read_parquet(shared.results / "tables" / "digits.parquet")
+    mc = table[table["mc_trials"] > 0]
+    assert len(mc) and (mc["mc_mean"] / mc["risk"]).between(0.8, 1.25).all()

@@ -23,6 +23,14 @@ from sketchlaw.analysis.rows import Diagnostics, row
 from sketchlaw.theory.equivalents import sketch_approx_de, sketch_approx_de_far
 
 SLICE = ["experiment", "spectrum", "a", "b"]
+CURVES = ("sketch",)  # curve columns a scaling table may have (the sketches experiment: one curve per family)
+
+
+def _slices(table: pd.DataFrame):
+    """(key, curve, rows) per slice of a scaling table and curve within it (``CURVES`` present in the table)."""
+    curves = [c for c in CURVES if c in table]
+    for values, df in table.groupby(SLICE + curves, sort=True, dropna=False):
+        yield dict(zip(SLICE, values)), dict(zip(curves, values[len(SLICE):])), df
 
 
 def theory_key(experiment: str, spectrum: str) -> str:
@@ -61,13 +69,13 @@ def scaling_rows(table: pd.DataFrame, tables: dict, diagnostics: Diagnostics, th
     rows = []
     name = table["experiment"].iloc[0] if len(table) else ""
     limit = tables.get(f"{name}_limit")
-    for (experiment, spectrum, a, b), df in table.groupby(SLICE, sort=True, dropna=False):
+    for key, curve, df in _slices(table):
+        experiment, spectrum, a, b = (key[k] for k in SLICE)
         logpower = spectrum == "logpower"
         kind = theory_key(theory_kind, spectrum)
         prior_b = b if kind == "source" else None
         sigma2 = float(df["sigma2"].iloc[0])
         expected = theory.exponents(kind, a, None if logpower else b, sigma2)
-        key = {"experiment": experiment, "spectrum": spectrum, "a": a, "b": b}
         var_m, var_n = ("log_M", "log_N_eff") if logpower else ("M", "N_eff")
         scale = "loglog" if logpower else "log"
         gamma = float(df["gamma"].iloc[0])
@@ -76,10 +84,10 @@ def scaling_rows(table: pd.DataFrame, tables: dict, diagnostics: Diagnostics, th
         m = approx_estimate(df, spectrum, a, prior_b)
         est_m, Ms, de_approx, extrap_m = m.est, m.M, m.theory_y, m.extrap
         rows.append(row(key, var_m, "primary", "approx", est_m, expected.get(var_m, math.nan), m.finite, extrap_m,
-                        abscissa="M", scale=scale))
-        diagnostics.add(key, var_m, "theory_finite", Ms, de_approx)
-        diagnostics.local_slopes(key, var_m, "local_slope_primary", Ms, m.y, logpower)
-        diagnostics.local_slopes(key, var_m, "local_slope_theory_finite", Ms, de_approx, logpower)
+                        abscissa="M", scale=scale, curve=curve))
+        diagnostics.add(key, var_m, "theory_finite", Ms, de_approx, curve=curve)
+        diagnostics.local_slopes(key, var_m, "local_slope_primary", Ms, m.y, logpower, curve=curve)
+        diagnostics.local_slopes(key, var_m, "local_slope_theory_finite", Ms, de_approx, logpower, curve=curve)
 
         # N_eff: the M = ∞ limit's bias + variance, against N_eff.
         extrap_n = {}
@@ -96,21 +104,24 @@ def scaling_rows(table: pd.DataFrame, tables: dict, diagnostics: Diagnostics, th
             est_n = E.curve_slope(lim, "N_eff", "excess", log_of_log=logpower)
             reach = lim if far is None or len(far) < 2 else pd.concat([lim.tail(1), far])  # grid's end + far grid
             extrap_n = E.extrapolate(reach["N_eff"], reach["excess"], logpower, log_corrections=True)
-            diagnostics.local_slopes(key, var_n, "local_slope_primary", lim["N_eff"], lim["excess"], logpower)
+            diagnostics.local_slopes(key, var_n, "local_slope_primary", lim["N_eff"], lim["excess"], logpower,
+                                     curve=curve)
         rows.append(row(key, var_n, "primary", "excess_limit", est_n, expected.get(var_n, math.nan), math.nan,
-                        extrap_n, abscissa="N_eff", scale=scale, fixed_variable="M", fixed_value=math.inf))
+                        extrap_n, abscissa="N_eff", scale=scale, fixed_variable="M", fixed_value=math.inf,
+                        curve=curve))
 
         # Window slopes of the raw R − σ² at the largest held-fixed value, in the theorem's regime.
         for x, fixed, variable, extrap in (("M", "N", var_m, extrap_m), ("N_eff", "M", var_n, extrap_n)):
             value = float(df[fixed].max())
-            curve = df[np.isclose(df[fixed], value)]
-            regime = _regime(curve, x, gamma, a, spectrum)
-            window = np.unique(curve.loc[regime, x].to_numpy(float))
+            at_fixed = df[np.isclose(df[fixed], value)]
+            regime = _regime(at_fixed, x, gamma, a, spectrum)
+            window = np.unique(at_fixed.loc[regime, x].to_numpy(float))
             if len(window) < E.MIN_POINTS:
                 est = E.Estimate(n_points=len(window), reason=f"{len(window)} {x} value(s) in the theorem's regime "
                                                               f"at {fixed} = {value:g} (need {E.MIN_POINTS})")
             else:
-                est = E.curve_slope(curve, x, "reducible", seed="sketch_seed", window=window, log_of_log=logpower)
+                est = E.curve_slope(at_fixed, x, "reducible", seed="sketch_seed", window=window,
+                                    log_of_log=logpower)
             if x == "M":
                 finite = E.finite_slope(Ms, de_approx, est, logpower)
             elif de is not None and len(de) and np.isclose(de["M"].iloc[0], value):
@@ -118,13 +129,14 @@ def scaling_rows(table: pd.DataFrame, tables: dict, diagnostics: Diagnostics, th
             else:
                 finite = math.nan
             rows.append(row(key, variable, "window", "reducible", est, expected.get(variable, math.nan), finite,
-                            extrap, abscissa=x, scale=scale, fixed_variable=fixed, fixed_value=value))
-            diagnostics.add(key, variable, "regime_point", window, np.full(len(window), value), fixed=value)
+                            extrap, abscissa=x, scale=scale, fixed_variable=fixed, fixed_value=value, curve=curve))
+            diagnostics.add(key, variable, "regime_point", window, np.full(len(window), value), fixed=value,
+                            curve=curve)
             for v, sub in df.groupby(fixed):
                 mean = sub.groupby(x)["reducible"].mean()
                 diagnostics.local_slopes(key, variable, "local_slope", mean.index, mean.to_numpy(), logpower,
-                                         fixed=v)
-            _window_drift(diagnostics, key, variable, curve, x, window, est, logpower)
+                                         fixed=v, curve=curve)
+            _window_drift(diagnostics, key, variable, at_fixed, x, window, est, logpower, curve)
     return rows
 
 
@@ -138,20 +150,20 @@ def _regime(curve: pd.DataFrame, x: str, gamma: float, a: float, spectrum: str) 
     return theory.data_limits_nothing(curve["M"], time, a)
 
 
-def _window_drift(diagnostics: Diagnostics, key, variable, curve, x, window, est: E.Estimate, logpower):
+def _window_drift(diagnostics: Diagnostics, key, variable, at_fixed, x, window, est: E.Estimate, logpower, curve):
     """The window slope as its start moves up the window (a drift means a crossover, not the asymptote), and the
     per-seed slopes behind its t-interval."""
     if not est.ok:
         return
-    mean = curve.groupby(x)["reducible"].mean()
+    mean = at_fixed.groupby(x)["reducible"].mean()
     starts, slopes = [], []
     for start in window[:-2]:
         xs = mean.index[(mean.index >= start) & (mean.index <= window[-1])]
         starts.append(start)
         slopes.append(E.line(np.log(xs) if logpower else xs, mean.loc[xs].to_numpy())[0])
-    diagnostics.add(key, variable, "window_start", starts, slopes)
+    diagnostics.add(key, variable, "window_start", starts, slopes, curve=curve)
     seeds = est.extra.get("seed_slopes", [])
-    diagnostics.add(key, variable, "seed_slope", range(len(seeds)), seeds)
+    diagnostics.add(key, variable, "seed_slope", range(len(seeds)), seeds, curve=curve)
 
 
 def montecarlo_rows(table: pd.DataFrame, tables: dict, diagnostics: Diagnostics, theory_kind: str,
@@ -161,14 +173,13 @@ def montecarlo_rows(table: pd.DataFrame, tables: dict, diagnostics: Diagnostics,
     exact primary row's."""
     rows = []
     mc = table[table["mc_trials"] > 0] if "mc_trials" in table else table.iloc[:0]
-    for (experiment, spectrum, a, b), df in mc.groupby(SLICE, sort=True):
-        key = {"experiment": experiment, "spectrum": spectrum, "a": a, "b": b}
-        expected = theory.exponents(theory_kind, a, b, float(df["sigma2"].iloc[0]))
+    for key, curve, df in _slices(mc):
+        expected = theory.exponents(theory_kind, key["a"], key["b"], float(df["sigma2"].iloc[0]))
         for x, fixed in (("N_eff", "M"), ("M", "N")):
             value = float(df[fixed].max())
             est, exact = E.mc_slope(df[np.isclose(df[fixed], value)], x)
             primary = next((r for r in exponent_rows if r["estimator"] == "primary" and r["variable"] == x
-                            and all(r[k] == v for k, v in key.items())), {})
+                            and all(r[k] == v for k, v in {**key, **curve}.items())), {})
             rows.append(row(key, x, "montecarlo", "reducible_mc", est, expected.get(x, math.nan), exact, primary,
-                            fixed_variable=fixed, fixed_value=value))
+                            fixed_variable=fixed, fixed_value=value, curve=curve))
     return rows

@@ -1,21 +1,26 @@
 """A sketched problem instance and its exact reduction to an M-dimensional Gaussian regression.
 
-Notation (docs/METHODS.md §2, §3): sketch S ∈ R^{M×d} with i.i.d. N(0, 1/M) entries, Σ = S H Sᵀ = U diag(μ) Uᵀ,
+Notation (docs/METHODS.md §2, §3): sketch S ∈ R^{M×d} with i.i.d. N(0, 1/M) entries (the paper's; other sketch
+families: ``SKETCH_FAMILIES``, docs/METHODS.md §19), Σ = S H Sᵀ = U diag(μ) Uᵀ,
 best sketched parameter v* = Σ⁻¹ S H w*, approximation error Approx = ‖Sᵀv* − w*‖²_H. Given (S, w*), SGD on the
 sketched features is SGD on a well-specified regression in R^M with covariance Σ, target v* and noise variance
 σ_M² = σ² + Approx (docs/METHODS.md §3), so only (μ, Uᵀv*, Approx) matter.
 
 S is never held whole: its columns are drawn in fixed chunks of ``CHUNK`` columns, each chunk from its own random
-stream (``seeds.rng(seed, SKETCH, M, chunk)``), so memory is O(M² + M·CHUNK), any chunk can be regenerated on demand,
-and the sketch for a smaller d is a prefix of the one for a larger d.
+stream (``seeds.rng(seed, SKETCH, M, chunk)``; other families add their own tag), so memory is O(M² + M·CHUNK), any
+chunk can be regenerated on demand, and the sketch for a smaller d is a prefix of the one for a larger d (the SRHT's
+only while d rounds up to the same power of two). A sparse sign sketch is held and multiplied as a sparse matrix.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+from scipy import sparse
 from scipy.linalg.blas import dsyrk
 
 from sketchlaw import __version__
@@ -28,20 +33,101 @@ CHUNK = 1024
 FORMAT_VERSION = 1
 
 
-def sketch_chunk(seed: int, M: int, d: int, k: int) -> np.ndarray:
-    """Chunk k of Sᵀ: rows [k·CHUNK, min(d, (k+1)·CHUNK)) of Sᵀ (shape width × M), entries N(0, 1/M).
+# Sketch families (docs/METHODS.md §19). Every family has E[S_i S_iᵀ] = I/M for each column S_i, the Gaussian's second
+# moment, so the mean-field tail (§9) and the deterministic equivalent's normalisation carry over unchanged.
+#   gaussian    i.i.d. N(0, 1/M) entries (the paper's)
+#   rademacher  i.i.d. ±1/√M entries
+#   sparse<s>   each column has s nonzeros ±1/√s in s distinct rows drawn uniformly (s = 1: CountSketch)
+#   srht        subsampled randomized Hadamard transform: √(n/M)·P·H_n·D on x padded with zeros to n = 2^⌈log2 d⌉,
+#               H_n the orthonormal Walsh–Hadamard matrix, D random signs, P M distinct rows: entries ±1/√M
+SKETCH_FAMILIES = ("gaussian", "rademacher", "sparse<s>", "srht")
+_SKETCH_PATTERN = re.compile(r"^(gaussian|rademacher|srht|sparse([1-9][0-9]*))$")
+# Stream tags of the families other than the Gaussian (whose streams are (seed, SKETCH, M, chunk), unchanged).
+_FAMILY_TAG = {"rademacher": 1, "sparse": 2, "srht": 3}
+
+
+def sketch_family(label: str) -> tuple[str, int]:
+    """(kind, s) of a sketch family's label: ('gaussian', 0), ('rademacher', 0), ('sparse', s), ('srht', 0)."""
+    m = _SKETCH_PATTERN.match(str(label))
+    if not m:
+        raise ParameterError("sketch", label, "one of gaussian, rademacher, sparse<s> (s >= 1 nonzeros per column), "
+                                              "srht")
+    return ("sparse", int(m.group(2))) if m.group(2) else (m.group(1), 0)
+
+
+def check_sketch(label: str, M: int) -> tuple[str, int]:
+    """``sketch_family``, refusing a sparse sketch with more nonzeros per column than rows (s > M)."""
+    kind, s = sketch_family(label)
+    if kind == "sparse" and s > M:
+        raise ParameterError("sketch", label, f"sparse<s> with s <= M = {M} (s distinct rows per column)")
+    return kind, s
+
+
+def _sparse_rows(gen: np.random.Generator, width: int, M: int, s: int) -> np.ndarray:
+    """s distinct rows in [0, M) per column, uniform over s-subsets (Floyd's algorithm, vectorized over columns):
+    O(width·s²) work, no M-wide draw."""
+    rows = np.empty((width, s), dtype=np.int64)
+    for i, j in enumerate(range(M - s, M)):
+        t = gen.integers(0, j + 1, size=width)
+        taken = (rows[:, :i] == t[:, None]).any(axis=1)
+        rows[:, i] = np.where(taken, j, t)
+    return rows
+
+
+def _sparse_chunk(seed: int, M: int, d: int, k: int, s: int) -> sparse.csr_matrix:
+    """Chunk k of Sᵀ for a sparse sign sketch (width × M, s nonzeros ±1/√s per row), as a sparse matrix."""
+    width = min(CHUNK, d - k * CHUNK)
+    gen = seeds.rng(seed, seeds.SKETCH, M, k, _FAMILY_TAG["sparse"], s)
+    rows = _sparse_rows(gen, width, M, s)
+    signs = (2.0 * gen.integers(0, 2, size=(width, s)) - 1.0) / np.sqrt(s)
+    indptr = np.arange(0, width * s + 1, s)
+    order = np.argsort(rows, axis=1, kind="stable")  # sorted column indices within each row (canonical CSR)
+    return sparse.csr_matrix((np.take_along_axis(signs, order, 1).ravel(),
+                              np.take_along_axis(rows, order, 1).ravel(), indptr), shape=(width, M))
+
+
+@functools.lru_cache(maxsize=8)
+def _srht_rows(seed: int, M: int, d: int) -> np.ndarray:
+    """The SRHT's M distinct rows of H_n, n = 2^⌈log2 d⌉, from the sketch seed's own stream."""
+    n = 1 << max(0, int(d - 1).bit_length())
+    if M > n:
+        raise ParameterError("M", M, f"M <= {n} (the SRHT's padded dimension for d = {d})")
+    gen = seeds.rng(seed, seeds.SKETCH, M, -1 % 2**32, _FAMILY_TAG["srht"], n)
+    return np.sort(gen.choice(n, size=M, replace=False)).astype(np.int64)
+
+
+def sketch_chunk(seed: int, M: int, d: int, k: int, sketch: str = "gaussian"):
+    """Chunk k of Sᵀ: rows [k·CHUNK, min(d, (k+1)·CHUNK)) of Sᵀ (shape width × M) of the family ``sketch``: a dense
+    array, or for a sparse sign sketch a scipy CSR matrix.
 
     Drawn as (width, M) so that a shorter last chunk is a prefix of the full chunk's stream.
     """
+    kind, s = check_sketch(sketch, M)
+    if kind == "sparse":
+        return _sparse_chunk(seed, M, d, k, s)
     width = min(CHUNK, d - k * CHUNK)
     out = np.empty((width, M))
-    _draw_chunk(seed, M, k, out)
+    _draw_chunk(seed, M, k, out, sketch, d)
     return out
 
 
-def _draw_chunk(seed: int, M: int, k: int, out: np.ndarray) -> None:
-    """Chunk k of Sᵀ into ``out`` (rows × M, C-contiguous): the same numbers as drawing a new array, in place."""
-    seeds.rng(seed, seeds.SKETCH, M, k).standard_normal(out=out)
+def _draw_chunk(seed: int, M: int, k: int, out: np.ndarray, sketch: str = "gaussian", d: int = 0) -> None:
+    """Chunk k of Sᵀ of a dense family into ``out`` (rows × M, C-contiguous): the same numbers as drawing a new
+    array, in place (``d`` is needed by the SRHT only: its padded dimension)."""
+    kind, _ = sketch_family(sketch)
+    if kind == "gaussian":
+        seeds.rng(seed, seeds.SKETCH, M, k).standard_normal(out=out)
+    elif kind == "rademacher":
+        gen = seeds.rng(seed, seeds.SKETCH, M, k, _FAMILY_TAG["rademacher"])
+        out[:] = 2.0 * gen.integers(0, 2, size=out.shape) - 1.0
+    elif kind == "srht":
+        # entry (j, r) of H_n·√n is (−1)^popcount(j & r) (Sylvester's Walsh–Hadamard matrix); D_j a sign per column j
+        j = np.arange(k * CHUNK, k * CHUNK + out.shape[0], dtype=np.int64)
+        D = 2.0 * seeds.rng(seed, seeds.SKETCH, M, k, _FAMILY_TAG["srht"]).integers(0, 2, size=len(j)) - 1.0
+        parity = np.bitwise_count(np.bitwise_and.outer(j, _srht_rows(seed, M, d))) & 1
+        out[:] = (1.0 - 2.0 * parity) * D[:, None]
+    else:
+        raise ParameterError("sketch", sketch, "a dense family (gaussian, rademacher, srht)")
     out *= 1.0 / np.sqrt(M)
 
 
@@ -50,10 +136,14 @@ def _draw_chunk(seed: int, M: int, k: int, out: np.ndarray) -> None:
 _BLOCK_BYTES = 32 * 2**20
 
 
-def _sketch_blocks(seed: int, M: int, d: int):
-    """Yield (start, stop, Sᵀ[start:stop]) in blocks of whole chunks, drawing the next block in the background."""
+def _sketch_blocks(seed: int, M: int, d: int, sketch: str = "gaussian"):
+    """Yield (start, stop, Sᵀ[start:stop]) in blocks of whole chunks, drawing the next block in the background (a
+    sparse family's chunks one at a time, as sparse matrices: their draw costs O(CHUNK·s²))."""
     from concurrent.futures import ThreadPoolExecutor
 
+    if sketch_family(sketch)[0] == "sparse":
+        yield from sketch_chunks(seed, M, d, sketch)
+        return
     per_block = max(1, _BLOCK_BYTES // (CHUNK * M * 8))
     n_chunks = (d + CHUNK - 1) // CHUNK
     starts = list(range(0, n_chunks, per_block))
@@ -63,7 +153,7 @@ def _sketch_blocks(seed: int, M: int, d: int):
         start, stop = k0 * CHUNK, min(d, k1 * CHUNK)
         block = np.empty((stop - start, M))
         for k in range(k0, k1):
-            _draw_chunk(seed, M, k, block[(k - k0) * CHUNK:min(d, (k + 1) * CHUNK) - start])
+            _draw_chunk(seed, M, k, block[(k - k0) * CHUNK:min(d, (k + 1) * CHUNK) - start], sketch, d)
         return start, stop, block
 
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -75,15 +165,39 @@ def _sketch_blocks(seed: int, M: int, d: int):
             yield item
 
 
-def sketch_chunks(seed: int, M: int, d: int):
+def sketch_chunks(seed: int, M: int, d: int, sketch: str = "gaussian"):
     """Yield (start, stop, Sᵀ[start:stop]) over the whole sketch, one chunk at a time (memory O(M·CHUNK))."""
     for k in range((d + CHUNK - 1) // CHUNK):
-        yield k * CHUNK, min(d, (k + 1) * CHUNK), sketch_chunk(seed, M, d, k)
+        yield k * CHUNK, min(d, (k + 1) * CHUNK), sketch_chunk(seed, M, d, k, sketch)
 
 
-def full_sketch(seed: int, M: int, d: int) -> np.ndarray:
+def full_sketch(seed: int, M: int, d: int, sketch: str = "gaussian") -> np.ndarray:
     """The whole M × d sketch S (for tests and the naive reference only)."""
-    return np.concatenate([St for _, _, St in sketch_chunks(seed, M, d)]).T.copy()
+    return np.concatenate([_dense(St) for _, _, St in sketch_chunks(seed, M, d, sketch)]).T.copy()
+
+
+def _dense(St) -> np.ndarray:
+    return St.toarray() if sparse.issparse(St) else St
+
+
+def _scaled_rows(St, v: np.ndarray):
+    """diag(v)·Sᵀ-block, in place for a dense block (a sparse one scales its stored values only)."""
+    if sparse.issparse(St):
+        St.data *= np.repeat(v, np.diff(St.indptr))
+        return St
+    St *= v[:, None]
+    return St
+
+
+def _add_gram(SigmaF: np.ndarray, St) -> np.ndarray:
+    """SigmaF += (Sᵀ-block)ᵀ(Sᵀ-block) on the upper triangle at least: BLAS syrk for a dense block (half the flops of a
+    general product, no M × M temporary), the sparse product for a sparse one (O(CHUNK·s²) nonzeros)."""
+    if sparse.issparse(St):
+        G = (St.T @ St).tocoo()
+        SigmaF[G.row, G.col] += G.data  # sparse products carry no duplicate entries
+        return SigmaF
+    # a C-ordered block A (rows × M) is the Fortran matrix Aᵀ, so syrk(Aᵀ) adds AᵀA to one triangle.
+    return dsyrk(1.0, St.T, beta=1.0, c=SigmaF, trans=0, lower=0, overwrite_c=1)
 
 
 @dataclass
@@ -110,6 +224,7 @@ class Problem:
     M: int
     seed: int
     meta: dict = field(default_factory=dict)
+    sketch: str = "gaussian"
 
     @property
     def noise(self) -> float:
@@ -127,18 +242,36 @@ class Problem:
         chunk over S (regenerated from the sketch seed), so memory stays O(M·CHUNK + n·CHUNK).
         """
         n = check_int("trials", n, minimum=1)
-        sp, M = self.spectrum, self.M
-        c = np.zeros((M, n))
-        energy = np.zeros(n)
-        for start, stop, St in sketch_chunks(self.seed, M, sp.d):
-            lam = sp.eigenvalues(start, stop)
-            w = self.target_chunk(n, seed, start // CHUNK)
-            hw = lam[:, None] * w
-            c += St.T @ hw
-            energy += np.einsum("ij,ij->j", w, hw)
+        M = self.M
+        c, energy = self._project(lambda k: self.target_chunk(n, seed, k), n)
         if self.meta.get("tail") == "mean":  # the tail's part of c = S H w* is N(0, τ_H2L/M · I); its energy its mean
             c += np.sqrt(self.meta["tau_H2L"] / M) * seeds.rng(seed, seeds.TARGET, M, -1 % 2**32).standard_normal((M, n))
             energy += self.meta["tau_HL"]
+        return self._in_eigenbasis(c, energy)
+
+    def target(self, w: np.ndarray):
+        """One given target w* (length d, no tail): (Uᵀv* with shape (M,), Approx(S, w*)), exact as in
+        ``sample_targets``."""
+        w = np.asarray(w, dtype=float).reshape(-1, 1)
+        c, energy = self._project(lambda k: w[k * CHUNK:(k + 1) * CHUNK], 1)
+        theta, approx = self._in_eigenbasis(c, energy)
+        return theta[0], float(approx[0])
+
+    def _project(self, chunk_of, n: int):
+        """(c = S H W, ‖H^{1/2}W‖² per column) for n targets W given chunk by chunk (``chunk_of(k)``: width × n),
+        accumulated over S's chunks (regenerated from the sketch seed): memory O(M·CHUNK + n·CHUNK)."""
+        sp = self.spectrum
+        c = np.zeros((self.M, n))
+        energy = np.zeros(n)
+        for start, stop, St in sketch_chunks(self.seed, self.M, sp.d, self.sketch):
+            w = chunk_of(start // CHUNK)
+            hw = sp.eigenvalues(start, stop)[:, None] * w
+            c += St.T @ hw
+            energy += np.einsum("ij,ij->j", w, hw)
+        return c, energy
+
+    def _in_eigenbasis(self, c: np.ndarray, energy: np.ndarray):
+        """(Uᵀv* per target, shape (n, M); Approx per target) from c = S H w* and the targets' energies."""
         ct = self.U.T @ c  # (M, n) in Σ's eigenbasis
         v_eig = ct / self.mu[:, None]
         approx = energy - np.einsum("ij,ij->j", ct, v_eig)
@@ -174,15 +307,15 @@ class Problem:
             meta = json.loads(str(z["meta"]))
             return cls(mu=z["mu"], U=z["U"], p0=z["p0"], approx=float(meta["approx"]), sigma2=float(meta["sigma2"]),
                        spectrum=Spectrum(**meta["spectrum"]), prior=Prior(**meta["prior"]), M=int(meta["M"]),
-                       seed=int(meta["seed"]), meta=meta)
+                       seed=int(meta["seed"]), meta=meta, sketch=meta.get("sketch", "gaussian"))
 
 
 TAILS = ("mean", "none")
 
 
 def build_problem(spectrum: Spectrum, M: int, sigma2: float, seed: int, prior: Prior | None = None,
-                  tail: str = "none") -> Problem:
-    """Draw the sketch for ``seed`` and reduce it: Σ, its eigendecomposition, E Approx and E p(0).
+                  tail: str = "none", sketch: str = "gaussian") -> Problem:
+    """Draw the sketch of family ``sketch`` for ``seed`` and reduce it: Σ, its eigendecomposition, E Approx and E p(0).
 
     Two passes over S, chunk by chunk (memory O(M² + M·CHUNK)). The first accumulates Σ = S H Sᵀ and its
     eigendecomposition U diag(μ) Uᵀ. The second accumulates, with C = S H Λ_w^{1/2} (Λ_w the prior covariance),
@@ -198,21 +331,20 @@ def build_problem(spectrum: Spectrum, M: int, sigma2: float, seed: int, prior: P
     seed = check_int("seed", seed, minimum=0)
     if tail not in TAILS:
         raise ParameterError("tail", tail, f"one of {', '.join(TAILS)}")
-    # Σ accumulated in place by BLAS syrk (half the flops of a general product, no M × M temporary per block):
-    # a C-ordered block A (rows × M) is the Fortran matrix Aᵀ, so syrk(Aᵀ) adds AᵀA to one triangle.
+    check_sketch(sketch, M)
     SigmaF = np.zeros((M, M), order="F")
     tr_HL = 0.0
-    for start, stop, St in _sketch_blocks(seed, M, spectrum.d):
+    for start, stop, St in _sketch_blocks(seed, M, spectrum.d, sketch):
         lam = spectrum.eigenvalues(start, stop)
-        St *= np.sqrt(lam)[:, None]
-        SigmaF = dsyrk(1.0, St.T, beta=1.0, c=SigmaF, trans=0, lower=0, overwrite_c=1)
+        SigmaF = _add_gram(SigmaF, _scaled_rows(St, np.sqrt(lam)))
         tr_HL += float(np.dot(lam, prior.variances(spectrum, start, stop)))
     Sigma = np.triu(SigmaF)
     Sigma += np.triu(SigmaF, 1).T
     del SigmaF
     taus = tail_sums(spectrum, prior) if tail == "mean" else {"tau_H": 0.0, "tau_HL": 0.0, "tau_H2L": 0.0}
-    # Mean-field tail: the coordinates i > d add Σ_{i>d} λ_i s_i s_iᵀ to Σ, whose mean is (τ_H / M)·I and whose
-    # fluctuation is smaller by sqrt(Σ λ_i²)/Σ λ_i (negligible for the d used here); likewise for C Cᵀ and tr(HΛ_w).
+    # Mean-field tail: the coordinates i > d add Σ_{i>d} λ_i s_i s_iᵀ to Σ, whose mean is (τ_H / M)·I (for every
+    # family: E[s_i s_iᵀ] = I/M) and whose fluctuation is smaller by sqrt(Σ λ_i²)/Σ λ_i (negligible for the d used
+    # here); likewise for C Cᵀ and tr(HΛ_w).
     Sigma[np.diag_indices(M)] += taus["tau_H"] / M
     tr_HL += taus["tau_HL"]
     mu, U = np.linalg.eigh(Sigma)
@@ -220,9 +352,9 @@ def build_problem(spectrum: Spectrum, M: int, sigma2: float, seed: int, prior: P
     if not mu[-1] > 0:
         raise ParameterError("M", M, f"small enough that S H Sᵀ is positive definite (smallest eigenvalue {mu[-1]:.3g})")
     t_diag = np.full(M, taus["tau_H2L"] / M)  # uᵀ(cI)u = c for the tail's mean (U is orthonormal)
-    for start, stop, St in _sketch_blocks(seed, M, spectrum.d):
+    for start, stop, St in _sketch_blocks(seed, M, spectrum.d, sketch):
         lam = spectrum.eigenvalues(start, stop)
-        G = St @ U
+        G = np.asarray(St @ U)
         G *= (lam * np.sqrt(prior.variances(spectrum, start, stop)))[:, None]  # (Cᵀ U) rows of this block
         t_diag += np.einsum("ij,ij->j", G, G)
     approx = max(tr_HL - float(np.sum(t_diag / mu)), 0.0)
@@ -231,8 +363,10 @@ def build_problem(spectrum: Spectrum, M: int, sigma2: float, seed: int, prior: P
 
     meta = {"sketchlaw": __version__, "numpy": numpy.__version__, "scipy": scipy.__version__,
             "chunk_columns": CHUNK, "sketch_entries": "N(0, 1/M)", "tail": tail, **taus}
+    if sketch != "gaussian":  # the Gaussian's metadata stay as they were (its problems' files are unchanged)
+        meta.update(sketch=sketch, sketch_entries=f"family {sketch} (docs/METHODS.md §19)")
     return Problem(mu=mu, U=U, p0=p0, approx=approx, sigma2=sigma2, spectrum=spectrum, prior=prior, M=M, seed=seed,
-                   meta=meta)
+                   meta=meta, sketch=sketch)
 
 
 class NestedSketches:

@@ -45,11 +45,13 @@ def sample_indices(seed: int, trial: int, n_samples: int, start: int, stop: int)
 
 
 def run_multipass(mu, targets, approx, sigma2: float, schedule, n_samples: int, seed: int,
-                  first_trial: int = 0) -> MonteCarloResult:
+                  first_trial: int = 0, data=None) -> MonteCarloResult:
     """Multi-pass SGD from v_0 = 0 over ``n_samples`` fixed samples for each row of ``targets`` (Uᵀv*, (trials, M)).
 
     ``schedule`` counts updates (L = schedule.N). ``first_trial`` numbers the trials (their random streams), so a
-    run split into pieces reproduces the whole run.
+    run split into pieces reproduces the whole run. ``data(trial)`` gives a trial's samples (z̃ (n_samples, M), ξ
+    (n_samples,)) in Σ's eigenbasis: by default Gaussian ones (``dataset``); a real dataset is passed here, whose ξ
+    need not be independent of z̃ (the population is then the dataset itself: the risk is exact on it).
     """
     mu = np.asarray(mu, dtype=float)
     targets = np.atleast_2d(np.asarray(targets, dtype=float))
@@ -62,9 +64,10 @@ def run_multipass(mu, targets, approx, sigma2: float, schedule, n_samples: int, 
     risks = np.empty(R)
     for r0 in range(0, R, block):
         rows = np.arange(r0, min(R, r0 + block))
-        data = [dataset(seed, first_trial + r, n_samples, mu, float(np.sqrt(sigma2 + approx[r]))) for r in rows]
-        Z = np.stack([z for z, _ in data])   # (b, N, M)
-        XI = np.stack([x for _, x in data])  # (b, N)
+        draws = [dataset(seed, first_trial + r, n_samples, mu, float(np.sqrt(sigma2 + approx[r]))) if data is None
+                 else data(first_trial + r) for r in rows]
+        Z = np.stack([z for z, _ in draws])   # (b, N, M)
+        XI = np.stack([x for _, x in draws])  # (b, N)
         err = -targets[rows].copy()
         limit = _EXPLOSION_FACTOR * max(1.0, float(np.max(np.sum(mu * targets[rows] ** 2, axis=1))))
         local = np.arange(len(rows))

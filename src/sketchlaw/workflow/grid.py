@@ -9,6 +9,7 @@ grid point, so a cluster can spread them).
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import asdict, dataclass
 
@@ -47,10 +48,17 @@ class ProblemKey:
     M: int
     seed: int
     tail: str = "mean"
+    sketch: str = "gaussian"  # the sketch family (engine.problem.SKETCH_FAMILIES; docs/METHODS.md §19)
+
+    @property
+    def family(self) -> str:
+        """The part of the stem naming a non-Gaussian sketch family (empty for the paper's Gaussian sketch, so that
+        the other experiments' file names are unchanged)."""
+        return "" if self.sketch == "gaussian" else f"_k{self.sketch}"
 
     @property
     def stem(self) -> str:
-        return f"{self.spectrum}_a{fmt(self.a)}_b{fmt(self.b)}_d{self.d}_t{self.tail}_M{self.M}_s{self.seed}"
+        return f"{self.spectrum}_a{fmt(self.a)}_b{fmt(self.b)}_d{self.d}_t{self.tail}{self.family}_M{self.M}_s{self.seed}"
 
 
 @dataclass(frozen=True)
@@ -80,7 +88,7 @@ def exact_groups(jobs) -> dict:
     groups: dict = {}
     for job in jobs:
         p = job.problem
-        stem = f"{p.spectrum}_a{fmt(p.a)}_b{fmt(p.b)}_t{p.tail}_s{p.seed}"
+        stem = f"{p.spectrum}_a{fmt(p.a)}_b{fmt(p.b)}_t{p.tail}{p.family}_s{p.seed}"
         groups.setdefault((job.experiment, stem), []).append(job)
     return groups
 
@@ -126,6 +134,9 @@ def check_config(config: dict) -> None:
             raise ConfigError(f"experiments.{name}", name, f"one of {', '.join(EXPERIMENTS)}")
         s = _settings(config, name)
         at = f"experiments.{name}"
+        if EXPERIMENTS[name].kind == "dataset":  # no spectrum family, no a: the data define them
+            _check_dataset(at, s)
+            continue
         key = EXPERIMENTS[name].grid_key
         if key not in experiments[name]:
             raise ConfigError(f"{at}.{key}", None, f"a grid of {'budgets C = M·N' if key == 'C' else 'sample sizes N'}")
@@ -181,6 +192,8 @@ def check_config(config: dict) -> None:
         if EXPERIMENTS[name].kind == "variance":
             ridge = s["ridge"]
             _check_grid(f"{at}.ridge.lambdas", ridge["lambdas"])
+        if EXPERIMENTS[name].kind == "sketches":
+            _check_sketches(f"{at}.sketches", s.get("sketches"), min(s["M"]))
         for key, owner in FOLLOWUP_KEYS.items():
             if key in experiments[name] and EXPERIMENTS[name].kind != owner:
                 raise ConfigError(f"{at}.{key}", experiments[name][key], f"only in the {owner} experiment")
@@ -230,7 +243,7 @@ def stability_warnings(config: dict) -> list[str]:
     out = []
     for name in config.get("experiments") or {}:
         s = _settings(config, name)
-        if EXPERIMENTS[name].kind == "stepsize":
+        if EXPERIMENTS[name].kind in ("stepsize", "dataset"):  # the dataset's γ is checked against its own bound
             continue
         gamma = max(_gammas(s))
         for a in s["a"]:
@@ -250,7 +263,7 @@ def stability_warnings(config: dict) -> list[str]:
 
 # Keys of one follow-up experiment only (the schema lists them for every experiment; here they are refused elsewhere).
 FOLLOWUP_KEYS = {"schedules": "schedules", "claim": "schedules", "B": "batch", "step_rules": "batch", "L": "reuse",
-                 "trials": "reuse"}
+                 "trials": "reuse", "sketches": "sketches"}
 REUSE_MAX_BYTES = 2 * 2**30  # one trial's dataset (N samples of M + 1 float64) must fit in this much memory
 
 
@@ -313,6 +326,63 @@ def _check_followup(kind: str, at: str, s: dict) -> None:
             raise ConfigError(f"{at}.b", None, "a list of source exponents b (the reuse theory is stated for b)")
 
 
+def _check_sketches(field: str, labels, M_min: int) -> None:
+    """The sketch families of a sketches block: distinct labels of ``engine.problem.SKETCH_FAMILIES``, a sparse
+    family's s nonzeros per column at most the smallest M."""
+    from sketchlaw.engine.problem import check_sketch
+    from sketchlaw.errors import ParameterError
+
+    if not labels or len(set(labels)) != len(labels):
+        raise ConfigError(field, labels, "a non-empty list of distinct sketch families")
+    for label in labels:
+        try:
+            check_sketch(label, M_min)
+        except ParameterError as err:
+            raise ConfigError(field, label, err.allowed) from None
+
+
+# The dataset's step sizes: every sample's kernel features have ‖φ_i‖² = k(x_i, x_i) = 1, so tr H = 1, and the
+# sufficient condition γ(2μ_max + tr Σ) < 2 of docs/METHODS.md §5 holds below 2/3 for the unsketched problem (each
+# sketch's own bound is checked when it runs).
+DATASET_GAMMA_BOUND = 2.0 / 3.0
+
+
+def _check_dataset(at: str, s: dict) -> None:
+    """The real-dataset experiment's checks (docs/METHODS.md §20)."""
+    from sketchlaw.workflow.datasets import SAMPLES
+
+    for key in ("M", "N", "sketch_seeds"):
+        _check_grid(f"{at}.{key}", s.get(key), integer=True, minimum={"M": 1, "N": 2, "sketch_seeds": 0}[key])
+    n = SAMPLES[s["dataset"]]
+    if max(s["M"]) > n:
+        raise ConfigError(f"{at}.M", max(s["M"]), f"M <= {n} (the dataset's number of samples, hence of modes)")
+    if isinstance(s["gamma"], list) or not 0 < s["gamma"] < DATASET_GAMMA_BOUND:
+        raise ConfigError(f"{at}.gamma", s["gamma"], f"a single step size 0 < gamma < {DATASET_GAMMA_BOUND:.4g}")
+    lo, hi = s["modes"]
+    if not 1 <= lo < hi <= n // 2 or hi < 2 * lo:
+        raise ConfigError(f"{at}.modes", s["modes"], f"[first, last] mode of the degree fits with 1 <= first, "
+                                                     f"last >= 2·first, last <= {n // 2}")
+    mc = s.get("montecarlo")
+    if mc:
+        for key in ("M", "N"):
+            _check_grid(f"{at}.montecarlo.{key}", mc[key], integer=True, minimum=1 if key == "M" else 2)
+        for key in ("M", "N"):
+            if not set(mc[key]) <= set(s[key]):
+                raise ConfigError(f"{at}.montecarlo.{key}", mc[key], f"a subset of {at}.{key} = {s[key]}")
+
+
+def dataset_key(s: dict, M: int, seed: int) -> ProblemKey:
+    """The problem of one sketch of the dataset (its name as the spectrum, its size as d; no a, b or tail)."""
+    from sketchlaw.workflow.datasets import SAMPLES
+
+    return ProblemKey(s["dataset"], 0.0, None, SAMPLES[s["dataset"]], int(M), int(seed), "none")
+
+
+def sketch_families(s: dict) -> list[str]:
+    """The sketch families an experiment's problems are drawn from: its ``sketches`` list, else the paper's Gaussian."""
+    return list(s.get("sketches") or ["gaussian"])
+
+
 def _gammas(s) -> list:
     return list(s["gamma"]) if isinstance(s["gamma"], list) else [s["gamma"]]
 
@@ -362,31 +432,39 @@ def plan(config: dict) -> dict:
         if kind in FOLLOWUP_KINDS:
             _plan_followup(config, name, problems, followups)
             continue
-        s = _settings(config, name)
-        for a in s["a"]:
-            for b in (s.get("b") or [None]):
+        if kind == "dataset":  # one job per sketch seed: every M, the exact curves and the real-data Monte Carlo
+            s = _settings(config, name)
+            for seed in s["sketch_seeds"]:
                 for M in s["M"]:
-                    for seed in s["sketch_seeds"]:
-                        key = ProblemKey(s["spectrum"], float(a), None if b is None else float(b),
-                                         truncation(s, M), int(M), int(seed), s["tail"])
-                        problems[key.stem] = key
-                        if kind == "compute":
-                            Ns = sorted({int(round(C / M)) for C in s["C"] if round(C / M) >= 2})
-                        else:
-                            Ns = [int(N) for N in s["N"]]
-                        montecarlo = s.get("montecarlo")
-                        if montecarlo and M in montecarlo["M"]:  # every Monte Carlo point gets its exact twin
-                            Ns = sorted(set(Ns) | {int(N) for N in montecarlo["N"]})
-                        points = tuple((N, float(g)) for g in _gammas(s) for N in Ns)
-                        exact.append(Job(name, key, points))
-                        if kind == "variance":
-                            baselines.append(Job(name, key, tuple((N, float(s["gamma"])) for N in Ns),
-                                                 trials=int(s["ridge"]["trials"]), kind="baselines"))
-                        if montecarlo and M in montecarlo["M"]:
-                            for N in montecarlo["N"]:
-                                for g in _gammas(s):
-                                    mc.append(Job(name, key, ((int(N), float(g)),), trials=int(montecarlo["trials"]),
-                                                  kind="montecarlo"))
+                    key = dataset_key(s, M, seed)
+                    problems[key.stem] = key
+                    followups.append(Job(name, key, tuple((int(N), float(s["gamma"])) for N in s["N"]),
+                                         int((s.get("montecarlo") or {}).get("trials", 0)), kind=kind))
+            continue
+        s = _settings(config, name)
+        for a, b, sketch in itertools.product(s["a"], s.get("b") or [None], sketch_families(s)):
+            for M in s["M"]:
+                for seed in s["sketch_seeds"]:
+                    key = ProblemKey(s["spectrum"], float(a), None if b is None else float(b),
+                                     truncation(s, M), int(M), int(seed), s["tail"], sketch)
+                    problems[key.stem] = key
+                    if kind == "compute":
+                        Ns = sorted({int(round(C / M)) for C in s["C"] if round(C / M) >= 2})
+                    else:
+                        Ns = [int(N) for N in s["N"]]
+                    montecarlo = s.get("montecarlo")
+                    if montecarlo and M in montecarlo["M"]:  # every Monte Carlo point gets its exact twin
+                        Ns = sorted(set(Ns) | {int(N) for N in montecarlo["N"]})
+                    points = tuple((N, float(g)) for g in _gammas(s) for N in Ns)
+                    exact.append(Job(name, key, points))
+                    if kind == "variance":
+                        baselines.append(Job(name, key, tuple((N, float(s["gamma"])) for N in Ns),
+                                             trials=int(s["ridge"]["trials"]), kind="baselines"))
+                    if montecarlo and M in montecarlo["M"]:
+                        for N in montecarlo["N"]:
+                            for g in _gammas(s):
+                                mc.append(Job(name, key, ((int(N), float(g)),), trials=int(montecarlo["trials"]),
+                                              kind="montecarlo"))
     return {"problems": problems, "exact": exact, "montecarlo": mc, "baselines": baselines, "followups": followups}
 
 
@@ -409,7 +487,8 @@ def job_params(config: dict, job: Job) -> dict:
     b = p.a if (p.b is None and p.spectrum == "power") else p.b
     columns = {"experiment": job.experiment, "spectrum": p.spectrum, "a": p.a,
                "b": float("nan") if b is None else b, "prior": prior, "M": p.M, "d": p.d,
-               "schedule": s["schedule"], "sigma2": float(s["sigma2"]), "sketch_seed": p.seed}
+               "schedule": s["schedule"], "sigma2": float(s["sigma2"]), "sketch_seed": p.seed,
+               **({"sketch": p.sketch} if "sketches" in s else {})}
     return {"problem": asdict(p), "points": [list(pt) for pt in job.points], "sigma2": float(s["sigma2"]),
             "schedule": s["schedule"],
             "log_base": s["log_base"], "columns": columns, "trials": job.trials,
@@ -435,10 +514,24 @@ def followup_params(config: dict, job: Job) -> dict:
         out["specs"] = [dict(spec) for spec in s["schedules"]]
     elif job.kind == "batch":
         out.update(B=[int(B) for B in s["B"]], step_rules=list(s["step_rules"]))
+    elif job.kind == "dataset":
+        mc = s.get("montecarlo") or {"M": [], "N": [], "trials": 0}
+        columns = {"experiment": job.experiment, "dataset": s["dataset"], "M": p.M, "d": p.d,
+                   "gamma": float(s["gamma"]), "sketch_seed": p.seed}
+        out.update(columns=columns, dataset=s["dataset"], seed=p.seed, M=[p.M], mc_M=[int(M) for M in mc["M"]],
+                   mc_N=[int(N) for N in mc["N"]], trials=int(mc["trials"]),
+                   mc_seed=coordinate_seed(job.experiment, p.stem))
     else:  # reuse
         out.update(L=[int(L) for L in s["L"]], trials=int(job.trials),
                    mc_seed=coordinate_seed(job.experiment, p.stem, *[x for pt in job.points for x in pt]))
     return out
+
+
+def spectrum_params(config: dict, name: str) -> dict:
+    """The dataset's spectrum and target energies with their bootstrap resamples (``datasets.spectrum_rows``)."""
+    s = _settings(config, name)
+    return {"experiment": name, "dataset": s["dataset"], "bootstrap": int(s["bootstrap"]), "modes": list(s["modes"]),
+            "seed": coordinate_seed(name, s["dataset"], "bootstrap")}
 
 
 def claim_params(config: dict, name: str) -> dict:

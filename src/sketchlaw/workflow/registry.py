@@ -40,7 +40,10 @@ class Experiment:
               variance (an N grid plus least-squares and ridge baselines), stepsize (a grid of γ; unstable γ dropped);
               the follow-ups (FOLLOWUP_KINDS): schedules (every schedule of the block at every N, one exact job per
               sketch family), batch (every batch size B at every N, one exact job per sketch family), reuse
-              (multi-pass Monte Carlo over an L grid, one job per (M, N, sketch seed))
+              (multi-pass Monte Carlo over an L grid, one job per (M, N, sketch seed)); sketches (as scaling, once per
+              sketch family of its ``sketches`` list: column ``sketch`` in its table); dataset (a real dataset as the
+              population: one job per sketch seed with every M, the exact Gaussian-equivalent curves and real-data SGD
+              by Monte Carlo)
     analyses  what the fit step computes from its table (``sketchlaw.analysis.table.ANALYSES``): scaling (primary
               and window slopes), montecarlo (Monte Carlo slopes), joint (the comparison of joint functional forms),
               compute (the frontier); schedules, batch, reuse (the follow-ups' rows)
@@ -95,8 +98,16 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
     Experiment("reuse", "reuse", ("reuse",), (Notebook("reuse"),), theory="reuse",
                columns=FOLLOWUP_COLUMNS + ("N", "L", "repeats", "mc_trials", "mc_mean", "mc_sem", "reducible",
                                            "onepass_L_reducible", "onepass_N_reducible", "approx")),
+    # Beyond the paper's assumptions (docs/METHODS.md §19): the scaling experiment on other sketch families.
+    Experiment("sketches", "sketches", ("scaling", "montecarlo"), (Notebook("sketch_families"),), limit=True,
+               theory="source", columns=EXACT_COLUMNS + ("sketch",)),
+    # A real dataset's spectrum (docs/METHODS.md §20): its Gaussian equivalent, exact, beside SGD on the real features.
+    Experiment("digits", "dataset", ("dataset",), (Notebook("real_data"),), theory="source",
+               aux=(Aux("spectrum"),),
+               columns=("experiment", "dataset", "M", "d", "gamma", "sketch_seed", "N", "N_eff", "risk", "approx",
+                        "bias", "variance", "reducible", "mc_trials", "mc_mean", "mc_sem", "mc_diverged")),
 )}
-KINDS = ("scaling", "compute", "variance", "stepsize") + FOLLOWUP_KINDS
+KINDS = ("scaling", "compute", "variance", "stepsize", "sketches", "dataset") + FOLLOWUP_KINDS
 
 
 def notebooks() -> dict[str, str]:

@@ -34,7 +34,7 @@ def sketched_problem(key: dict) -> Problem:
     it: a problem is cheap next to the start of a process of its own. σ² enters only the noise level and is set at
     training time."""
     return build_problem(Spectrum(key["spectrum"], key["a"], key["d"]), key["M"], 0.0, key["seed"], Prior(key["b"]),
-                         tail=key["tail"])
+                         tail=key["tail"], sketch=key.get("sketch", "gaussian"))
 
 
 def stable_points(points, mu, drop_unstable: bool = False) -> tuple[list, list, float]:
@@ -308,7 +308,14 @@ def followup_table(jobs) -> pd.DataFrame:
     start, parts = time.perf_counter(), []
     for job in jobs:
         t0 = time.perf_counter()
-        parts.append(followup_rows(sketched_problem(job["problem"]), job))
+        if job["kind"] == "dataset":  # its problems are the dataset's, built by its own job function
+            from sketchlaw.workflow.datasets import dataset_rows
+
+            df = dataset_rows(job)
+            first = list(job["columns"])
+            parts.append(df.assign(**job["columns"])[first + [c for c in df.columns if c not in first]])
+        else:
+            parts.append(followup_rows(sketched_problem(job["problem"]), job))
         print(f"M = {job['problem']['M']}: {job['kind']}, {len(parts[-1])} rows in {time.perf_counter() - t0:.2f} s",
               flush=True)
     print(f"done in {time.perf_counter() - start:.2f} s", flush=True)
@@ -340,6 +347,13 @@ def _first_columns(df: pd.DataFrame) -> pd.DataFrame:
     return df[first + [c for c in df.columns if c not in first]]
 
 
+def spectrum_rows(job: dict) -> pd.DataFrame:
+    """The real dataset's spectrum and target energies, with their bootstrap resamples (``datasets.spectrum_rows``)."""
+    from sketchlaw.workflow.datasets import spectrum_rows as rows
+
+    return rows(job)
+
+
 # The auxiliary tables' jobs (scripts/auxiliary_table.py): computed without a drawn sketch, one per experiment.
 def frontier_rows(job: dict) -> pd.DataFrame:
     """The compute frontier's finite-size theory (``grid.frontier_params``): the deterministic equivalent's
@@ -366,4 +380,5 @@ def frontier_rows(job: dict) -> pd.DataFrame:
     return df[first + [c for c in df.columns if c not in first]]
 
 
-AUXILIARY = {"limit": limit_rows, "claim": claim_rows, "finite": finite_rows, "frontier": frontier_rows}
+AUXILIARY = {"limit": limit_rows, "claim": claim_rows, "finite": finite_rows, "frontier": frontier_rows,
+             "spectrum": spectrum_rows}
