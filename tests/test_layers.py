@@ -14,7 +14,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src" / "sketchlaw"
 # Lowest first: a module may import its own layer and the layers below it, never one above.
-LAYERS = ["base", "engine", "theory", "workflow", "analysis", "present", "cli"]
+LAYERS = ["base", "engine", "theory", "workflow", "analysis", "api", "present", "cli"]
 BASE = {"sketchlaw", "sketchlaw.errors", "sketchlaw.atomic", "sketchlaw.seeds"}
 
 
