@@ -187,7 +187,8 @@ def summary(r: Result) -> str:
     return (f"stability bound γ_c = {r.bound:.6g} (γ = {s.gamma:g}) · M panel at N = {s.N_grid[-1]:,}: slope of "
             f"R − σ² over M ∈ [{lo:g}, {hi:g}] {sl['reducible']:+.3f}, of E Approx {sl['approx']:+.3f}, theorem "
             f"{sl['theory']:+.3f} · compute C = {s.C:.3g}: M* = {o.M_star}, N* = {o.N_star:,}, R* = {o.risk_star:.6g} "
-            f"(theory M* ∝ C^{1 / (s.a + 1):.3f})")
+            f"(theory M* ∝ C^{1 / (s.a + 1):.3f})" + (" — at the grid's largest M: raise M to look further"
+                                                     if o.M_star == max(model_grid(s.M)) else ""))
 
 
 def config_block(s: Setting) -> str:
@@ -316,6 +317,7 @@ class Explorer:
                                   continuous_update=False),
         }
         for name, c in self.controls.items():
+            c.style.description_width = "95px"
             c.add_class(f"sk-{name}")
             c.observe(self._changed, names="value")
         self.bound_label = w.HTML().add_class("sk-bound")
