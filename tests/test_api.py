@@ -88,6 +88,8 @@ def test_limit_risk_curve_is_the_engines_limit():
     for col in ("N", "N_eff", "bias", "variance", "excess"):
         assert np.allclose(got[col], want[col], rtol=1e-12, atol=0), col
     assert np.allclose(got["risk"], 0.5 + want["excess"], rtol=1e-14)
+    again = api.limit_risk_curve(2.0, [100, 1000, 10000], b=1.5, sigma2=2.0, gamma=0.2)  # σ² alone: no new run
+    assert np.array_equal(again["bias"], got["bias"]) and np.allclose(again["variance"], 4 * got["variance"])
 
 
 def test_compute_optimal_is_the_minimum_of_the_exact_risk():

@@ -37,7 +37,8 @@ def test_every_part_is_the_librarys(computed):
     curve = api.risk_curve(s.a, s.M, s.N_grid, **s.common())
     assert np.array_equal(r.curve[["risk", "bias", "variance"]].to_numpy(), curve[["risk", "bias", "variance"]])
     assert r.bound == api.stability_bound(s.a, s.M, seeds=s.seeds)
-    assert np.array_equal(r.limit["risk"], api.limit_risk_curve(s.a, s.N_grid)["risk"])
+    assert np.array_equal(r.limit["risk"], api.limit_risk_curve(s.a, s.N_grid, head=explore.LIMIT_HEAD)["risk"])
+    assert np.allclose(r.limit["risk"], api.limit_risk_curve(s.a, s.N_grid)["risk"], rtol=1e-9, atol=0)
     models = api.risk_curve(s.a, [8, 16, 32], s.N_grid[-1], **s.common())
     assert np.array_equal(r.models["risk"], models["risk"])
     assert r.optimum.M_star == api.compute_optimal(s.a, s.C, [8, 16, 32], **s.common()).M_star
@@ -173,3 +174,16 @@ def test_make_explore_serves_the_notebook_alone_on_loopback():
     assert "--Voila.ip=127.0.0.1" in cmd and "--port=8123" in cmd and "--Voila.port_retries=0" in cmd
     make = (REPO / "Makefile").read_text()
     assert "explore: install\n\t$(VENV)/bin/python scripts/dev/explore.py --port $(EXPLORE_PORT)" in make
+
+
+def test_readme_explorer_benchmark_lines_are_the_rendering_of_the_results_file():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import bench_explore
+    finally:
+        sys.path.pop(0)
+    results = json.loads(bench_explore.RESULTS.read_text())
+    text = (REPO / "README.md").read_text()
+    assert bench_explore.splice(text, bench_explore.render(results), bench_explore.START, bench_explore.END) == text, \
+        "run `.venv/bin/python benchmarks/bench_explore.py --readme`"
+    assert [r["M"] for r in results["runs"]] == [256, 1024]

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from sketchlaw.engine.exact import PHASE_CACHE_BYTES, ExactEngine, PhaseMapCache
-from sketchlaw.engine.limit import LimitModes, total_step
+from sketchlaw.engine.limit import HEAD, LimitModes, total_step
 from sketchlaw.engine.problem import Problem, build_problem
 from sketchlaw.engine.schedules import Schedule, effective_sample_size
 from sketchlaw.engine.spectra import Prior, Spectrum
@@ -60,11 +60,12 @@ class _LRU(OrderedDict):
 _PROBLEMS = _LRU(PROBLEMS_KEPT)
 _MAPS = _LRU(ENGINES_KEPT)
 _LIMITS = _LRU(8)
+_LIMIT_RUNS = _LRU(64)
 
 
 def clear_cache() -> None:
     """Forget every kept sketch, phase map and M = ∞ mode set (the next calls rebuild them)."""
-    for cache in (_PROBLEMS, _MAPS, _LIMITS):
+    for cache in (_PROBLEMS, _MAPS, _LIMITS, _LIMIT_RUNS):
         cache.clear()
 
 
@@ -158,17 +159,21 @@ def risk_curve(a: float, M, N, *, spectrum: str = "power", b: float | None = Non
 
 
 def limit_risk_curve(a: float, N, *, spectrum: str = "power", b: float | None = None, sigma2: float = 1.0,
-                gamma: float = 0.1, schedule: str = "geometric", schedule_params: dict | None = None) -> pd.DataFrame:
+                     gamma: float = 0.1, schedule: str = "geometric", schedule_params: dict | None = None,
+                     head: int = HEAD) -> pd.DataFrame:
     """The M = ∞ limit (no sketch, d = ∞; ``sketchlaw.engine.limit``) of ``risk_curve`` at batch size 1: columns
-    N, N_eff, bias, variance, excess, risk (= σ² + excess; Approx = 0). The modes are kept between calls for the
-    same horizon, so a change of σ² costs no new decomposition."""
+    N, N_eff, bias, variance, excess, risk (= σ² + excess; Approx = 0); ``head`` exact modes before the quadrature
+    (``LimitModes``). The modes and their unit-noise runs are kept between calls, so a change of σ² alone reruns
+    nothing (σ² enters only ``LimitModes.with_tail``)."""
     sigma2 = check_real("sigma2", sigma2, ge=0.0)
     Ns = _grid("N", N, 2)
     schedules = [step_schedule(gamma, n, schedule, a, **dict(schedule_params or {})) for n in Ns]
     horizon = max(total_step(s) for s in schedules)
-    modes = _LIMITS.fetch((spectrum, float(a), b, horizon), lambda: LimitModes(spectrum, a, b, horizon))
+    key = (spectrum, float(a), b, horizon, head)
+    modes = _LIMITS.fetch(key, lambda: LimitModes(spectrum, a, b, horizon, head))
     check_stable(schedules[0].gamma, modes.mu, modes.multiplicity)
-    parts = modes.run(schedules, sigma2)
+    unit = _LIMIT_RUNS.fetch((key, tuple(schedules)), lambda: modes.engine().run_many(schedules))
+    parts = [modes.with_tail(s, r, sigma2) for s, r in zip(schedules, unit)]
     df = pd.DataFrame({"N": Ns, "N_eff": [effective_sample_size(n, s.log_base) for n, s in zip(Ns, schedules)],
                        "bias": [r["bias"] for r in parts], "variance": [r["variance"] for r in parts]})
     df["excess"] = df["bias"] + df["variance"]

@@ -31,7 +31,14 @@ from sketchlaw.errors import DivergenceError, ParameterError
 from sketchlaw.theory import exponents, rates
 
 DEBOUNCE_S = 0.1
+# The engine's compiled loops run on one thread in the explorer's process: a redraw's decompositions are small, and
+# two threads that wait on each other whenever anything else runs made a γ change 5× slower at M = 256 (2.2 s
+# against 0.4 s at load average 4 on 2 cores; about even at M = 1024).
+ENGINE_THREADS = 1
 SMALLEST_M = 8
+# The M = ∞ limit's exact head: 500 modes change it by < 1e-9 relative from the library's 1000 (engine/limit.py)
+# at half the modes, a quarter of each decomposition.
+LIMIT_HEAD = 500
 M_CHOICES = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 BATCH_CHOICES = (1, 2, 4, 8, 16, 32, 64)
 
@@ -130,7 +137,7 @@ class Computer:
                                          s.per_decade),
                                lambda: api.limit_risk_curve(s.a, s.N_grid, spectrum=s.spectrum, b=s.b,
                                                             sigma2=s.sigma2, gamma=s.gamma, schedule=s.schedule,
-                                                            schedule_params=dict(s.params)))
+                                                            schedule_params=dict(s.params), head=LIMIT_HEAD))
         grid = model_grid(s.M)
         models = self._part("models", (*run_key, s.M, s.N_grid[-1]),
                             lambda: api.risk_curve(s.a, grid, s.N_grid[-1], **c))
@@ -292,6 +299,9 @@ class Explorer:
         import ipywidgets as w
         from matplotlib.figure import Figure
 
+        from sketchlaw.engine.exact import use_threads
+
+        use_threads(ENGINE_THREADS)
         self.computer, self.fig = Computer(), Figure(figsize=(15, 4.6), dpi=80)
         self.result, self.timings, self._pending, self.updates = None, {}, None, 0
         s = setting
