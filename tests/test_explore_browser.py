@@ -8,6 +8,7 @@ SKETCHLAW_SCREENSHOT=path saves the page as the README shows it (docs/explore.pn
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -112,11 +113,14 @@ def _updates(driver) -> int:
 
 
 def _wait(driver, condition, what: str, timeout: float = UPDATE_TIMEOUT_S):
+    from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
 
+    # an element read while the kernel replaces it (the status line at each redraw) is read again at the next poll
+    wait = WebDriverWait(driver, timeout, poll_frequency=0.1, ignored_exceptions=(StaleElementReferenceException,))
     try:
-        return WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda d: condition(d))
-    except Exception:
+        return wait.until(lambda d: condition(d))
+    except TimeoutException:
         pytest.fail(f"timed out waiting for {what}; page text: {driver.find_element('tag name', 'body').text[-1500:]}")
 
 
@@ -198,3 +202,11 @@ def test_the_app_shows_the_librarys_exact_risk(app, browser):
     assert "stability bound" in message and f"{bound:.6g}" in message, message
     _assert_page_is_the_library(browser, setting)
     assert "Traceback" not in browser.find_element("tag name", "body").text
+
+    # and the command line prints the same numbers for a point on the page
+    row = next(r for r in _table(browser) if r["panel"] == "risk vs N" and r["seed"] == "1" and r["N"] == "1000000")
+    cli = subprocess.run([sys.executable, "-m", "sketchlaw.cli", "risk", "--a", "1.5", "--M", "64", "--N", "1000000",
+                          "--schedule", "constant", "--seed", "1"], capture_output=True, text=True, check=True)
+    point = json.loads(cli.stdout)
+    for col in ("risk", "approx", "bias", "variance"):
+        assert float(row[col]) == pytest.approx(point[col], rel=1e-12, abs=0), (col, row, point)
