@@ -68,6 +68,10 @@ def test_a_second_call_reuses_the_sketches_and_phase_maps():
     assert len(api._PROBLEMS) == 1 and maps.builds == builds
     assert np.allclose(second["bias"], first["bias"], rtol=1e-12)
     assert not np.allclose(second["variance"], first["variance"])
+    api.clear_cache()  # the rescaled kept run is the engine's own run at that σ²
+    fresh = api.risk_curve(2.0, 32, [1000, 10000], sigma2=0.25)
+    for col in ("risk", "bias", "variance", "variance_from_noise", "variance_from_approx"):
+        assert np.allclose(second[col], fresh[col], rtol=1e-13, atol=0), col
 
 
 def test_unstable_step_size_is_refused_naming_the_bound():

@@ -12,7 +12,7 @@ The command line (``sketchlaw risk``) and the explorer (notebooks/explore.ipynb)
 
 Sketched problems and their phase maps are kept between calls (``clear_cache()`` drops them): a second call that
 changes only σ², γ, the schedule or N reuses the sketches, and one that revisits a step size reuses its
-decomposition, so an interactive front end recomputes only what changed.
+decomposition, so an interactive front end recomputes only what changed; a change of σ² alone rescales kept runs.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from sketchlaw.engine.exact import PHASE_CACHE_BYTES, ExactEngine, PhaseMapCache
+from sketchlaw.engine.exact import PHASE_CACHE_BYTES, ExactEngine, PhaseMapCache, RiskBreakdown
 from sketchlaw.engine.limit import HEAD, LimitModes, total_step
 from sketchlaw.engine.problem import Problem, build_problem
 from sketchlaw.engine.schedules import Schedule, effective_sample_size
@@ -61,11 +61,12 @@ _PROBLEMS = _LRU(PROBLEMS_KEPT)
 _MAPS = _LRU(ENGINES_KEPT)
 _LIMITS = _LRU(8)
 _LIMIT_RUNS = _LRU(64)
+_RUNS = _LRU(256)
 
 
 def clear_cache() -> None:
     """Forget every kept sketch, phase map and M = ∞ mode set (the next calls rebuild them)."""
-    for cache in (_PROBLEMS, _MAPS, _LIMITS, _LIMIT_RUNS):
+    for cache in (_PROBLEMS, _MAPS, _LIMITS, _LIMIT_RUNS, _RUNS):
         cache.clear()
 
 
@@ -102,6 +103,23 @@ def _engine(key: tuple, p: Problem, sigma2: float, batch: int) -> ExactEngine:
     engine = ExactEngine(p.mu, p.p0, sigma2, p.approx, batch=batch)
     engine.cache = _MAPS.fetch((key, batch), lambda: PhaseMapCache(PHASE_CACHE_BYTES))
     return engine
+
+
+def _runs(key: tuple, p: Problem, sigma2: float, batch: int, schedules) -> list[RiskBreakdown]:
+    """The engine's results for the schedules on the kept problem. A run kept from another σ² is rescaled instead of
+    rerun: the bias does not depend on σ², and the variance is linear in the noise σ_M² = σ² + E Approx (docs/METHODS.md §4), so it
+    scales by the ratio of the noises (exact up to rounding, ~1e-16 relative)."""
+    kept = _RUNS.get((key, batch, tuple(schedules)))
+    if kept is not None and kept[0] > 0:
+        ratio = (sigma2 + p.approx) / kept[0]
+        _RUNS.move_to_end((key, batch, tuple(schedules)))
+        return [RiskBreakdown(sigma2, p.approx, r.bias, r.variance * ratio) for r in kept[1]]
+    engine = _engine(key, p, sigma2, batch)
+    # geometric kinds share their phases over N in one product; the others have pieces of their own per N
+    shared = schedules[0].kind in ("geometric", "constant")
+    results = engine.run_many(schedules) if shared else [engine.run(sch) for sch in schedules]
+    _RUNS.fetch((key, batch, tuple(schedules)), lambda: (engine.noise, results))
+    return results
 
 
 def stability_bound(a: float, M: int, *, spectrum: str = "power", b: float | None = None, seeds=(0,),
@@ -147,14 +165,10 @@ def risk_curve(a: float, M, N, *, spectrum: str = "power", b: float | None = Non
         for s in _seeds(seeds):
             key, p = _kept_problem(a, m, spectrum, b, s, d, tail)
             bound = check_stable(schedules[0].gamma, p.mu, batch=batch)
-            engine = _engine(key, p, sigma2, batch)
-            # geometric kinds share their phases over N in one product; the others have pieces of their own per N
-            shared = schedules[0].kind in ("geometric", "constant")
-            results = engine.run_many(schedules) if shared else [engine.run(sch) for sch in schedules]
-            for n, sch, r in zip(Ns, schedules, results):
+            for n, sch, r in zip(Ns, schedules, _runs(key, p, sigma2, batch, schedules)):
                 rows.append({"seed": s, "M": m, "d": p.spectrum.d, "B": batch, "N": n,
-                             "N_eff": effective_sample_size(n, params.get("log_base", "e")), "updates": sch.N, "gamma": sch.gamma,
-                             "gamma_max": bound, **r.as_dict(), "sigma2": sigma2})
+                             "N_eff": effective_sample_size(n, params.get("log_base", "e")), "updates": sch.N,
+                             "gamma": sch.gamma, "gamma_max": bound, **r.as_dict(), "sigma2": sigma2})
     return pd.DataFrame(rows)
 
 
