@@ -8,7 +8,7 @@ UV := .tools/bin/uv
 VENV := .venv
 CORES ?= 2
 
-.PHONY: replicate report test test-fast test-configs check-science install ci-artifacts followups assumptions envs captions config-doc clean-results
+.PHONY: replicate report test test-fast test-configs check-science install ci-artifacts followups assumptions envs captions config-doc clean-results explore
 
 # Snakemake's output is condensed (scripts/condense_log.py: progress every 5 %, errors and failed jobs' logs in
 # full); the complete log is in .snakemake/log/, each job's own output in results/logs/.
@@ -71,6 +71,12 @@ followups: install
 # that give their exponents (README: what it costs).
 assumptions: install
 	$(SNAKEMAKE) --configfile config/assumptions.yaml $(CONDENSE)
+
+# The live explorer of the exact engine (notebooks/explore.ipynb) as a local web app: Voilà on 127.0.0.1 only,
+# serving that notebook and nothing else; it prints its address. EXPLORE_PORT=... picks another port.
+EXPLORE_PORT ?= 8866
+explore: install
+	$(VENV)/bin/python scripts/dev/explore.py --port $(EXPLORE_PORT)
 
 # Regenerate the conda environment file from the lock (a test checks they agree).
 envs: $(UV)

@@ -27,12 +27,12 @@ def render(results: dict) -> str:
     return "\n".join(head + [f"- {line}" for line in results["lines"]])
 
 
-def splice(readme: str, section: str) -> str:
-    if START not in readme or END not in readme:
-        raise SystemExit(f"README.md has no {START} … {END} markers")
-    before, rest = readme.split(START, 1)
-    _, after = rest.split(END, 1)
-    return f"{before}{START}\n{section}\n{END}{after}"
+def splice(readme: str, section: str, start: str = START, end: str = END) -> str:
+    if start not in readme or end not in readme:
+        raise SystemExit(f"README.md has no {start} … {end} markers")
+    before, rest = readme.split(start, 1)
+    _, after = rest.split(end, 1)
+    return f"{before}{start}\n{section}\n{end}{after}"
 
 
 def main(argv=None):

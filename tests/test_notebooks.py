@@ -23,10 +23,11 @@ import pandas as pd
 import pytest
 
 from sketchlaw.present import plotting as slp
+from sketchlaw.workflow import registry
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = REPO / "notebooks"
-NOTEBOOKS = sorted(p.stem for p in NOTEBOOK_DIR.glob("*.ipynb"))
+NOTEBOOKS = [p.stem for p in registry.figure_notebook_paths(NOTEBOOK_DIR)]  # the apps (explore) have their own tests
 EXPERIMENT_TABLES = ("main", "source", "logpower", "compute", "variance", "stepsize", "schedules", "batch", "reuse",
                      "sketches", "digits")
 AUX_TABLES = ("schedules_claim", "digits_spectrum")  # auxiliary tables notebooks read (registry ``aux``)

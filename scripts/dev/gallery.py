@@ -18,6 +18,7 @@ from pathlib import Path
 import nbformat
 
 from sketchlaw.present.plotting import split_caption
+from sketchlaw.workflow.registry import figure_notebook_paths
 
 REPO = Path(__file__).resolve().parents[2]
 START, END = "<!-- gallery:start -->", "<!-- gallery:end -->"
@@ -48,7 +49,7 @@ def figure_order(name: str) -> tuple:
 def render(notebook_dir: Path = REPO / "notebooks") -> str:
     """The Markdown table: figure name, title (CAPTION's first line), link to the notebook."""
     lines = [START, "| figure | title | notebook |", "|---|---|---|"]
-    for path in sorted(notebook_dir.glob("*.ipynb"), key=lambda p: figure_order(p.stem)):
+    for path in sorted(figure_notebook_paths(notebook_dir), key=lambda p: figure_order(p.stem)):
         title, _ = split_caption(notebook_caption(path))
         rel = path.relative_to(notebook_dir.parent).as_posix()
         cell = title.replace("|", r"\|")

@@ -124,6 +124,7 @@ class LimitModes:
         self.nodes_per_octave = check_int("nodes_per_octave", nodes_per_octave, minimum=1)
         self.horizon = check_real("horizon", horizon, gt=0.0)
         self.frozen_tol = check_real("frozen_tol", frozen_tol, gt=0.0)
+        self._engine = None
 
         K = self.head
         idx = np.arange(1, K + 2, dtype=float)
@@ -174,8 +175,11 @@ class LimitModes:
         return gmax * total_step(schedule) * (excess_max + sigma2) * self.tail_trace2
 
     def engine(self) -> ExactEngine:
-        """The exact engine of the represented modes at unit noise (``with_tail`` adds the far tail and σ²)."""
-        return ExactEngine(self.mu, self.p0, 1.0, 0.0, multiplicity=self.multiplicity)
+        """The exact engine of the represented modes at unit noise (``with_tail`` adds the far tail and σ²), built
+        once: σ² enters only ``with_tail``, so kept modes rerun at another σ² reuse every phase map."""
+        if self._engine is None:
+            self._engine = ExactEngine(self.mu, self.p0, 1.0, 0.0, multiplicity=self.multiplicity)
+        return self._engine
 
     def with_tail(self, schedule: Schedule, result, sigma2: float) -> dict:
         """Bias and variance of the M = ∞ problem after ``schedule``, from the unit-noise ``engine()``'s result for

@@ -110,6 +110,19 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
 KINDS = ("scaling", "compute", "variance", "stepsize", "sketches", "dataset") + FOLLOWUP_KINDS
 
 
+# Notebooks that are interactive apps, not figures: they compute (through sketchlaw.api) where a figure notebook only
+# reads tables, so they have no CAPTION, no papermill parameters and no place in the workflow, the gallery or the
+# report; the figure notebooks' checks skip them by this name only.
+APP_NOTEBOOKS = {"explore": "the live explorer of the exact engine (`make explore`)"}
+
+
+def figure_notebook_paths(notebook_dir) -> list:
+    """The figure notebooks (``*.ipynb``) in ``notebook_dir``, sorted: every notebook but the apps."""
+    from pathlib import Path
+
+    return sorted(p for p in Path(notebook_dir).glob("*.ipynb") if p.stem not in APP_NOTEBOOKS)
+
+
 def notebooks() -> dict[str, str]:
     """Every notebook → the experiment whose table it reads."""
     return {nb.name: e.name for e in EXPERIMENTS.values() for nb in e.notebooks}
