@@ -96,10 +96,9 @@ def _cubic_vertex(u, v, near: float) -> float:
 def measured_frontier(table: pd.DataFrame) -> pd.DataFrame:
     """The located optimum (``locate_optimum``) per (a, b, sketch seed, budget)."""
     out = []
-    refined = table["refined"] if "refined" in table else pd.Series(False, index=table.index)
-    for (spectrum, a, b, seed, C), df in table.assign(refined=refined).groupby(SLICE + ["sketch_seed", "compute"]):
+    for (spectrum, a, b, seed, C), df in table.groupby(SLICE + ["sketch_seed", "compute"]):
         df = df[df["reducible"] > 0]
-        if df["M"].nunique() < 1 or (~df["refined"]).sum() < 1:
+        if not (~df["refined"]).any():  # no grid point left to bracket the optimum
             continue
         best = locate_optimum(df["M"], df["reducible"], ~df["refined"].to_numpy(bool))
         out.append({"model": MEASURED, "spectrum": spectrum, "a": a, "b": b, "sketch_seed": seed,
@@ -168,13 +167,13 @@ def compute_rows(table: pd.DataFrame, tables: dict, diagnostics: Diagnostics, th
         expected = theory.exponents(theory_kind, a, b, sigma2) if spectrum == "power" else {}
         key = {"experiment": name, "spectrum": spectrum, "a": a, "b": b}
         for variable in VARIABLES:
-            curve = frontier_curve(measured[measured["spectrum"] == spectrum], a, b, variable, sigma2)
+            mine = measured[measured["spectrum"] == spectrum]
+            curve = frontier_curve(mine, a, b, variable, sigma2)
             de = frontier_curve(equivalent[equivalent["spectrum"] == spectrum], a, b, variable, sigma2)
             est = E.curve_slope(curve, "x", "y", seed="seed")
             finite, extrap = math.nan, {}
             if est.ok:
-                alt = E.curve_slope(frontier_curve(measured[measured["spectrum"] == spectrum], a, b, variable,
-                                                   sigma2, cubic=True), "x", "y", seed="seed",
+                alt = E.curve_slope(frontier_curve(mine, a, b, variable, sigma2, cubic=True), "x", "y", seed="seed",
                                     window=np.unique(curve["x"][est.in_window(curve["x"])]))
                 if alt.ok:
                     est.sys_low, est.sys_high = min(est.sys_low, alt.fitted), max(est.sys_high, alt.fitted)
