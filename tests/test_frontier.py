@@ -207,12 +207,12 @@ def _frontier_table(a, b, budgets, e_M, e_R, jitter=0.0, seed=0):
     return pd.DataFrame(rows)
 
 
-def _theory_table(a, b, budgets, e_M, e_R):
+def _theory_table(a, b, budgets, e_M, e_R, M_over_k=0.1):
     x = np.array(budgets) / np.log(budgets)
     M = np.exp(e_M * np.log(x) + 0.3)
     return pd.DataFrame({"experiment": "compute", "spectrum": "power", "a": a, "b": b, "compute": budgets,
                          "M_star": M, "N_star": np.array(budgets) / M, "reducible_star": x**e_R, "interior": True,
-                         "evaluations": 1})
+                         "k_star": M / M_over_k, "evaluations": 1})
 
 
 @pytest.mark.parametrize("a, b", [(1.5, 1.5), (2.2, 1.7), (1.6, 2.2)])
@@ -245,3 +245,19 @@ def test_rows_flag_a_frontier_off_the_law():
     rows = frame(analysis.compute_rows(table, tables, Diagnostics(), "compute"))
     m = rows[rows["variable"] == "M_star"].iloc[0]
     assert m.verdict == "disagrees" and abs(m.fitted - 0.45) < 0.01
+
+
+@pytest.mark.parametrize("a, b, extrapolated", [(1.6, 2.2, False), (2.2, 1.7, True), (1.5, 1.5, True)])
+def test_no_extrapolation_where_the_equivalent_is_still_crossing_over(a, b, extrapolated):
+    """An equivalent frontier whose last M* equals k*: at b > a the theorem's balance (M* ≪ k*) is not reached, so
+    its slopes are not extrapolated (the primary and its finite-size theory stay); at b ≤ a M*/k* is no criterion."""
+    e = theory.compute_exponents(a, b)
+    budgets = list(np.geomspace(1e5, 1e11, 13))
+    table = _frontier_table(a, b, budgets, e["M_star"], e["reducible_star"], jitter=1e-3)
+    tables = {"compute_theory": _theory_table(a, b, list(np.geomspace(1e5, 1e15, 21)), e["M_star"],
+                                              e["reducible_star"], M_over_k=1.0)}
+    rows = frame(analysis.compute_rows(table, tables, Diagnostics(), "compute"))
+    assert rows["extrapolated"].notna().all() == extrapolated and rows["extrapolated"].isna().all() != extrapolated
+    assert rows["theory_finite"].notna().all() and (abs(rows["fitted"] - rows["theory"]) < 0.01).all()
+    assert analysis.equivalent_reaches_regime(tables["compute_theory"], a, b, 1.0) == extrapolated
+    assert analysis.equivalent_reaches_regime(tables["compute_theory"], a, b, 0.0)  # no noise: no criterion

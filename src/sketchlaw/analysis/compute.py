@@ -23,6 +23,25 @@ FRONTIER_COLUMNS = ["model", "a", "b", "sketch_seed", "compute", "M_star", "N_st
 VARIABLES = ("M_star", "N_star", "reducible_star")
 MEASURED, EQUIVALENT = "measured", "deterministic_equivalent"
 SLICE = ["spectrum", "a", "b"]
+# At b > a (σ² > 0) the theorem's balance has M* well below the effective dimension k* = (γ N_eff)^(1/a), and M*/k*
+# closes only as C^−(b−a)/(a(b+1)): an equivalent frontier still at M* ≳ k*/4 at its last budget is crossing over
+# between two balances, and the trend of its slopes does not lead to the limit (docs/METHODS.md §14).
+REGIME_RATIO = 0.25
+
+
+def equivalent_reaches_regime(theory_table: pd.DataFrame | None, a: float, b: float, sigma2: float) -> bool:
+    """Whether the equivalent's frontier, at its largest interior budget, is in the regime of the theorem's balance
+    (always, for b ≤ a or without noise, where M* and k* keep one ratio)."""
+    if not (sigma2 > 0 and b > a + 1e-12):
+        return True
+    if theory_table is None or "k_star" not in theory_table:
+        return False
+    df = theory_table[np.isclose(theory_table["a"], a) & np.isclose(theory_table["b"], b)
+                      & theory_table["interior"].astype(bool)]
+    if not len(df):
+        return False
+    last = df.loc[df["compute"].idxmax()]
+    return bool(last["M_star"] <= REGIME_RATIO * last["k_star"])
 
 
 def locate_optimum(M, reducible, grid) -> dict:
@@ -155,7 +174,8 @@ def compute_rows(table: pd.DataFrame, tables: dict, diagnostics: Diagnostics, th
     theory_finite    the equivalent's frontier slope on the same budgets;
     extrapolated     the estimate shifted by the equivalent's own computed distance to its limit, the equivalent's
                      frontier being run far beyond the grid (``estimators.theory_convergence``, model (iv)), its
-                     interval widened by the estimate's half-width.
+                     interval widened by the estimate's half-width; none where the equivalent has not reached the
+                     theorem's balance by its last budget (``equivalent_reaches_regime``).
     The measured and the equivalent's frontiers are ``tables["compute_frontier"]`` after the call."""
     rows = []
     name = table["experiment"].iloc[0]
@@ -186,7 +206,8 @@ def compute_rows(table: pd.DataFrame, tables: dict, diagnostics: Diagnostics, th
                     finite = E.finite_slope(de_in["x"], de_in["y"], est)
                 # model (iv) alone: the measured frontier's own local slopes carry its sketch's jitter, too
                 # rough for the correction models, which the equivalent's smooth frontier fits instead
-                far = E.extrapolate(de["x"], de["y"]) if len(de) >= 4 else {}
+                far = E.extrapolate(de["x"], de["y"]) if len(de) >= 4 and equivalent_reaches_regime(
+                    tables.get(f"{name}_theory"), a, b, sigma2) else {}
                 extrap = E.theory_convergence(est.fitted, finite, far, half) if far else {}
                 sel = curve[est.in_window(curve["x"])]
                 est.x_lo, est.x_hi = float(sel["C"].min()), float(sel["C"].max())  # the window in budgets C

@@ -15,6 +15,7 @@ from numba import njit
 from scipy import optimize
 
 from sketchlaw.engine.spectra import Prior, Spectrum, tail_sums
+from sketchlaw.theory.rates import effective_dimension
 
 DE_HEAD = 10**6  # coordinates summed exactly in the deterministic equivalent; the rest by tail sums
 
@@ -268,7 +269,8 @@ def frontier_de(kind: str, a: float, b: float | None, sigma2: float, gamma: floa
     """The continuous compute-optimal frontier of the deterministic equivalent: for each budget C, the real M that
     minimizes the equivalent's R − σ² at N = round(C/M) (``sketched_modes_de`` run through the exact recursion, as
     ``sketched_excess_de``, plus its E Approx). DataFrame with columns compute, M_star, N_star, reducible_star,
-    interior, evaluations.
+    interior, k_star (the effective dimension (γ N_eff)^(1/a) at N*: where M* stands against it tells the regime of
+    the balance, docs/METHODS.md §14), evaluations.
 
     The equivalent is a smooth function of a real M, up to a ripple of relative size ~1e-4 at N ~ 10³ (N = C/M is
     rounded to whole steps, and the schedule's phases too) that fades as N grows. It is evaluated on the log grid
@@ -314,7 +316,10 @@ def frontier_de(kind: str, a: float, b: float | None, sigma2: float, gamma: floa
                                             options={"xatol": 1e-10})
             row.update(M_star=math.exp(best.x), reducible_star=math.exp(float(best.fun)), interior=True)
         row["N_star"] = C / row["M_star"]
+        N_eff = Schedule(gamma, max(2, int(round(row["N_star"]))), schedule, log_base).N_eff
+        row["k_star"] = float(effective_dimension(N_eff, gamma, a))
         row["evaluations"] = len(values)
         rows.append(row)
-    return pd.DataFrame(rows, columns=["compute", "M_star", "N_star", "reducible_star", "interior", "evaluations"])
+    return pd.DataFrame(rows, columns=["compute", "M_star", "N_star", "reducible_star", "interior", "k_star",
+                                       "evaluations"])
 

@@ -374,7 +374,7 @@ def frontier_rows(job: dict) -> pd.DataFrame:
         parts.append(df.assign(experiment=job["experiment"], spectrum=job["spectrum"], a=curve["a"], b=b,
                                gamma=job["gamma"], sigma2=job["sigma2"], model="deterministic_equivalent"))
     columns = ["experiment", "spectrum", "a", "b", "model", "compute", "M_star", "N_star", "reducible_star",
-               "interior", "evaluations", "gamma", "sigma2"]
+               "interior", "k_star", "evaluations", "gamma", "sigma2"]
     df = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
     first = ["experiment", "spectrum", "a", "b", "model"]
     return df[first + [c for c in df.columns if c not in first]]
