@@ -8,7 +8,7 @@ UV := .tools/bin/uv
 VENV := .venv
 CORES ?= 2
 
-.PHONY: replicate report test test-fast test-configs check-science install ci-artifacts followups assumptions envs captions config-doc clean-results explore
+.PHONY: replicate report test test-fast test-configs check-science install ci-artifacts followups assumptions envs captions config-doc clean-results explore style
 
 # Snakemake's output is condensed (scripts/condense_log.py: progress every 5 %, errors and failed jobs' logs in
 # full); the complete log is in .snakemake/log/, each job's own output in results/logs/.
@@ -81,6 +81,11 @@ explore: install
 # Regenerate the conda environment file from the lock (a test checks they agree).
 envs: $(UV)
 	$(VENV)/bin/python scripts/dev/conda_env.py > envs/sketchlaw.yaml
+
+# seaborn's figure theme as rcParams (src/sketchlaw/present/seaborn_theme.json), after a seaborn or matplotlib update
+# (a test checks the file against the locked seaborn).
+style: install
+	$(VENV)/bin/python scripts/dev/seaborn_theme.py
 
 # report/<notebook>.rst from the notebooks' CAPTION cells (a test checks they agree).
 captions: install

@@ -403,3 +403,18 @@ def test_aggregate_exact_over_seeds():
     df = pd.DataFrame({"M": [16, 16, 32], "risk": [1.0, 3.0, 5.0]})
     out = slp.aggregate_exact(df, ["M"], "risk")
     assert out.to_dict("list") == {"M": [16, 32], "y": [2.0, 5.0], "y_lo": [1.0, 5.0], "y_hi": [3.0, 5.0]}
+
+
+def test_the_theme_file_is_seaborns_theme():
+    """set_style applies seaborn's theme from a file (no seaborn import in a figure's kernel); the file must be what
+    the locked seaborn's set_theme sets over matplotlib's defaults (`make style` rewrites it), and a figure's start
+    must not import seaborn through the helpers."""
+    code = ("import json, sys, matplotlib; from sketchlaw.present import plotting as slp; slp.set_style(); "
+            "print(json.dumps({'seaborn': 'seaborn' in sys.modules, 'k': matplotlib.colors.to_rgb('k'), "
+            "'theme': slp.seaborn_theme()}))")
+    out = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    assert not out["seaborn"]
+    assert out["theme"] == json.loads(slp.THEME_FILE.read_text(encoding="utf-8")), "run `make style`"
+    rc = out["theme"]["rcParams"]
+    assert rc["axes.prop_cycle"][0] == "#0173b2" and rc["font.family"] == ["DejaVu Sans"]
+    assert out["theme"]["color_codes"]["k"] == out["k"] == [0.1, 0.1, 0.1]  # seaborn's "k", applied

@@ -34,7 +34,6 @@ import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLocator
 from matplotlib.transforms import Bbox
 
@@ -193,9 +192,45 @@ def _check_provenance(prov: Any, where: str) -> None:
 # --------------------------------------------------------------------------------------------------------------
 
 
+SEABORN_THEME = {"context": "paper", "style": "ticks", "palette": "colorblind", "font": "DejaVu Sans", "font_scale": 1.0}
+THEME_FILE = Path(__file__).with_name("seaborn_theme.json")
+
+
+def seaborn_theme() -> dict:
+    """What seaborn's ``set_theme(**SEABORN_THEME)`` changes, JSON-ready: ``rcParams`` (those that differ from
+    matplotlib's defaults, the colour cycle as its list of colours) and ``color_codes`` (the one-letter colours "b" ...
+    "k", which seaborn remaps: "k" is a dark grey). ``make style`` writes it to THEME_FILE and ``set_style`` applies
+    that file, so a figure's kernel does not import seaborn, and scipy.stats with it (1.5 s of every notebook job's
+    start); tests/test_plotting.py checks that the file is what the locked seaborn sets."""
+    import seaborn as sns
+
+    codes = mpl.colors.get_named_colors_mapping()
+    saved = {c: codes[c] for c in "bgrcmyk"}
+    with mpl.rc_context():
+        mpl.rcdefaults()
+        before = dict(mpl.rcParams)
+        sns.set_theme(**SEABORN_THEME)
+        changed = {k: v for k, v in mpl.rcParams.items() if v != before[k]}
+        color_codes = {c: list(mpl.colors.to_rgb(codes[c])) for c in "bgrcmyk"}
+    for c, v in saved.items():
+        codes[c] = v
+    # its default colormap ("rocket") exists only once seaborn is imported; no figure maps values through the default
+    changed.pop("image.cmap", None)
+    if "axes.prop_cycle" in changed:
+        changed["axes.prop_cycle"] = [mpl.colors.to_hex(c) for c in changed["axes.prop_cycle"].by_key()["color"]]
+    return json.loads(json.dumps({"rcParams": changed, "color_codes": color_codes}, sort_keys=True, default=list))
+
+
 def set_style() -> None:
     """The one style every figure uses (seaborn 'paper' context, ticks, colour-blind palette, embedded TrueType)."""
-    sns.set_theme(context="paper", style="ticks", palette="colorblind", font="DejaVu Sans", font_scale=1.0)
+    theme = json.loads(THEME_FILE.read_text(encoding="utf-8"))
+    rc = theme["rcParams"]
+    if "axes.prop_cycle" in rc:
+        rc["axes.prop_cycle"] = mpl.cycler(color=rc["axes.prop_cycle"])
+    mpl.rcParams.update(rc)
+    codes = mpl.colors.get_named_colors_mapping()
+    for c, v in theme["color_codes"].items():
+        codes[c] = tuple(v)  # item by item: matplotlib's colour cache is cleared on item assignment, not on update()
     mpl.rcParams.update({
         "figure.dpi": 100, "savefig.dpi": DPI, "pdf.fonttype": 42, "ps.fonttype": 42, "svg.hashsalt": "sketchlaw",
         "axes.unicode_minus": True, "mathtext.fontset": "dejavusans", "axes.grid": True, "grid.alpha": 0.3,
