@@ -42,6 +42,7 @@ def test_every_part_is_the_librarys(computed):
     models = api.risk_curve(s.a, [8, 16, 32], s.N_grid[-1], **s.common())
     assert np.array_equal(r.models["risk"], models["risk"])
     assert r.optimum.M_star == api.compute_optimal(s.a, s.C, [8, 16, 32], **s.common()).M_star
+    assert r.optimum.M_grid_best in (8, 16, 32) and r.optimum.N_star * r.optimum.M_star == pytest.approx(s.C)
     assert r.slopes["theory"] == -1.0 and -1.3 < r.slopes["approx"] < -0.7  # E Approx ~ M^-(a-1)
 
 
@@ -84,7 +85,9 @@ def test_the_data_table_holds_the_plotted_values_exactly(computed):
     for got, (_, want) in zip(curve, computed.curve.iterrows()):
         assert float(got["risk"]) == want["risk"] and float(got["bias"]) == want["bias"]  # repr: exact round trip
     assert len([r for r in table if r["panel"] == "M = inf limit"]) == len(SMALL.N_grid)
-    assert {r["panel"] for r in table} == {"risk vs N", "risk vs M", "M = inf limit", "compute C"}
+    assert {r["panel"] for r in table} == {"risk vs N", "risk vs M", "M = inf limit", "compute C", "compute C optimum"}
+    optimum = [r for r in table if r["panel"] == "compute C optimum"]
+    assert len(optimum) == 1 and float(optimum[0]["M"]) == computed.optimum.M_star
 
 
 @pytest.mark.parametrize("setting,experiment", [
