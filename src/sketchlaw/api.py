@@ -217,9 +217,9 @@ class ComputeOptimum:
     with N = round(C/M) (the workflow's rule, ``budget_points``). M*, R* are located from it by the compute
     experiment's own method (``sketchlaw.analysis.compute.locate_optimum``, docs/METHODS.md §13): the vertex of the
     least-squares parabola of log(R − σ²) in log M through the grid minimum and its two grid neighbours, N* = C/M*.
-    ``log_M_error`` bounds the error on log M* (with three points: half a grid spacing) and ``log_R_error`` the one on
-    log(R* − σ²) (0 with three points, which the parabola passes through). A minimum at the grid's first or last M is
-    not located (``interior`` false): M* is then that grid point and both errors are NaN."""
+    ``log_M_error`` bounds the error on log M* (with three points: half a grid spacing) and ``log_R_error`` the one
+    on log(R* − σ²) (0 with three points, which the parabola passes through). A minimum at the grid's first or last
+    M is not located (``interior`` false): M* is then that grid point and both errors are NaN."""
 
     C: float
     M_star: float
