@@ -125,19 +125,21 @@ class Computer:
             self._parts[(name, key)] = build()
         return self._parts[(name, key)]
 
-    def _run_in_parallel(self, s: Setting, grid: list[int], runs: bool, limit_key) -> None:
-        """The engine work of a new setting, on PARALLEL_RUNS threads (the kernels release the GIL): every N the three
-        panels need at each M, one engine pass per sketch (api keeps each run, so the panels read them; at the
-        largest M the panels' other N ride along in the curve's products), each sketch of the largest M on its own,
-        and the M = ∞ limit (kept here as its part under ``limit_key``)."""
+    def _run_in_parallel(self, s: Setting, grid: list[int], missing: set, limit_key) -> None:
+        """The engine work of a new setting, on PARALLEL_RUNS threads (the kernels release the GIL): every N the
+        ``missing`` panels need at each M, one engine pass per sketch (api keeps each run, so the panels read them;
+        at the largest M the panels' other N ride along in the curve's products), each sketch of the largest M on its
+        own, and the M = ∞ limit (kept here as its part under ``limit_key``)."""
         c, tasks = s.common(), []
-        if runs:
-            for m in sorted(grid, reverse=True):  # the largest first: the longest tasks
-                budget = [n for _, n in api.budget_points(s.C, [m])]
-                needed = sorted({s.N_grid[-1], *(s.N_grid if m == s.M else ()), *budget})
-                for seeds in ([[seed] for seed in s.seeds] if m == s.M else [s.seeds]):
-                    tasks.append(lambda m=m, needed=needed, seeds=seeds:
-                                 api.risk_curve(s.a, m, needed, **{**c, "seeds": seeds}))
+        for m in sorted(grid, reverse=True):  # the largest first: the longest tasks
+            needed = sorted({*(s.N_grid if "curve" in missing and m == s.M else ()),
+                             *((s.N_grid[-1],) if "models" in missing else ()),
+                             *(n for _, n in api.budget_points(s.C, [m]) if "optimum" in missing)})
+            if not needed:
+                continue
+            for seeds in [[seed] for seed in s.seeds] if m == s.M else [s.seeds]:
+                tasks.append(lambda m=m, needed=needed, seeds=seeds:
+                             api.risk_curve(s.a, m, needed, **{**c, "seeds": seeds}))
         if limit_key:
             def limit():
                 self._parts[("limit", limit_key)] = api.limit_risk_curve(
@@ -165,7 +167,7 @@ class Computer:
         keys = {"curve": (*run_key, s.M, s.log10_N, s.per_decade), "models": (*run_key, s.M, s.N_grid[-1]),
                 "optimum": (*run_key, s.M, s.C)}
         limit_key = (s.spectrum, s.a, s.b, s.sigma2, s.gamma, s.schedule, s.params, s.log10_N, s.per_decade)
-        self._run_in_parallel(s, grid, any((name, key) not in self._parts for name, key in keys.items()),
+        self._run_in_parallel(s, grid, {name for name, key in keys.items() if (name, key) not in self._parts},
                               s.batch == 1 and ("limit", limit_key) not in self._parts and limit_key)
         curve = self._part("curve", keys["curve"], lambda: api.risk_curve(s.a, s.M, s.N_grid, **c))
         limit = self._parts[("limit", limit_key)] if s.batch == 1 else None
