@@ -118,7 +118,7 @@ class Computer:
 
     def __init__(self):
         self._parts: dict = {}
-        self._pool = None
+        self._pool, self._ran = None, set()
 
     def _part(self, name, key, build):
         if (name, key) not in self._parts:
@@ -138,14 +138,20 @@ class Computer:
             if not needed:
                 continue
             for seeds in [[seed] for seed in s.seeds] if m == s.M else [s.seeds]:
-                tasks.append(lambda m=m, needed=needed, seeds=seeds:
-                             api.risk_curve(s.a, m, needed, **{**c, "seeds": seeds}))
+                # run before at another σ² only: api rescales its kept runs, no engine work to spread
+                ran = (s.spectrum, s.a, s.b, s.gamma, s.schedule, s.params, s.batch, m, tuple(needed), tuple(seeds))
+                if ran not in self._ran:
+                    self._ran.add(ran)
+                    tasks.append(lambda m=m, needed=needed, seeds=seeds:
+                                 api.risk_curve(s.a, m, needed, **{**c, "seeds": seeds}))
         if limit_key:
             def limit():
                 self._parts[("limit", limit_key)] = api.limit_risk_curve(
                     s.a, s.N_grid, spectrum=s.spectrum, b=s.b, sigma2=s.sigma2, gamma=s.gamma,
                     schedule=s.schedule, schedule_params=dict(s.params), head=LIMIT_HEAD)
             tasks.insert(min(len(tasks), s.n_seeds), limit)
+        if not tasks:
+            return
         if self._pool is None:
             from sketchlaw.engine.exact import use_threads
 
@@ -273,11 +279,39 @@ def _ylim(ax, curve, others) -> None:
     ax.set_ylim(low / 1.5, top * 1.5)
 
 
-def draw(r: Result, fig) -> None:
-    """The three panels into a matplotlib Figure (cleared first)."""
-    s = r.setting
+def _panels(fig) -> tuple:
+    """The three axes and the N_eff axis above the first, made once per figure and kept; later draws remove their
+    lines, bands and legends only. New axes with their tick objects, and a new secondary axis, cost a third of a
+    redraw; plain tick labels, no minor ticks and fixed margins spare the rest of it mathtext, minor tick objects
+    and tight_layout's measuring of every label."""
+    kept = getattr(fig, "_sketchlaw_panels", None)
+    if kept is not None:
+        for ax in kept[:3]:
+            for artist in [*ax.lines, *ax.collections]:
+                artist.remove()
+            if ax.get_legend() is not None:
+                ax.get_legend().remove()
+        return kept
     fig.clf()
     ax1, ax2, ax3 = fig.subplots(1, 3)
+    for ax in (ax1, ax2, ax3):
+        ax.set(xscale="log", yscale="log")
+    neff = {"N": np.array([2.0, 3.0]), "N_eff": np.array([2.0, 3.0])}  # the current curve's, set by draw
+    top = ax1.secondary_xaxis("top", functions=(lambda x: np.interp(x, neff["N"], neff["N_eff"]),
+                                                lambda y: np.interp(y, neff["N_eff"], neff["N"])))
+    top.set_xlabel("N_eff = N / log N")
+    for axis in (ax1.xaxis, ax1.yaxis, ax2.xaxis, ax2.yaxis, ax3.xaxis, ax3.yaxis, top.xaxis):
+        axis.set_major_formatter(_PLAIN)
+        axis.set_minor_locator(NullLocator())
+    fig.subplots_adjust(left=0.05, right=0.99, bottom=0.11, top=0.84, wspace=0.22)
+    fig._sketchlaw_panels = (ax1, ax2, ax3, neff)
+    return fig._sketchlaw_panels
+
+
+def draw(r: Result, fig) -> None:
+    """The three panels into a matplotlib Figure (its axes made at the first draw and reused, ``_panels``)."""
+    s = r.setting
+    ax1, ax2, ax3, neff = _panels(fig)
     # risk against N: the seed band, the split (seed means), the M = ∞ limit, σ²
     band = api.seed_band(r.curve, "N")
     ax1.fill_between(band["N"], band["low"], band["high"], color="C0", alpha=0.25, lw=0, label="seed band")
@@ -288,12 +322,10 @@ def draw(r: Result, fig) -> None:
     if r.limit is not None:
         ax1.plot(r.limit["N"], r.limit["risk"], "k:", lw=1.5, label="M = ∞ limit")
     ax1.axhline(s.sigma2, color="0.6", lw=0.8)
-    ax1.set(xscale="log", yscale="log", xlabel="N", ylabel="expected risk")
+    ax1.set(xlabel="N", ylabel="expected risk")
     _ylim(ax1, band["high"], mean.to_numpy())
-    ns = band["N"].to_numpy(float)
-    neff = ns / np.log(ns)
-    top = ax1.secondary_xaxis("top", functions=(lambda x: np.interp(x, ns, neff), lambda y: np.interp(y, neff, ns)))
-    top.set_xlabel("N_eff = N / log N")
+    neff["N"] = band["N"].to_numpy(float)
+    neff["N_eff"] = neff["N"] / np.log(neff["N"])
     ax1.legend(fontsize=7, loc="lower left")
     # risk against M at the largest N, with the theorem's rates anchored at the largest M
     mband = api.seed_band(r.models, "M", "reducible")
@@ -310,7 +342,7 @@ def draw(r: Result, fig) -> None:
         ax2.plot(M, g * mm[col].iloc[-1] / g[-1], c, lw=0.8, alpha=0.6, label=f"{col} rate")
     _ylim(ax2, mband["high"], mband["low"])
     sl = r.slopes
-    ax2.set(xscale="log", yscale="log", xlabel="M", ylabel="R − σ²",
+    ax2.set(xlabel="M", ylabel="R − σ²",
             title=f"at N = {s.N_grid[-1]:.3g}: slope {sl['reducible']:+.2f} (theorem {sl['theory']:+.2f})")
     ax2.legend(fontsize=7, loc="lower left")
     # compute-optimal allocation at C = M·N
@@ -319,14 +351,11 @@ def draw(r: Result, fig) -> None:
     ax3.plot([o.M_star], [o.risk_star - s.sigma2], "r*", ms=14, label=f"M* = {o.M_star:.4g}")
     if o.interior:  # the located optimum's error bound on log M*
         ax3.plot(o.M_star * np.exp([-o.log_M_error, o.log_M_error]), [o.risk_star - s.sigma2] * 2, "r-", lw=1)
-    ax3.set(xscale="log", yscale="log", xlabel="M", ylabel="R − σ²", title=f"compute C = {s.C:.3g}")
+    ax3.set(xlabel="M", ylabel="R − σ²", title=f"compute C = {s.C:.3g}")
     ax3.legend(fontsize=7, loc="upper center")
-    # Plain tick labels, no minor ticks, fixed margins: mathtext labels, minor tick objects and tight_layout's
-    # measuring of every label were most of a redraw's time.
-    for axis in (ax1.xaxis, ax1.yaxis, ax2.xaxis, ax2.yaxis, ax3.xaxis, ax3.yaxis, top.xaxis):
-        axis.set_major_formatter(_PLAIN)
-        axis.set_minor_locator(NullLocator())
-    fig.subplots_adjust(left=0.05, right=0.99, bottom=0.11, top=0.84, wspace=0.22)
+    for ax in (ax1, ax2, ax3):  # the limits of these lines alone, not of the ones removed
+        ax.relim()
+        ax.autoscale_view()
 
 
 # ------------------------------------------------------------------------------------------------------ widgets
