@@ -370,14 +370,12 @@ class Explorer:
     def __init__(self, setting: Setting = Setting()):
         import ipywidgets as w
         from matplotlib.figure import Figure
-        from threadpoolctl import threadpool_limits
+        from threadpoolctl import ThreadpoolController
 
         from sketchlaw.engine.exact import use_threads
 
         use_threads(ENGINE_THREADS)
-        # BLAS on one thread too: two runs side by side, each with a BLAS thread per core spinning while it waits
-        # for the other, took twice the CPU time.
-        self._blas = threadpool_limits(limits=ENGINE_THREADS, user_api="blas")
+        self._blas = ThreadpoolController()
         self.computer, self.fig = Computer(), Figure(figsize=(15, 4.6), dpi=80)
         self.result, self.timings, self._pending, self.updates = None, {}, None, 0
         s = setting
@@ -449,7 +447,10 @@ class Explorer:
         try:
             s = self.setting()
             self.bound_label.value = ""
-            r = self.computer.compute(s)
+            # BLAS on one thread while computing (restored after, for the rest of the process): two runs side by
+            # side, each with a BLAS thread per core spinning while it waits for the other, took twice the CPU time.
+            with self._blas.limit(limits=ENGINE_THREADS, user_api="blas"):
+                r = self.computer.compute(s)
         except (ParameterError, DivergenceError) as err:
             self.message.value = f'<div class="sk-refused" style="color:#b00">refused: {html.escape(str(err))}</div>'
             self.status.value = ""
