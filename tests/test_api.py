@@ -15,6 +15,7 @@ import yaml
 
 import sketchlaw
 from sketchlaw import api
+from sketchlaw.analysis.compute import locate_optimum
 from sketchlaw.engine.exact import ExactEngine
 from sketchlaw.engine.limit import limit_curve
 from sketchlaw.engine.problem import build_problem
@@ -96,17 +97,33 @@ def test_limit_risk_curve_is_the_engines_limit():
     assert np.array_equal(again["bias"], got["bias"]) and np.allclose(again["variance"], 4 * got["variance"])
 
 
-def test_compute_optimal_is_the_minimum_of_the_exact_risk():
+def test_compute_optimal_locates_the_minimum_of_the_exact_risk_between_grid_points():
     grid = [8, 16, 32, 64, 128]
     best = api.compute_optimal(2.0, 2e5, grid, seeds=[0, 1])
     table = api.risk_curve(2.0, grid, [int(round(2e5 / m)) for m in grid], seeds=[0, 1])
     on_budget = table[table["N"] == (2e5 / table["M"]).round().astype(int)]
-    means = on_budget.groupby("M")["risk"].mean()
-    assert best.M_star == means.idxmin() and best.risk_star == pytest.approx(means.min(), rel=1e-14)
-    assert best.N_star == round(2e5 / best.M_star)
-    assert 8 < best.M_star < 128  # an interior optimum: too small a model and too few samples both lose
+    means = on_budget.groupby("M")["reducible"].mean()
+    assert np.allclose(best.curve["reducible"], means.to_numpy(), rtol=1e-14, atol=0)
+    assert best.M_grid_best == means.idxmin() and 8 < best.M_grid_best < 128  # interior: both extremes lose
+    located = locate_optimum(means.index, means.to_numpy(), np.ones(len(means), bool))  # the compute experiment's
+    assert best.interior and best.M_star == located["M_star"] and best.N_star == pytest.approx(2e5 / best.M_star)
+    assert best.risk_star == pytest.approx(1.0 + located["reducible_star"], rel=1e-14)
+    assert 1.0 < best.risk_star <= 1.0 + means.min()  # the parabola's vertex, at or below its three points
+    assert best.log_M_error == pytest.approx(np.log(2) / 2) and best.log_R_error == 0.0
     with pytest.raises(ParameterError, match="C="):
         api.compute_optimal(2.0, 3.0, grid)
+    edge = api.compute_optimal(2.0, 2e5, [64, 128, 256], seeds=[0, 1])  # the least risk at the smallest M
+    assert not edge.interior and edge.M_star == edge.M_grid_best == 64 and np.isnan(edge.log_M_error)
+
+
+@pytest.mark.slow
+def test_the_located_optimum_is_the_finer_grids_minimum_within_its_error():
+    """On a grid of factor 2 the located M* lands within its bound of the minimum on a grid 4× finer, much nearer
+    than the coarse grid's own minimum."""
+    coarse = api.compute_optimal(2.0, 1e6, [16, 32, 64, 128, 256], seeds=[0, 1])
+    fine = api.compute_optimal(2.0, 1e6, sorted({int(round(32 * 2 ** (k / 4))) for k in range(13)}), seeds=[0, 1])
+    miss = abs(np.log(coarse.M_star / fine.M_grid_best))
+    assert miss <= coarse.log_M_error and miss < 0.5 * abs(np.log(coarse.M_grid_best / fine.M_grid_best))
 
 
 def test_theory_is_exported_from_the_theory():

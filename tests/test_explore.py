@@ -42,7 +42,13 @@ def test_every_part_is_the_librarys(computed):
     models = api.risk_curve(s.a, [8, 16, 32], s.N_grid[-1], **s.common())
     assert np.array_equal(r.models["risk"], models["risk"])
     assert r.optimum.M_star == api.compute_optimal(s.a, s.C, [8, 16, 32], **s.common()).M_star
+    assert r.optimum.M_grid_best in (8, 16, 32) and r.optimum.N_star * r.optimum.M_star == pytest.approx(s.C)
     assert r.slopes["theory"] == -1.0 and -1.3 < r.slopes["approx"] < -0.7  # E Approx ~ M^-(a-1)
+    api.clear_cache()  # the runs made on the explorer's threads, against a fresh run of the library
+    fresh = api.risk_curve(s.a, [8, 16, 32], s.N_grid, **s.common())
+    for got, want in ((r.curve, fresh[fresh["M"] == s.M]), (r.models, fresh[fresh["N"] == s.N_grid[-1]])):
+        for col in ("risk", "bias", "variance"):
+            assert np.allclose(got[col], want[col], rtol=1e-12, atol=0), col
 
 
 def test_a_change_recomputes_only_what_it_touches():
@@ -84,7 +90,9 @@ def test_the_data_table_holds_the_plotted_values_exactly(computed):
     for got, (_, want) in zip(curve, computed.curve.iterrows()):
         assert float(got["risk"]) == want["risk"] and float(got["bias"]) == want["bias"]  # repr: exact round trip
     assert len([r for r in table if r["panel"] == "M = inf limit"]) == len(SMALL.N_grid)
-    assert {r["panel"] for r in table} == {"risk vs N", "risk vs M", "M = inf limit", "compute C"}
+    assert {r["panel"] for r in table} == {"risk vs N", "risk vs M", "M = inf limit", "compute C", "compute C optimum"}
+    optimum = [r for r in table if r["panel"] == "compute C optimum"]
+    assert len(optimum) == 1 and float(optimum[0]["M"]) == computed.optimum.M_star
 
 
 @pytest.mark.parametrize("setting,experiment", [

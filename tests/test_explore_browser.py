@@ -2,7 +2,9 @@
 Chromium through Selenium: the values on the page are the library's exact risks after a, M and the schedule change,
 a γ above the stability bound is refused naming the bound, and no Python traceback reaches the page.
 
-Needs Debian's chromium and chromium-driver (.ci/run installs them); skips, saying so, where either is missing.
+Needs a Chromium or Chrome and its matching ChromeDriver: SKETCHLAW_CHROME and SKETCHLAW_CHROMEDRIVER when set (GitHub
+CI sets them to setup-chrome's), else Debian's chromium and chromium-driver on PATH (.ci/run installs them), else a
+google-chrome with a chromedriver on PATH; skips, saying so, where either is missing.
 SKETCHLAW_SCREENSHOT=path saves the page as the README shows it (docs/explore.png).
 """
 
@@ -25,8 +27,9 @@ from sketchlaw import api
 from sketchlaw.present.explore import Setting
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
+CHROMIUM = os.environ.get("SKETCHLAW_CHROME") or next(
+    filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
+CHROMEDRIVER = os.environ.get("SKETCHLAW_CHROMEDRIVER") or shutil.which("chromedriver")
 START_TIMEOUT_S = 120
 UPDATE_TIMEOUT_S = 120  # a bound for a failure under load, not a timing: the benchmark measures redraws
 
@@ -34,7 +37,8 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None,
                        reason="no headless browser: install Debian's chromium and chromium-driver "
-                              "(apt-get install chromium chromium-driver; .ci/run does)"),
+                              "(apt-get install chromium chromium-driver; .ci/run does), or set SKETCHLAW_CHROME "
+                              "and SKETCHLAW_CHROMEDRIVER to a Chrome and its ChromeDriver"),
 ]
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from sketchlaw.analysis.compute import locate_optimum
 from sketchlaw.engine.exact import PHASE_CACHE_BYTES, ExactEngine, PhaseMapCache, RiskBreakdown
 from sketchlaw.engine.limit import HEAD, LimitModes, total_step
 from sketchlaw.engine.problem import Problem, build_problem
@@ -37,6 +38,7 @@ from sketchlaw.workflow.grid import truncation
 D_PER_M, D_MIN = 8, 1024  # config.yaml's defaults d_per_M and d_min (tests/test_api.py keeps them equal)
 PROBLEMS_KEPT = 64        # sketched problems kept between calls (least recently used dropped first)
 ENGINES_KEPT = 64         # phase-map caches kept, one per (problem, batch)
+RUNS_KEPT = 4096          # engine results kept, one per (problem, batch, schedule): a few hundred bytes each
 
 RESULT_COLUMNS = ("risk", "sigma2", "approx", "bias", "variance", "excess", "reducible", "variance_from_noise",
                   "variance_from_approx")
@@ -51,7 +53,11 @@ class _LRU(OrderedDict):
         if key in self:
             self.move_to_end(key)
             return self[key]
-        value = self[key] = build()
+        return self.put(key, build())
+
+    def put(self, key, value):
+        self[key] = value
+        self.move_to_end(key)
         while len(self) > self.size:
             self.popitem(last=False)
         return value
@@ -61,7 +67,7 @@ _PROBLEMS = _LRU(PROBLEMS_KEPT)
 _MAPS = _LRU(ENGINES_KEPT)
 _LIMITS = _LRU(8)
 _LIMIT_RUNS = _LRU(64)
-_RUNS = _LRU(256)
+_RUNS = _LRU(RUNS_KEPT)
 
 
 def clear_cache() -> None:
@@ -106,20 +112,30 @@ def _engine(key: tuple, p: Problem, sigma2: float, batch: int) -> ExactEngine:
 
 
 def _runs(key: tuple, p: Problem, sigma2: float, batch: int, schedules) -> list[RiskBreakdown]:
-    """The engine's results for the schedules on the kept problem. A run kept from another σ² is rescaled instead of
-    rerun: the bias does not depend on σ², and the variance is linear in the noise σ_M² = σ² + E Approx (docs/METHODS.md §4), so it
-    scales by the ratio of the noises (exact up to rounding, ~1e-16 relative)."""
-    kept = _RUNS.get((key, batch, tuple(schedules)))
-    if kept is not None and kept[0] > 0:
-        ratio = (sigma2 + p.approx) / kept[0]
-        _RUNS.move_to_end((key, batch, tuple(schedules)))
-        return [RiskBreakdown(sigma2, p.approx, r.bias, r.variance * ratio) for r in kept[1]]
-    engine = _engine(key, p, sigma2, batch)
-    # geometric kinds share their phases over N in one product; the others have pieces of their own per N
-    shared = schedules[0].kind in ("geometric", "constant")
-    results = engine.run_many(schedules) if shared else [engine.run(sch) for sch in schedules]
-    _RUNS.fetch((key, batch, tuple(schedules)), lambda: (engine.noise, results))
-    return results
+    """The engine's results for the schedules on the kept problem. Each schedule's result is kept on its own, so a
+    call runs only the schedules no earlier call ran (the explorer's panels share the N values they have in common).
+    A result kept from another σ² is rescaled instead of rerun: the bias does not depend on σ², and the variance is
+    linear in the noise σ_M² = σ² + E Approx (docs/METHODS.md §4), so it scales by the ratio of the noises (exact
+    up to rounding, ~1e-16 relative)."""
+    out, missing = [], []
+    for sch in schedules:
+        kept = _RUNS.get((key, batch, sch))
+        if kept is not None and kept[0] > 0:
+            _RUNS.move_to_end((key, batch, sch))
+            noise, r = kept
+            out.append(RiskBreakdown(sigma2, p.approx, r.bias, r.variance * ((sigma2 + p.approx) / noise)))
+        else:
+            out.append(None)
+            missing.append(sch)
+    if missing:
+        engine = _engine(key, p, sigma2, batch)
+        # geometric kinds share their phases over N in one product; the others have pieces of their own per N
+        shared = missing[0].kind in ("geometric", "constant")
+        fresh = iter(engine.run_many(missing) if shared else [engine.run(sch) for sch in missing])
+        for i, sch in enumerate(schedules):
+            if out[i] is None:
+                out[i] = _RUNS.put((key, batch, sch), (engine.noise, next(fresh)))[1]
+    return out
 
 
 def stability_bound(a: float, M: int, *, spectrum: str = "power", b: float | None = None, seeds=(0,),
@@ -197,27 +213,50 @@ def limit_risk_curve(a: float, N, *, spectrum: str = "power", b: float | None = 
 
 @dataclass
 class ComputeOptimum:
-    """The compute-optimal allocation of a budget C = M·N over an M grid: ``curve`` has the seed-mean risk at each
-    M with N = round(C/M) (the workflow's rule), and M*, N*, R* are its minimum on the grid."""
+    """The compute-optimal allocation of a budget C = M·N. ``curve`` holds the seed-mean risk at each M of the grid
+    with N = round(C/M) (the workflow's rule, ``budget_points``). M*, R* are located from it by the compute
+    experiment's own method (``sketchlaw.analysis.compute.locate_optimum``, docs/METHODS.md §13): the vertex of the
+    least-squares parabola of log(R − σ²) in log M through the grid minimum and its two grid neighbours, N* = C/M*.
+    ``log_M_error`` bounds the error on log M* (with three points: half a grid spacing) and ``log_R_error`` the one
+    on log(R* − σ²) (0 with three points, which the parabola passes through). A minimum at the grid's first or last
+    M is not located (``interior`` false): M* is then that grid point and both errors are NaN."""
 
     C: float
-    M_star: int
-    N_star: int
+    M_star: float
+    N_star: float
     risk_star: float
+    log_M_error: float
+    log_R_error: float
+    interior: bool
+    M_grid_best: int
     curve: pd.DataFrame
 
 
-def compute_optimal(a: float, C: float, M_grid, **setting) -> ComputeOptimum:
-    """Minimise the exact expected risk (mean over the sketch seeds) over the M grid at compute C = M·N, N =
-    round(C/M) >= 2; ``setting`` takes the keywords of ``risk_curve`` (spectrum, b, σ², γ, schedule, seeds, ...)."""
+def budget_points(C: float, M_grid) -> list[tuple[int, int]]:
+    """(M, N) at compute C = M·N for each M of the grid: N = round(C/M), the sizes where N >= 2."""
     C = check_real("C", C, gt=0.0)
-    Ms = [m for m in _grid("M", M_grid, 1) if round(C / m) >= 2]
-    if not Ms:
+    return [(m, int(round(C / m))) for m in _grid("M", M_grid, 1) if round(C / m) >= 2]
+
+
+def compute_optimal(a: float, C: float, M_grid, **setting) -> ComputeOptimum:
+    """The compute-optimal M*, N*, R* at compute C = M·N from the exact expected risk (mean over the sketch seeds)
+    on the M grid, located between grid points (``ComputeOptimum``); ``setting`` takes the keywords of
+    ``risk_curve`` (spectrum, b, σ², γ, schedule, seeds, ...). A denser grid narrows the error bound.
+
+        >>> best = compute_optimal(2.0, 1e5, [8, 16, 32, 64, 128], seeds=[0, 1])
+        >>> best.interior, 16 < best.M_star < 64, round(best.N_star * best.M_star)
+        (True, True, 100000)
+    """
+    points = budget_points(C, M_grid)
+    if not points:
         raise ParameterError("C", C, f"a budget with N = C/M >= 2 at some M of the grid (smallest {min(M_grid)})")
-    tables = [risk_curve(a, m, int(round(C / m)), **setting) for m in Ms]
-    curve = (pd.concat(tables, ignore_index=True).groupby(["M", "N"], as_index=False)[list(RESULT_COLUMNS)].mean())
-    best = curve.loc[curve["risk"].idxmin()]
-    return ComputeOptimum(C, int(best["M"]), int(best["N"]), float(best["risk"]), curve)
+    tables = [risk_curve(a, m, n, **setting) for m, n in points]
+    curve = pd.concat(tables, ignore_index=True).groupby(["M", "N"], as_index=False)[list(RESULT_COLUMNS)].mean()
+    best = locate_optimum(curve["M"], curve["reducible"], np.ones(len(curve), bool))
+    sigma2 = float(curve["sigma2"].iloc[0])
+    return ComputeOptimum(float(C), float(best["M_star"]), float(C) / float(best["M_star"]),
+                          sigma2 + float(best["reducible_star"]), float(best["log_M_error"]),
+                          float(best["log_R_error"]), bool(best["interior"]), int(best["M_grid_best"]), curve)
 
 
 def seed_band(table: pd.DataFrame, by: str, column: str = "risk") -> pd.DataFrame:

@@ -19,6 +19,7 @@ disk); the eigenvectors are applied from the roots (one division per entry) and 
 from __future__ import annotations
 
 import math
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -40,11 +41,12 @@ _EPS = np.finfo(float).eps
 # sums (roots, or poles) side by side in the innermost loop, each sequential in its own fixed order, which LLVM
 # vectorizes across the sums without reordering any (the kernels with divisions take no fastmath flag at all, so
 # 'arcp' never turns a division into a reciprocal estimate). nnan/ninf stay off, so a non-finite value still
-# propagates (that is how divergence is detected).
+# propagates (that is how divergence is detected). Every kernel releases the GIL (nogil), so a caller's threads can
+# run independent problems side by side (the explorer runs its sketches so).
 _FAST = {"nsz", "arcp"}
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _deflate(e, z, rho, rel):
     """Deflate in place: modes with negligible weight, and Givens rotations merging nearly-equal poles (sequential:
     each rotation acts on the survivor of the previous one). Returns (is_kept, rotation index pairs, (c, s)).
@@ -80,7 +82,7 @@ def _deflate(e, z, rho, rel):
     return kept, rot_idx[:nrot].copy(), rot_cs[:nrot].copy()
 
 
-@njit(cache=True, fastmath=_FAST, error_model="numpy")
+@njit(cache=True, nogil=True, fastmath=_FAST, error_model="numpy")
 def _apply_rotations(X, rot_idx, rot_cs, inverse):
     """X[i], X[k] ← (c X[i] + s X[k], −s X[i] + c X[k]) for each rotation in order (or the inverses in reverse)."""
     r, cols = rot_idx.shape[0], X.shape[1]
@@ -94,7 +96,7 @@ def _apply_rotations(X, rot_idx, rot_cs, inverse):
             X[k, col] = -s * xi + c * xk
 
 
-@njit(cache=True, fastmath=_FAST, error_model="numpy")
+@njit(cache=True, nogil=True, fastmath=_FAST, error_model="numpy")
 def _dot(x, y):
     """Σ_j x_j y_j as eight partial sums over j mod 8, combined in a fixed order (see _FAST)."""
     s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
@@ -122,7 +124,7 @@ _STEP_TOL = 2.0 ** -30  # a model step this small (relative) leaves an error ~ i
 _SUM_BLOCK = 64  # terms summed into a block total before it is added to a lane's sum (error ~ √64 + √(M/64), not √M)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _lane_block(e, w, eo, x, split, n, j0, j1, left, mixed, bs, bt):
     """Block sums over poles j0 ≤ j < j1 for lanes k < n: the terms with j ≤ split_k (left) or j > split_k (right),
     in increasing j (left) or decreasing j (right). ``mixed``: some split falls inside the block."""
@@ -147,7 +149,7 @@ def _lane_block(e, w, eo, x, split, n, j0, j1, left, mixed, bs, bt):
                 bt[k] += u * inv
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _lane_sums(e, w, eo, x, split, n, acc):
     """For lanes k < n: the secular sums at θ_k = eo_k + x_k, split at split_k: acc[0, k] = φ = Σ_{j ≤ split} w_j/δ_j,
     acc[1, k] = Σ_{j ≤ split} w_j/δ_j², acc[2, k] = ψ and acc[3, k] its Σ w/δ² over j > split, δ_j = (eo_k − e_j) + x_k.
@@ -183,7 +185,7 @@ def _lane_sums(e, w, eo, x, split, n, acc):
             acc[3, k] += bt[k]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _middle_way(f, dphi, dpsi, x, a, b, lo, hi, has_left):
     """Next iterate of the "middle way": each side's sum replaced by one pole (at a: the poles left of the root, at b:
     the right ones) with matched value and slope at x, the resulting quadratic solved inside (lo, hi); NaN if none."""
@@ -209,7 +211,7 @@ def _middle_way(f, dphi, dpsi, x, a, b, lo, hi, has_left):
     return xn
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _root_batch(e, w, rho, I0, n, origin, xout):
     """Roots I0 … I0 + n − 1 of 1 + Σ_j w_j / (θ − e_j) = 0 (e strictly descending, w > 0, Σ w = ρ): root I in
     (e_{I+1}, e_I) or, for the last, in [e_{m−1} − ρ, e_{m−1}); stored as (origin, x) with θ = e_origin + x and
@@ -304,7 +306,7 @@ def _root_batch(e, w, rho, I0, n, origin, xout):
         origin[I0 + k], xout[I0 + k] = o[k], x[k]
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
+@njit(cache=True, nogil=True, parallel=True, error_model="numpy")
 def _secular_roots(e, w, rho):
     m = e.size
     origin = np.empty(m, np.int64)
@@ -320,7 +322,7 @@ _CHUNK = 256  # poles per task in the kernels that run over poles outside and ro
 _RENORM = 32  # Gu–Eisenstat factors multiplied between renormalizations
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _zhat_one(e, rho, eo, x, j):
     """ẑ_j² as (mantissa, exponent), factor by factor with the exponent split off after each (the safe path)."""
     ej = e[j]
@@ -333,7 +335,7 @@ def _zhat_one(e, rho, eo, x, j):
     return p, ex
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _zhat_factors(e, eo, x, I, j0, n, p, bad):
     """p_jj ← p_jj · Π_{t<4} (κ_{I+t} − d_j)/(d_{I+t} − d_j) for the poles j = j0 + jj (the factor with I + t = j is 1):
     the four numerators and denominators multiplied separately, one division per four factors. ``bad`` counts
@@ -360,7 +362,7 @@ def _zhat_factors(e, eo, x, I, j0, n, p, bad):
         bad[jj] += 0.0 if ok else 1.0
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
+@njit(cache=True, nogil=True, parallel=True, error_model="numpy")
 def _zhat(e, z, rho, eo, x):
     """Gu–Eisenstat: ẑ_j² = Π_I (κ_I − d_j) / (ρ Π_{k≠j} (d_k − d_j)) from the computed roots, paired as
     (κ_j − d_j)/ρ · Π_{I≠j} (κ_I − d_j)/(d_I − d_j), every factor positive by interlacing, sign(ẑ_j) = sign(z_j).
@@ -412,7 +414,7 @@ def _zhat(e, z, rho, eo, x):
     return out
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
+@njit(cache=True, nogil=True, parallel=True, error_model="numpy")
 def _forward(e, eo, x, zhat, XT):
     """Vᵀ X without forming V: Y[I, c] = s_I Σ_j v_Ij X[j, c] with v_Ij = ẑ_j / ((e_o(I) − e_j) + x_I) and
     s_I = 1/√(Σ_j v_Ij²) (Vᵀ's rows are v_I s_I). Returns (Y, s). XT = Xᵀ (columns × m, C-ordered).
@@ -456,7 +458,7 @@ def _forward(e, eo, x, zhat, XT):
     return Y, s
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
+@njit(cache=True, nogil=True, parallel=True, error_model="numpy")
 def _backward(e, eo, x, zhat, QsT):
     """V Q without forming V: X[j, c] = ẑ_j Σ_I (s_I Q[I, c]) / ((e_o(I) − e_j) + x_I), with QsT = (s ⊙ Q)ᵀ
     (columns × m, C-ordered). Poles run inside in chunks (vectorized), roots outside; each sum is formed per pole
@@ -493,11 +495,10 @@ def _backward(e, eo, x, zhat, QsT):
     return X
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
-def _dense_vt(e, eo, x, zhat, s):
-    """Vᵀ as a dense matrix (Vᵀ[I, j] = ẑ_j / ((e_o(I) − e_j) + x_I) · s_I), for products with many columns."""
+@njit(cache=True, nogil=True, parallel=True, error_model="numpy")
+def _dense_vt(e, eo, x, zhat, s, VT):
+    """Vᵀ as a dense matrix into VT (m × m): Vᵀ[I, j] = ẑ_j / ((e_o(I) − e_j) + x_I) · s_I."""
     m = e.size
-    VT = np.empty((m, m))
     for I in prange(m):
         eI, xI, sI = eo[I], x[I], s[I]
         for j in range(m):
@@ -505,7 +506,19 @@ def _dense_vt(e, eo, x, zhat, s):
     return VT
 
 
-@njit(cache=True, fastmath=_FAST, error_model="numpy")
+_SCRATCH = threading.local()
+
+
+def _scratch_square(m: int) -> np.ndarray:
+    """An m × m work array, one per thread, kept and reused: a fresh M² array for every product with many columns
+    cost more in page faults than forming Vᵀ in it (4 ms against 0.3 ms at M = 1024)."""
+    buf = getattr(_SCRATCH, "buf", None)
+    if buf is None or buf.size < m * m:
+        buf = _SCRATCH.buf = np.empty(m * m)
+    return buf[:m * m].reshape(m, m)
+
+
+@njit(cache=True, nogil=True, fastmath=_FAST, error_model="numpy")
 def _step_kernel(PT, e, w, r, forcing, n, record, out):
     """n steps of p ← p − e∘p + r·w·(w·p + forcing) on each row of PT (in place); out[i] = w·p after record[i] steps
     (record ascending)."""
@@ -541,8 +554,9 @@ class PhaseMap:
     1 − e); the remaining ``kept`` modes have eigenvectors V (columns) with eigenvalues 1 − θ. V is not stored: it is
     the Cauchy-like matrix Vᵀ[I, j] = ẑ_j s_I / ((e_o(I) − e_j) + x_I) of the kept poles ``e_kept``, the roots
     θ_I = e_o(I) + x_I (``eo`` + ``x``), the Gu–Eisenstat vector ``zhat`` and the row scales ``s``, and products with
-    a few columns are formed from them directly (O(M) memory, one division per entry, _forward/_backward). ``VT``
-    builds the dense M × M matrix on first use (tests, and products with many columns, which go to BLAS).
+    a few columns are formed from them directly (O(M) memory, one division per entry, _forward/_backward); products
+    with many columns form the dense Vᵀ in a reused work array and go to BLAS. ``VT`` builds the dense M × M matrix
+    and keeps it (tests).
     ``w_eigen``: the weights (rank-one vector) in these coordinates, (kept, deflated).
     """
 
@@ -565,9 +579,17 @@ class PhaseMap:
     @property
     def VT(self) -> np.ndarray:
         if self._VT is None:
-            self._VT = _dense_vt(self.e_kept, self.eo, self.x, self.zhat, self.s) if len(self.kept) \
+            m = len(self.kept)
+            self._VT = _dense_vt(self.e_kept, self.eo, self.x, self.zhat, self.s, np.empty((m, m))) if m \
                 else np.empty((0, 0))
         return self._VT
+
+    def _product_vt(self) -> np.ndarray:
+        """Vᵀ for one product: the kept one, else formed in this thread's work array (valid until the next call)."""
+        if self._VT is not None:
+            return self._VT
+        m = len(self.kept)
+        return _dense_vt(self.e_kept, self.eo, self.x, self.zhat, self.s, _scratch_square(m))
 
     @property
     def V(self) -> np.ndarray:
@@ -595,7 +617,7 @@ class PhaseMap:
         if X2.shape[1] <= _FEW_COLUMNS and len(self.kept):
             Yk = _forward(self.e_kept, self.eo, self.x, self.zhat, np.ascontiguousarray(Xk.T))[0]
         else:
-            Yk = self.VT @ Xk
+            Yk = self._product_vt() @ Xk
         return Yk.reshape((len(self.kept),) + X.shape[1:]), X[self.deflated]
 
     def from_eigen(self, Qk: np.ndarray, Qd: np.ndarray) -> np.ndarray:
@@ -604,7 +626,7 @@ class PhaseMap:
             QsT = np.ascontiguousarray((self.s[:, None] * Qk).T)
             X[self.kept] = _backward(self.e_kept, self.eo, self.x, self.zhat, QsT)
         else:
-            X[self.kept] = self.VT.T @ Qk
+            X[self.kept] = self._product_vt().T @ Qk
         X[self.deflated] = Qd
         _apply_rotations(X.reshape(len(X), -1), self.rot_idx, self.rot_cs, True)
         P = np.empty_like(X)
@@ -747,7 +769,7 @@ class PhaseMapCache:
         return entry
 
 
-# A map holds O(M) numbers (~0.2 MB at M = 4096) until a product with many columns forms its dense Vᵀ (128 MB at
+# A map holds O(M) numbers (~0.2 MB at M = 4096) unless its dense Vᵀ is asked for (``PhaseMap.VT``, 128 MB at
 # M = 4096): then about 8 such maps at M = 4096, 2 at M = 8192.
 PHASE_CACHE_BYTES = 1 << 30
 

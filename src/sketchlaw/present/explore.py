@@ -7,7 +7,7 @@ only the parts it touches (and ``sketchlaw.api`` keeps the sketches and phase ma
   curve    exact risk against N at M, per sketch seed (``api.risk_curve``)
   limit    the M = ∞ limit against N (``api.limit_risk_curve``; batch size 1 only)
   models   exact risk against M on the grid ``model_grid(M)`` at the largest N of the range
-  optimum  the compute-optimal M* on the same M grid at the budget C (``api.compute_optimal``)
+  optimum  the compute-optimal M* at the budget C, located from the same M grid (``api.compute_optimal``)
 Widget changes are debounced (``DEBOUNCE_S``): a burst of changes (a slider dragged) costs one recomputation.
 """
 
@@ -17,6 +17,7 @@ import asyncio
 import html
 import io
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,6 +36,10 @@ DEBOUNCE_S = 0.1
 # two threads that wait on each other whenever anything else runs made a γ change 5× slower at M = 256 (2.2 s
 # against 0.4 s at load average 4 on 2 cores; about even at M = 1024).
 ENGINE_THREADS = 1
+# Independent engine runs (each sketch of the largest M, the smaller M, the M = ∞ limit) go to this many threads of
+# their own instead: no thread waits on another inside a kernel, and on an idle machine two sketches take the time
+# of one.
+PARALLEL_RUNS = 2
 SMALLEST_M = 8
 # The M = ∞ limit's exact head: 500 modes change it by < 1e-9 relative from the library's 1000 (engine/limit.py)
 # at half the modes, a quarter of each decomposition.
@@ -113,11 +118,46 @@ class Computer:
 
     def __init__(self):
         self._parts: dict = {}
+        self._pool, self._ran = None, set()
 
     def _part(self, name, key, build):
         if (name, key) not in self._parts:
             self._parts[(name, key)] = build()
         return self._parts[(name, key)]
+
+    def _run_in_parallel(self, s: Setting, grid: list[int], missing: set, limit_key) -> None:
+        """The engine work of a new setting, on PARALLEL_RUNS threads (the kernels release the GIL): every N the
+        ``missing`` panels need at each M, one engine pass per sketch (api keeps each run, so the panels read them;
+        at the largest M the panels' other N ride along in the curve's products), each sketch of the largest M on its
+        own, and the M = ∞ limit (kept here as its part under ``limit_key``)."""
+        c, tasks = s.common(), []
+        for m in sorted(grid, reverse=True):  # the largest first: the longest tasks
+            needed = sorted({*(s.N_grid if "curve" in missing and m == s.M else ()),
+                             *((s.N_grid[-1],) if "models" in missing else ()),
+                             *(n for _, n in api.budget_points(s.C, [m]) if "optimum" in missing)})
+            if not needed:
+                continue
+            for seeds in [[seed] for seed in s.seeds] if m == s.M else [s.seeds]:
+                # run before at another σ² only: api rescales its kept runs, no engine work to spread
+                ran = (s.spectrum, s.a, s.b, s.gamma, s.schedule, s.params, s.batch, m, tuple(needed), tuple(seeds))
+                if ran not in self._ran:
+                    self._ran.add(ran)
+                    tasks.append(lambda m=m, needed=needed, seeds=seeds:
+                                 api.risk_curve(s.a, m, needed, **{**c, "seeds": seeds}))
+        if limit_key:
+            def limit():
+                self._parts[("limit", limit_key)] = api.limit_risk_curve(
+                    s.a, s.N_grid, spectrum=s.spectrum, b=s.b, sigma2=s.sigma2, gamma=s.gamma,
+                    schedule=s.schedule, schedule_params=dict(s.params), head=LIMIT_HEAD)
+            tasks.insert(min(len(tasks), s.n_seeds), limit)
+        if not tasks:
+            return
+        if self._pool is None:
+            from sketchlaw.engine.exact import use_threads
+
+            self._pool = ThreadPoolExecutor(PARALLEL_RUNS, initializer=use_threads, initargs=(ENGINE_THREADS,))
+        for future in [self._pool.submit(task) for task in tasks]:
+            future.result()
 
     def compute(self, s: Setting) -> Result:
         c = s.common()
@@ -129,19 +169,16 @@ class Computer:
             raise ParameterError("gamma", s.gamma, f"0 < gamma < {bound:.6g} (the exact stability bound of these "
                                                    f"{s.n_seeds} sketch(es) at M = {s.M}, B = {s.batch})")
         run_key = (s.spectrum, s.a, s.b, s.sigma2, s.gamma, s.schedule, s.params, s.batch, s.n_seeds)
-        curve = self._part("curve", (*run_key, s.M, s.log10_N, s.per_decade),
-                           lambda: api.risk_curve(s.a, s.M, s.N_grid, **c))
-        limit = None
-        if s.batch == 1:
-            limit = self._part("limit", (s.spectrum, s.a, s.b, s.sigma2, s.gamma, s.schedule, s.params, s.log10_N,
-                                         s.per_decade),
-                               lambda: api.limit_risk_curve(s.a, s.N_grid, spectrum=s.spectrum, b=s.b,
-                                                            sigma2=s.sigma2, gamma=s.gamma, schedule=s.schedule,
-                                                            schedule_params=dict(s.params), head=LIMIT_HEAD))
         grid = model_grid(s.M)
-        models = self._part("models", (*run_key, s.M, s.N_grid[-1]),
-                            lambda: api.risk_curve(s.a, grid, s.N_grid[-1], **c))
-        optimum = self._part("optimum", (*run_key, s.M, s.C), lambda: api.compute_optimal(s.a, s.C, grid, **c))
+        keys = {"curve": (*run_key, s.M, s.log10_N, s.per_decade), "models": (*run_key, s.M, s.N_grid[-1]),
+                "optimum": (*run_key, s.M, s.C)}
+        limit_key = (s.spectrum, s.a, s.b, s.sigma2, s.gamma, s.schedule, s.params, s.log10_N, s.per_decade)
+        self._run_in_parallel(s, grid, {name for name, key in keys.items() if (name, key) not in self._parts},
+                              s.batch == 1 and ("limit", limit_key) not in self._parts and limit_key)
+        curve = self._part("curve", keys["curve"], lambda: api.risk_curve(s.a, s.M, s.N_grid, **c))
+        limit = self._parts[("limit", limit_key)] if s.batch == 1 else None
+        models = self._part("models", keys["models"], lambda: api.risk_curve(s.a, grid, s.N_grid[-1], **c))
+        optimum = self._part("optimum", keys["optimum"], lambda: api.compute_optimal(s.a, s.C, grid, **c))
         return Result(s, bound, curve, limit, models, optimum, window_slopes(s, models))
 
 
@@ -170,8 +207,11 @@ def data_table(r: Result) -> str:
     parts = [r.curve.assign(panel="risk vs N"), r.models.assign(panel="risk vs M")]
     if r.limit is not None:
         parts.append(r.limit.assign(panel="M = inf limit", seed=-1, M=-1, approx=0.0))
-    parts.append(r.optimum.curve.assign(panel="compute C", seed=-1,
-                                        N_eff=np.nan))
+    o = r.optimum
+    parts += [o.curve.assign(panel="compute C", seed=-1, N_eff=np.nan),
+              pd.DataFrame([{"panel": "compute C optimum", "seed": -1, "M": o.M_star, "N": o.N_star,
+                             "N_eff": np.nan, "risk": o.risk_star, "approx": np.nan, "bias": np.nan,
+                             "variance": np.nan}])]
     rows = pd.concat([p[cols] for p in parts], ignore_index=True)
     head = "".join(f"<th>{c}</th>" for c in cols)
     body = "".join("<tr>" + "".join(f'<td class="{c}">{html.escape(_cell(v))}</td>' for c, v in zip(cols, row))
@@ -193,9 +233,16 @@ def summary(r: Result) -> str:
     lo, hi = sl["window"]
     return (f"stability bound γ_c = {r.bound:.6g} (γ = {s.gamma:g}) · M panel at N = {s.N_grid[-1]:,}: slope of "
             f"R − σ² over M ∈ [{lo:g}, {hi:g}] {sl['reducible']:+.3f}, of E Approx {sl['approx']:+.3f}, theorem "
-            f"{sl['theory']:+.3f} · compute C = {s.C:.3g}: M* = {o.M_star}, N* = {o.N_star:,}, R* = {o.risk_star:.6g} "
-            f"(theory M* ∝ C^{1 / (s.a + 1):.3f})" + (" — at the grid's largest M: raise M to look further"
-                                                     if o.M_star == max(model_grid(s.M)) else ""))
+            f"{sl['theory']:+.3f} · compute C = {s.C:.3g}: {_optimum_text(o)} (theory M* ∝ C^{1 / (s.a + 1):.3f})")
+
+
+def _optimum_text(o: api.ComputeOptimum) -> str:
+    if not o.interior:
+        edge = "largest" if o.M_grid_best == o.curve["M"].max() else "smallest"
+        return (f"least risk at the grid's {edge} M = {o.M_grid_best} (R = {o.risk_star:.6g}), not located"
+                + (": raise M to look further" if edge == "largest" else ""))
+    return (f"M* = {o.M_star:.4g} (×÷ {math.exp(o.log_M_error):.3g}), N* = {o.N_star:,.0f}, R* = {o.risk_star:.6g} "
+            f"(parabola through the grid minimum and its neighbours)")
 
 
 def config_block(s: Setting) -> str:
@@ -232,11 +279,39 @@ def _ylim(ax, curve, others) -> None:
     ax.set_ylim(low / 1.5, top * 1.5)
 
 
-def draw(r: Result, fig) -> None:
-    """The three panels into a matplotlib Figure (cleared first)."""
-    s = r.setting
+def _panels(fig) -> tuple:
+    """The three axes and the N_eff axis above the first, made once per figure and kept; later draws remove their
+    lines, bands and legends only. New axes with their tick objects, and a new secondary axis, cost a third of a
+    redraw; plain tick labels, no minor ticks and fixed margins spare the rest of it mathtext, minor tick objects
+    and tight_layout's measuring of every label."""
+    kept = getattr(fig, "_sketchlaw_panels", None)
+    if kept is not None:
+        for ax in kept[:3]:
+            for artist in [*ax.lines, *ax.collections]:
+                artist.remove()
+            if ax.get_legend() is not None:
+                ax.get_legend().remove()
+        return kept
     fig.clf()
     ax1, ax2, ax3 = fig.subplots(1, 3)
+    for ax in (ax1, ax2, ax3):
+        ax.set(xscale="log", yscale="log")
+    neff = {"N": np.array([2.0, 3.0]), "N_eff": np.array([2.0, 3.0])}  # the current curve's, set by draw
+    top = ax1.secondary_xaxis("top", functions=(lambda x: np.interp(x, neff["N"], neff["N_eff"]),
+                                                lambda y: np.interp(y, neff["N_eff"], neff["N"])))
+    top.set_xlabel("N_eff = N / log N")
+    for axis in (ax1.xaxis, ax1.yaxis, ax2.xaxis, ax2.yaxis, ax3.xaxis, ax3.yaxis, top.xaxis):
+        axis.set_major_formatter(_PLAIN)
+        axis.set_minor_locator(NullLocator())
+    fig.subplots_adjust(left=0.05, right=0.99, bottom=0.11, top=0.84, wspace=0.22)
+    fig._sketchlaw_panels = (ax1, ax2, ax3, neff)
+    return fig._sketchlaw_panels
+
+
+def draw(r: Result, fig) -> None:
+    """The three panels into a matplotlib Figure (its axes made at the first draw and reused, ``_panels``)."""
+    s = r.setting
+    ax1, ax2, ax3, neff = _panels(fig)
     # risk against N: the seed band, the split (seed means), the M = ∞ limit, σ²
     band = api.seed_band(r.curve, "N")
     ax1.fill_between(band["N"], band["low"], band["high"], color="C0", alpha=0.25, lw=0, label="seed band")
@@ -247,12 +322,10 @@ def draw(r: Result, fig) -> None:
     if r.limit is not None:
         ax1.plot(r.limit["N"], r.limit["risk"], "k:", lw=1.5, label="M = ∞ limit")
     ax1.axhline(s.sigma2, color="0.6", lw=0.8)
-    ax1.set(xscale="log", yscale="log", xlabel="N", ylabel="expected risk")
+    ax1.set(xlabel="N", ylabel="expected risk")
     _ylim(ax1, band["high"], mean.to_numpy())
-    ns = band["N"].to_numpy(float)
-    neff = ns / np.log(ns)
-    top = ax1.secondary_xaxis("top", functions=(lambda x: np.interp(x, ns, neff), lambda y: np.interp(y, neff, ns)))
-    top.set_xlabel("N_eff = N / log N")
+    neff["N"] = band["N"].to_numpy(float)
+    neff["N_eff"] = neff["N"] / np.log(neff["N"])
     ax1.legend(fontsize=7, loc="lower left")
     # risk against M at the largest N, with the theorem's rates anchored at the largest M
     mband = api.seed_band(r.models, "M", "reducible")
@@ -269,21 +342,20 @@ def draw(r: Result, fig) -> None:
         ax2.plot(M, g * mm[col].iloc[-1] / g[-1], c, lw=0.8, alpha=0.6, label=f"{col} rate")
     _ylim(ax2, mband["high"], mband["low"])
     sl = r.slopes
-    ax2.set(xscale="log", yscale="log", xlabel="M", ylabel="R − σ²",
+    ax2.set(xlabel="M", ylabel="R − σ²",
             title=f"at N = {s.N_grid[-1]:.3g}: slope {sl['reducible']:+.2f} (theorem {sl['theory']:+.2f})")
     ax2.legend(fontsize=7, loc="lower left")
     # compute-optimal allocation at C = M·N
     o = r.optimum
     ax3.plot(o.curve["M"], o.curve["risk"] - s.sigma2, "C4o-", label="R − σ² at N = C/M")
-    ax3.plot([o.M_star], [o.risk_star - s.sigma2], "r*", ms=14, label=f"M* = {o.M_star}")
-    ax3.set(xscale="log", yscale="log", xlabel="M", ylabel="R − σ²", title=f"compute C = {s.C:.3g}")
+    ax3.plot([o.M_star], [o.risk_star - s.sigma2], "r*", ms=14, label=f"M* = {o.M_star:.4g}")
+    if o.interior:  # the located optimum's error bound on log M*
+        ax3.plot(o.M_star * np.exp([-o.log_M_error, o.log_M_error]), [o.risk_star - s.sigma2] * 2, "r-", lw=1)
+    ax3.set(xlabel="M", ylabel="R − σ²", title=f"compute C = {s.C:.3g}")
     ax3.legend(fontsize=7, loc="upper center")
-    # Plain tick labels, no minor ticks, fixed margins: mathtext labels, minor tick objects and tight_layout's
-    # measuring of every label were most of a redraw's time.
-    for axis in (ax1.xaxis, ax1.yaxis, ax2.xaxis, ax2.yaxis, ax3.xaxis, ax3.yaxis, top.xaxis):
-        axis.set_major_formatter(_PLAIN)
-        axis.set_minor_locator(NullLocator())
-    fig.subplots_adjust(left=0.05, right=0.99, bottom=0.11, top=0.84, wspace=0.22)
+    for ax in (ax1, ax2, ax3):  # the limits of these lines alone, not of the ones removed
+        ax.relim()
+        ax.autoscale_view()
 
 
 # ------------------------------------------------------------------------------------------------------ widgets
@@ -298,10 +370,12 @@ class Explorer:
     def __init__(self, setting: Setting = Setting()):
         import ipywidgets as w
         from matplotlib.figure import Figure
+        from threadpoolctl import ThreadpoolController
 
         from sketchlaw.engine.exact import use_threads
 
         use_threads(ENGINE_THREADS)
+        self._blas = ThreadpoolController()
         self.computer, self.fig = Computer(), Figure(figsize=(15, 4.6), dpi=80)
         self.result, self.timings, self._pending, self.updates = None, {}, None, 0
         s = setting
@@ -373,7 +447,10 @@ class Explorer:
         try:
             s = self.setting()
             self.bound_label.value = ""
-            r = self.computer.compute(s)
+            # BLAS on one thread while computing (restored after, for the rest of the process): two runs side by
+            # side, each with a BLAS thread per core spinning while it waits for the other, took twice the CPU time.
+            with self._blas.limit(limits=ENGINE_THREADS, user_api="blas"):
+                r = self.computer.compute(s)
         except (ParameterError, DivergenceError) as err:
             self.message.value = f'<div class="sk-refused" style="color:#b00">refused: {html.escape(str(err))}</div>'
             self.status.value = ""
