@@ -30,7 +30,8 @@ def test_dry_run_default_config(request, tmp_path_factory, tmp_path):
                     log=tmp_path / "dry.log", timeout=600)
     assert run.returncode == 0, run.tail()
     stats = job_stats(run.output)
-    expected = set(RULES) - {"dataset_spectrum"}  # the real dataset (config/assumptions.yaml) is not in the default
+    # the real dataset and the covariates (config/assumptions.yaml) are not in the default
+    expected = set(RULES) - {"dataset_spectrum", "covariates_stability"}
     assert expected <= set(stats), f"rules missing from the plan: {expected - set(stats)}"
     from sketchlaw.workflow import registry
 
