@@ -17,7 +17,7 @@ import pandas as pd
 
 from sketchlaw.engine.coordinates import kurtosis
 from sketchlaw.engine.naive import fourth_moment_critical_step, fourth_moment_recursion, naive_sgd
-from sketchlaw.engine.problem import full_sketch
+from sketchlaw.engine.problem import build_problem, full_sketch
 from sketchlaw.engine.schedules import Schedule
 from sketchlaw.engine.spectra import Prior, Spectrum
 from sketchlaw.engine.stability import critical_step_size
@@ -38,11 +38,9 @@ def covariate_rows(job: dict) -> pd.DataFrame:
     """Full-dimensional SGD with covariates of the job's coordinate law on its sketch, ``trials`` runs (fresh data
     and w* each) at every N: the geometric schedule differs per N (one run each, seed from the grid coordinates), a
     constant one is run once with a checkpoint at every N. A γ at or above ``law_bound`` is not run (``diverged``)."""
-    from sketchlaw.workflow.training import sketched_problem
-
     key, law = job["problem"], job["coordinates"]
     spectrum, prior = Spectrum(key["spectrum"], key["a"], key["d"]), Prior(key["b"])
-    bound = law_bound(sketched_problem(key).mu, law)
+    bound = law_bound(build_problem(spectrum, key["M"], 0.0, key["seed"], prior, tail="none").mu, law)
     gamma, Ns = job["gamma"], [int(N) for N in job["N"]]
     schedules = [Schedule(gamma, N, job["schedule"], job["log_base"]) for N in Ns]
 
