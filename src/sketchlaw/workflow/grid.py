@@ -195,6 +195,7 @@ def check_config(config: dict) -> None:
             _check_grid(f"{at}.ridge.lambdas", ridge["lambdas"])
         if EXPERIMENTS[name].kind == "sketches":
             _check_sketches(f"{at}.sketches", s.get("sketches"), min(s["M"]))
+            _check_sparse_rows(f"{at}.sketches", s)
         for key, owners in FOLLOWUP_KEYS.items():
             if key in experiments[name] and EXPERIMENTS[name].kind not in owners:
                 raise ConfigError(f"{at}.{key}", experiments[name][key], f"only in the {' or '.join(owners)} "
@@ -399,6 +400,29 @@ def covariate_problems(s: dict):
             for seed in s["sketch_seeds"]:
                 yield ProblemKey(s["spectrum"], float(a), None if b is None else float(b), truncation(s, M), int(M),
                                  int(seed), "none")
+
+
+def _check_sparse_rows(field: str, s: dict) -> None:
+    """A sparse sign sketch can leave a row of S empty (CountSketch: M rows, one nonzero per column); with no
+    mean-field tail S H Sᵀ is then singular and the job would fail. Its pattern is cheap to draw (O(d·s)), so every
+    (M, sketch seed) is checked here and refused naming the field."""
+    from sketchlaw.engine.problem import check_sketch, sketch_chunks
+
+    if s["tail"] != "none":  # the tail adds (τ_H/M)·I: positive definite whatever the pattern
+        return
+    for label in s["sketches"]:
+        if check_sketch(label, min(s["M"]))[0] != "sparse":
+            continue
+        for M in s["M"]:
+            for seed in s["sketch_seeds"]:
+                hit = set()
+                for _, _, St in sketch_chunks(int(seed), int(M), truncation(s, M), label):
+                    hit.update(St.indices.tolist())
+                if len(hit) < M:
+                    raise ConfigError(field, label, f"a family whose sketch has no empty row: at M = {M}, sketch seed "
+                                                    f"{seed}, {label} leaves {M - len(hit)} of its rows empty with "
+                                                    f"d = {truncation(s, M)} and tail none (S H Sᵀ singular; a larger "
+                                                    f"d_per_M or d_min, or tail: mean)")
 
 
 # The dataset's step sizes: every sample's kernel features have ‖φ_i‖² = k(x_i, x_i) = 1, so tr H = 1, and the
