@@ -15,7 +15,8 @@ if snakemake.input.followups:  # noqa: F821  (schedules, batch, reuse: their run
     table = pd.concat([read_table(p) for p in snakemake.input.followups], ignore_index=True)  # noqa: F821
     keys += ["schedule", "B", "step_rule", "L", "coordinates"]
     if snakemake.input.exact:  # noqa: F821  (covariates: the Gaussian exact curve on the same sketches beside each law)
-        table = with_exact(table, pd.concat([read_table(p) for p in snakemake.input.exact], ignore_index=True))  # noqa: F821
+        exact = pd.concat([read_table(p) for p in snakemake.input.exact], ignore_index=True)  # noqa: F821
+        table = with_exact(table, exact)
 else:
     exact = pd.concat([read_table(p) for p in snakemake.input.exact], ignore_index=True)  # noqa: F821
     keys += ["sketch"] if "sketch" in exact else []  # the sketches experiment: one curve per sketch family

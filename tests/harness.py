@@ -42,7 +42,8 @@ if not SNAKEMAKE.exists():
     SNAKEMAKE = REPO / ".venv" / "bin" / "snakemake"
 SOURCE_DATE_EPOCH = "1700000000"
 RULES = ("train_exact", "train_montecarlo", "train_baselines", "train_followup", "schedule_claim",
-         "schedule_finite", "dataset_spectrum", "frontier_theory", "covariates_stability", "aggregate", "fit", "exponents", "provenance",
+         "schedule_finite", "dataset_spectrum", "frontier_theory", "covariates_stability", "aggregate", "fit",
+         "exponents", "provenance",
          "notebook", "report")
 EXPERIMENT_TABLES = ("main", "source", "logpower", "compute", "variance", "stepsize", "sketches")
 FOLLOWUP_TABLES = ("schedules", "batch", "reuse", "covariates")  # beyond the paper: columns of their own (registry)

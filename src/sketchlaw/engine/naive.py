@@ -22,7 +22,8 @@ def naive_sgd(spectrum: Spectrum, M: int, sigma2: float, sketch_seed: int, sched
               sketch: str = "gaussian", coordinates: str = "gaussian", checkpoints=None) -> np.ndarray:
     """Final population risks (trials,) of full-dimensional SGD on a sketch of family ``sketch`` with covariates of
     the coordinate law ``coordinates``; a fresh w* ~ prior per trial unless given. With ``checkpoints`` (step
-    counts): the risks after each of them in increasing order, (trials, len(checkpoints)) — one run for every N of a constant schedule.
+    counts): the risks after each of them in increasing order, (trials, len(checkpoints)) — one run for every N of a
+    constant schedule.
 
     Written in z (x = H^{1/2} z): with A = S·H^{1/2} and w̃ = H^{1/2} w*, each step draws z and forms Az and ⟨z, w̃⟩,
     the same draws in the same order as on x, so the coordinates' draw (O(trials·d)) and one (trials × d)·(d × M)

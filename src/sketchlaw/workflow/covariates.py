@@ -30,7 +30,7 @@ GROWTH = 2.0  # a run diverges when its risk at the last step exceeds GROWTH tim
 
 def law_bound(mu: np.ndarray, law: str) -> float:
     """A step size below which SGD on the sketch with spectrum μ is stable for the law: the smaller of the Gaussian
-    bound and the fourth-moment formula on μ (the d-dimensional map's bound lies between them: docs/METHODS.md §21)."""
+    bound and the fourth-moment formula on μ (the d-dimensional map's bound lies between them: METHODS §21)."""
     return min(critical_step_size(mu), critical_step_size(mu, kurtosis=kurtosis(law)))
 
 
