@@ -17,7 +17,8 @@ try:
     from sketchlaw.workflow import registry
     from sketchlaw.workflow.grid import (ConfigError, check_config, claim_params, exact_groups, finite_params,
                                          followup_groups, followup_params, frontier_params, job_params, limit_params,
-                                         plan, spectrum_params, stability_warnings)
+                                         plan, spectrum_params, stability_params,
+                                         stability_warnings)
     from sketchlaw.workflow.provenance import canonical_hash, config_file_label, git_state, science
 except ImportError as err:
     raise WorkflowError(

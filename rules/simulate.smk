@@ -168,3 +168,23 @@ rule frontier_theory:
         "../envs/sketchlaw.yaml"
     script:
         "../scripts/auxiliary_table.py"
+
+
+# The covariates experiment's stability thresholds on a small d (docs/METHODS.md §21): the bounds and the step sizes
+# where the d-dimensional fourth-moment recursion and full-dimensional SGD diverge, per coordinate law.
+rule covariates_stability:
+    output:
+        parquet=f"{R}/tables/{{experiment}}_stability.parquet",
+        csv=f"{R}/tables/{{experiment}}_stability.csv",
+    log:
+        f"{R}/logs/covariates_stability/{{experiment}}.log",
+    benchmark:
+        f"{R}/benchmarks/covariates_stability/{{experiment}}.tsv"
+    params:
+        table="stability",
+        job=lambda wc: stability_params(config, wc.experiment),
+    priority: 2
+    conda:
+        "../envs/sketchlaw.yaml"
+    script:
+        "../scripts/auxiliary_table.py"

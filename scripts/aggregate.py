@@ -5,6 +5,7 @@ import sys
 import numpy as np
 import pandas as pd
 
+from sketchlaw.workflow.covariates import with_exact
 from sketchlaw.workflow.provenance import of_job
 from sketchlaw.workflow.tables import read_table, write_table
 
@@ -12,7 +13,10 @@ sys.stderr = sys.stdout = open(snakemake.log[0], "w")  # noqa: F821
 keys = ["experiment", "spectrum", "a", "b", "prior", "M", "d", "N", "gamma", "sketch_seed"]
 if snakemake.input.followups:  # noqa: F821  (schedules, batch, reuse: their runs are tidy rows already)
     table = pd.concat([read_table(p) for p in snakemake.input.followups], ignore_index=True)  # noqa: F821
-    keys += ["schedule", "B", "step_rule", "L"]
+    keys += ["schedule", "B", "step_rule", "L", "coordinates"]
+    if snakemake.input.exact:  # noqa: F821  (covariates: the Gaussian exact curve on the same sketches beside each law)
+        exact = pd.concat([read_table(p) for p in snakemake.input.exact], ignore_index=True)  # noqa: F821
+        table = with_exact(table, exact)
 else:
     exact = pd.concat([read_table(p) for p in snakemake.input.exact], ignore_index=True)  # noqa: F821
     keys += ["sketch"] if "sketch" in exact else []  # the sketches experiment: one curve per sketch family

@@ -42,13 +42,14 @@ if not SNAKEMAKE.exists():
     SNAKEMAKE = REPO / ".venv" / "bin" / "snakemake"
 SOURCE_DATE_EPOCH = "1700000000"
 RULES = ("train_exact", "train_montecarlo", "train_baselines", "train_followup", "schedule_claim",
-         "schedule_finite", "dataset_spectrum", "frontier_theory", "aggregate", "fit", "exponents", "provenance",
+         "schedule_finite", "dataset_spectrum", "frontier_theory", "covariates_stability", "aggregate", "fit",
+         "exponents", "provenance",
          "notebook", "report")
 EXPERIMENT_TABLES = ("main", "source", "logpower", "compute", "variance", "stepsize", "sketches")
-FOLLOWUP_TABLES = ("schedules", "batch", "reuse")  # beyond the paper: columns of their own (registry)
+FOLLOWUP_TABLES = ("schedules", "batch", "reuse", "covariates")  # beyond the paper: columns of their own (registry)
 NOTEBOOKS = ("fig1_risk_landscape", "fig2_scaling_fits", "appendix_monte_carlo", "fit_diagnostics",
              "source_condition", "log_power_law", "compute_optimal", "variance_vs_model_size", "stepsize",
-             "schedules", "batch", "reuse", "sketch_families", "real_data")
+             "schedules", "batch", "reuse", "sketch_families", "real_data", "covariates")
 RESULT_COLUMNS = ("experiment", "spectrum", "a", "b", "prior", "M", "d", "N", "N_eff", "gamma", "schedule", "sigma2",
                   "sketch_seed", "risk", "approx", "bias", "variance", "excess", "reducible", "mc_trials", "mc_mean",
                   "mc_std", "mc_sem")

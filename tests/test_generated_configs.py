@@ -103,6 +103,22 @@ def experiment_block(draw, name: str):
         if draw(st.booleans()):
             block["montecarlo"] = {"trials": draw(st.integers(2, 5)), "M": [block["M"][-1]], "N": [block["N"][0]]}
         return block
+    if kind == "covariates":  # full-dimensional Monte Carlo: tail none, small d, a few trials
+        block = {"spectrum": "power", "a": draw(grid(exponents, max_size=2)), "M": draw(grid(st.integers(1, 8))),
+                 "N": draw(grid(st.integers(2, 500), max_size=2)), "tail": "none", "d_per_M": draw(st.integers(1, 4)),
+                 "coordinates": draw(st.lists(st.sampled_from(["gaussian", "rademacher", "student5", "student12",
+                                                               "bernoulli0.3", "bernoulli1"]),
+                                              min_size=1, max_size=3, unique=True)),
+                 "trials": draw(st.integers(2, 5))}
+        for key, values in (("gamma", step_sizes), ("schedule", st.sampled_from(SCHEDULES)),
+                            ("sigma2", st.sampled_from([0.0, 1.0]))):
+            if draw(st.booleans()):
+                block[key] = draw(values)
+        if draw(st.booleans()):
+            M = draw(st.integers(2, 6))
+            block["stability"] = {"d": draw(st.integers(M, 10)), "M": M, "steps": draw(st.integers(4, 50)),
+                                  "trials": draw(st.integers(2, 5))}
+        return block
     follow = kind in ("schedules", "batch", "reuse")
     block = {"spectrum": draw(st.sampled_from(SPECTRA) if not follow else
                               st.sampled_from(["power"] * 5 + SPECTRA)),

@@ -29,8 +29,9 @@ REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = REPO / "notebooks"
 NOTEBOOKS = [p.stem for p in registry.figure_notebook_paths(NOTEBOOK_DIR)]  # the apps (explore) have their own tests
 EXPERIMENT_TABLES = ("main", "source", "logpower", "compute", "variance", "stepsize", "schedules", "batch", "reuse",
-                     "sketches", "digits")
-AUX_TABLES = ("schedules_claim", "digits_spectrum")  # auxiliary tables notebooks read (registry ``aux``)
+                     "sketches", "digits", "covariates")
+# auxiliary tables notebooks read (registry ``aux``)
+AUX_TABLES = ("schedules_claim", "digits_spectrum", "covariates_stability")
 PARAMETER_DEFAULTS = {"tables_dir": "results/tables", "figures_dir": "results/figures",
                       "provenance_path": "results/provenance.json"}
 MIN_FIGURE_CODE_LINES = 25
@@ -186,9 +187,13 @@ def make_degenerate(src: Path, dst: Path) -> None:
         if name == "compute":
             budgets |= set(df["compute"].astype(float))
         df.to_parquet(dst / f"{name}.parquet")
-    for name in AUX_TABLES:  # the unsketched claim at one N: no local slopes; the dataset's spectrum without resamples
+    for name in AUX_TABLES:  # the unsketched claim at one N: no local slopes; the dataset's spectrum without resamples;
+        # the stability thresholds of one law
         df = pd.read_parquet(src / f"{name}.parquet")
-        df = df[df["N"] == df["N"].max()] if "N" in df else df[df["replicate"] == 0]
+        if "N" in df:
+            df = df[df["N"] == df["N"].max()]
+        else:
+            df = df[df["replicate"] == 0] if "replicate" in df else df.iloc[:1]
         df.to_parquet(dst / f"{name}.parquet")
     (dst / "fits").mkdir()
     for path in sorted((src / "fits").iterdir()):  # every experiment's fit: no diagnostics, every row not fitted

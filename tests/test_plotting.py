@@ -190,7 +190,7 @@ def test_format_slope(args, expected):
 def _row(**kw):
     """One exponents.csv row with the contract's columns (a window slope in M at N = 10⁶ unless overridden)."""
     base = dict(experiment="main", spectrum="power", a=2.0, b=2.0, variable="M", abscissa="M", scale="log",
-                schedule="", step_rule="", samples=np.nan, sketch="", estimator="window",
+                schedule="", step_rule="", samples=np.nan, sketch="", coordinates="", estimator="window",
                 quantity="reducible", fixed_variable="N", fixed_value=1e6, x_lo=16.0, x_hi=256.0, n_points=5,
                 n_seeds=3, fitted=-0.9981, intercept=0.7, ci_low=-1.01, ci_high=-0.985, theory=-1.0,
                 verdict="consistent", reason="")

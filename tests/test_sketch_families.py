@@ -146,6 +146,10 @@ def test_config_sketches_are_checked_naming_the_field():
         check_config(_config(sketches=["sparse16"]))  # s > the smallest M
     with pytest.raises(ConfigError, match="experiments.sketches.sketches"):
         check_config(_config(sketches=["srht", "srht"]))
+    # CountSketch of d = 16 coordinates into 16 rows leaves rows empty: singular without the mean-field tail only
+    check_config(_config(sketches=["sparse1"], M=[16], d_min=16, d_per_M=1))
+    with pytest.raises(ConfigError, match="experiments.sketches.sketches.*rows empty"):
+        check_config(_config(sketches=["sparse1"], M=[16], d_min=16, d_per_M=1, tail="none"))
     config = _config()
     config["experiments"]["main"] = {"spectrum": "power", "a": [2.0], "M": [8], "N": [100], "sketches": ["srht"]}
     with pytest.raises(ConfigError, match="experiments.main.sketches"):

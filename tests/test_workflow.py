@@ -30,7 +30,8 @@ def test_dry_run_default_config(request, tmp_path_factory, tmp_path):
                     log=tmp_path / "dry.log", timeout=600)
     assert run.returncode == 0, run.tail()
     stats = job_stats(run.output)
-    expected = set(RULES) - {"dataset_spectrum"}  # the real dataset (config/assumptions.yaml) is not in the default
+    # the real dataset and the covariates (config/assumptions.yaml) are not in the default
+    expected = set(RULES) - {"dataset_spectrum", "covariates_stability"}
     assert expected <= set(stats), f"rules missing from the plan: {expected - set(stats)}"
     from sketchlaw.workflow import registry
 
@@ -271,6 +272,25 @@ def test_sketch_families_have_their_rows_and_monte_carlo_agrees(request, tmp_pat
     assert set(mc["sketch"]) == set(block["sketches"])
     z = (mc["mc_mean"] - mc["risk"]) / mc["mc_sem"]
     assert (z.abs() <= 5).all(), mc.assign(z=z)[["sketch", "M", "N", "risk", "mc_mean", "mc_sem", "z"]]
+
+
+@pytest.mark.workflow
+def test_covariates_have_their_rows_and_the_gaussian_law_agrees(request, tmp_path_factory, shared):
+    """The covariates experiment: one curve per configured law in its table and in the exponent table, the Gaussian
+    law's Monte Carlo within 5 standard errors of the exact risk on the same sketch, and the stability table's
+    Gaussian map bound equal to the exact engine's (docs/METHODS.md §21)."""
+    block = load_test_config(request.config, tmp_path_factory)["experiments"]["covariates"]
+    df = pd.read_parquet(shared.results / "tables" / "covariates.parquet")
+    assert set(df["coordinates"]) == set(block["coordinates"]) and df["mc_mean"].notna().all()
+    exps = pd.read_csv(shared.results / "tables" / "exponents.csv")
+    mc_rows = exps[(exps["experiment"] == "covariates") & (exps["estimator"] == "montecarlo")]
+    assert sorted(mc_rows["coordinates"]) == sorted(2 * block["coordinates"])
+    gauss = df[df["coordinates"] == "gaussian"]
+    z = (gauss["mc_mean"] - gauss["risk"]) / gauss["mc_sem"]
+    assert (z.abs() <= 5).all(), gauss.assign(z=z)[["M", "N", "risk", "mc_mean", "mc_sem", "z"]]
+    stability = pd.read_parquet(shared.results / "tables" / "covariates_stability.parquet").set_index("coordinates")
+    assert stability.loc["gaussian", "gamma_map"] == pytest.approx(stability.loc["gaussian", "gamma_gaussian"],
+                                                                   rel=2e-4)
 
 
 @pytest.mark.workflow

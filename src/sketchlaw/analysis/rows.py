@@ -4,7 +4,8 @@ plots rows the analysis wrote instead of rebuilding them.
 
 Curve columns say which curve of an experiment a row belongs to, each empty where it does not apply: ``schedule``
 (a schedule's label), ``step_rule`` (a mini-batch step-size rule), ``samples`` (the size N of a fixed dataset
-reused over several passes), ``sketch`` (a sketch family other than the paper's Gaussian, docs/METHODS.md §19).
+reused over several passes), ``sketch`` (a sketch family other than the paper's Gaussian, docs/METHODS.md §19),
+``coordinates`` (a coordinate law of the covariates, docs/METHODS.md §21).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pandas as pd
 
 from sketchlaw.analysis import estimators as E
 
-CURVE = {"schedule": "", "step_rule": "", "samples": math.nan, "sketch": ""}
+CURVE = {"schedule": "", "step_rule": "", "samples": math.nan, "sketch": "", "coordinates": ""}
 KEY = ["experiment", "spectrum", "a", "b"]
 COLUMNS = KEY + ["variable", "abscissa", "scale", *CURVE, "estimator", "quantity", "fixed_variable", "fixed_value",
                  "x_lo", "x_hi", "n_points", "n_seeds", "fitted", "intercept", "ci_low", "ci_high", "sys_low",
@@ -73,8 +74,8 @@ def frame(rows: list[dict]) -> pd.DataFrame:
     return df
 
 
-MARKDOWN_COLUMNS = ["experiment", "a", "b", "variable", "schedule", "step_rule", "sketch", "estimator", "fitted", "ci_low",
-                    "ci_high", "sys_low", "sys_high", "theory", "theory_finite", "extrapolated", "verdict"]
+MARKDOWN_COLUMNS = ["experiment", "a", "b", "variable", "schedule", "step_rule", "sketch", "coordinates", "estimator",
+                    "fitted", "ci_low", "ci_high", "sys_low", "sys_high", "theory", "theory_finite", "extrapolated", "verdict"]
 
 
 def markdown(df: pd.DataFrame, columns=MARKDOWN_COLUMNS) -> str:

@@ -114,7 +114,7 @@ def scaling_rows(table: pd.DataFrame, tables: dict, diagnostics: Diagnostics, th
         for x, fixed, variable, extrap in (("M", "N", var_m, extrap_m), ("N_eff", "M", var_n, extrap_n)):
             value = float(df[fixed].max())
             at_fixed = df[np.isclose(df[fixed], value)]
-            regime = _regime(at_fixed, x, gamma, a, spectrum)
+            regime = regime_mask(at_fixed, x, gamma, a, spectrum)
             window = np.unique(at_fixed.loc[regime, x].to_numpy(float))
             if len(window) < E.MIN_POINTS:
                 est = E.Estimate(n_points=len(window), reason=f"{len(window)} {x} value(s) in the theorem's regime "
@@ -140,7 +140,7 @@ def scaling_rows(table: pd.DataFrame, tables: dict, diagnostics: Diagnostics, th
     return rows
 
 
-def _regime(curve: pd.DataFrame, x: str, gamma: float, a: float, spectrum: str) -> np.ndarray:
+def regime_mask(curve: pd.DataFrame, x: str, gamma: float, a: float, spectrum: str) -> np.ndarray:
     """The theorem's regime of a window slope (power law only; the log power law's rates have no such margin)."""
     if spectrum != "power":
         return np.ones(len(curve), bool)

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import pandas as pd
 
-from sketchlaw.analysis import compute, dataset, followups, forms, rows, scaling
+from sketchlaw.analysis import compute, covariates, dataset, followups, forms, rows, scaling
 from sketchlaw.workflow.registry import EXPERIMENTS
 
 # analysis name (``Experiment.analyses``) → rows(table, tables, diagnostics, theory key); ``montecarlo`` also reads
 # the rows already made (its extrapolation is the exact primary row's)
 ANALYSES = {"scaling": scaling.scaling_rows, "compute": compute.compute_rows, "schedules": followups.schedule_rows,
-            "batch": followups.batch_rows, "reuse": followups.reuse_rows, "dataset": dataset.dataset_rows}
+            "batch": followups.batch_rows, "reuse": followups.reuse_rows, "dataset": dataset.dataset_rows,
+            "covariates": covariates.covariate_rows}
 
 
 def exponent_table(tables: dict) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:

@@ -19,25 +19,41 @@ from sketchlaw.engine.spectra import Prior, Spectrum
 
 def naive_sgd(spectrum: Spectrum, M: int, sigma2: float, sketch_seed: int, schedule: Schedule, trials: int,
               seed: int, prior: Prior | None = None, wstar: np.ndarray | None = None,
-              sketch: str = "gaussian", coordinates: str = "gaussian") -> np.ndarray:
+              sketch: str = "gaussian", coordinates: str = "gaussian", checkpoints=None) -> np.ndarray:
     """Final population risks (trials,) of full-dimensional SGD on a sketch of family ``sketch`` with covariates of
-    the coordinate law ``coordinates``; a fresh w* ~ prior per trial unless given."""
+    the coordinate law ``coordinates``; a fresh w* ~ prior per trial unless given. With ``checkpoints`` (step
+    counts): the risks after each of them in increasing order, (trials, len(checkpoints)) — one run for every N of a
+    constant schedule.
+
+    Written in z (x = H^{1/2} z): with A = S·H^{1/2} and w̃ = H^{1/2} w*, each step draws z and forms Az and ⟨z, w̃⟩,
+    the same draws in the same order as on x, so the coordinates' draw (O(trials·d)) and one (trials × d)·(d × M)
+    product are all its work. A diverging run overflows to inf or nan instead of raising."""
     prior = prior or Prior()
     d = spectrum.d
     S = full_sketch(sketch_seed, M, d, sketch)
     lam = spectrum.eigenvalues()
+    sqrt_lam, noise_sd = np.sqrt(lam), np.sqrt(sigma2)
     gen = seeds.rng(seed, seeds.NAIVE_DATA)
     W = (gen.standard_normal((trials, d)) * np.sqrt(prior.variances(spectrum))) if wstar is None else \
         np.broadcast_to(wstar, (trials, d)).copy()
+    At, Wt = (S * sqrt_lam).T.copy(), W * sqrt_lam
     v = np.zeros((trials, M))
-    sqrt_lam, noise_sd = np.sqrt(lam), np.sqrt(sigma2)
-    for g in schedule.step_sizes():
-        x = draw(gen, (trials, d), coordinates) * sqrt_lam
-        y = np.einsum("rd,rd->r", x, W) + noise_sd * gen.standard_normal(trials)
-        z = x @ S.T
-        v -= (g * (np.einsum("rm,rm->r", z, v) - y))[:, None] * z
-    diff = v @ S - W  # Sᵀv − w*, row-wise
-    return sigma2 + np.einsum("rd,d,rd->r", diff, lam, diff)
+    cps = {schedule.N} if checkpoints is None else {int(c) for c in checkpoints}
+
+    def risk():
+        diff = v @ S - W  # Sᵀv − w*, row-wise
+        return sigma2 + np.einsum("rd,d,rd->r", diff, lam, diff)
+
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = [risk()] if 0 in cps else []
+        for t, g in enumerate(schedule.step_sizes(), start=1):
+            z = draw(gen, (trials, d), coordinates)
+            y = np.einsum("rd,rd->r", z, Wt) + noise_sd * gen.standard_normal(trials)
+            f = z @ At
+            v -= (g * (np.einsum("rm,rm->r", f, v) - y))[:, None] * f
+            if t in cps:
+                out.append(risk())
+    return out[-1] if checkpoints is None else np.stack(out, axis=1)
 
 
 def fourth_moment_risk(spectrum: Spectrum, M: int, sigma2: float, sketch_seed: int, schedule: Schedule,

@@ -48,11 +48,12 @@ _STAMP_GID = "sketchlaw-provenance-stamp"
 
 #: exponents.csv columns the figures read (typed: no prose column is parsed).
 EXPONENT_COLUMNS = ["experiment", "a", "b", "variable", "abscissa", "scale", "schedule", "step_rule", "samples",
-                    "sketch", "estimator", "quantity", "fixed_variable", "fixed_value", "x_lo", "x_hi", "n_points", "n_seeds",
+                    "sketch", "coordinates", "estimator", "quantity", "fixed_variable", "fixed_value", "x_lo", "x_hi", "n_points", "n_seeds",
                     "fitted", "intercept", "ci_low", "ci_high", "theory", "verdict", "reason"]
-_EXPONENT_TEXT = ["experiment", "variable", "abscissa", "scale", "schedule", "step_rule", "sketch", "estimator",
+_EXPONENT_TEXT = ["experiment", "variable", "abscissa", "scale", "schedule", "step_rule", "sketch", "coordinates",
+                  "estimator",
                   "quantity", "fixed_variable", "verdict", "reason"]
-CURVES = ("schedule", "step_rule", "samples", "sketch")
+CURVES = ("schedule", "step_rule", "samples", "sketch", "coordinates")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -432,7 +433,8 @@ def exponent_row(exponents: pd.DataFrame | None, experiment: str, variable: str,
                  **curve: Any) -> pd.Series | None:
     """The ``exponents.csv`` row for (experiment, variable, a[, b], estimator[, quantity]) on one curve, or None.
 
-    ``curve`` selects by the typed curve columns (``schedule=``, ``step_rule=``, ``samples=``, ``sketch=``);
+    ``curve`` selects by the typed curve columns (``schedule=``, ``step_rule=``, ``samples=``, ``sketch=``,
+    ``coordinates=``);
     ``estimator`` may be a sequence: the first estimator that has a row wins (e.g. ``("primary", "window")``).
     """
     if exponents is None or exponents.empty:

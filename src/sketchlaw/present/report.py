@@ -25,7 +25,7 @@ EXPONENT_COLUMNS = [
     ("a", ["a"], "number"),
     ("b", ["b"], "number"),
     ("variable", ["variable"], "text"),
-    ("curve", ["schedule", "step_rule", "samples"], "curve"),
+    ("curve", ["schedule", "step_rule", "samples", "sketch", "coordinates"], "curve"),
     ("estimator", ["estimator"], "text"),
     ("fitted", ["fitted"], "number"),
     ("95 % interval", ["ci_low", "ci_high"], "interval"),
@@ -151,7 +151,7 @@ def _normalize(exponents: pd.DataFrame) -> pd.DataFrame:
     for _, cols, _ in EXPONENT_COLUMNS:
         for c in cols:
             if c not in df:
-                df[c] = "" if c in ("schedule", "step_rule", "reason") else float("nan")
+                df[c] = "" if c in ("schedule", "step_rule", "sketch", "coordinates", "reason") else float("nan")
     return df
 
 
@@ -172,9 +172,10 @@ def _cell(kind: str, row, cols: list[str]) -> str:
         reason = str(row[cols[1]]) if text == "not fitted" and fmt(row[cols[1]]) != "—" else ""
         shown = html.escape(text) + (f'<br><span class="reason">{html.escape(reason)}</span>' if reason else "")
         return f'<td class="text verdict {_verdict_class(text)}">{shown}</td>'
-    if kind == "curve":  # the typed curve columns a row has (schedule, step rule, dataset size), for reading only
+    if kind == "curve":  # the typed curve columns a row has (schedule, step rule, dataset size, sketch family,
+        # coordinate law), for reading only
         parts = [str(row[cols[0]]), str(row[cols[1]]),
-                 f"N = {fmt(row[cols[2]])}" if fmt(row[cols[2]]) != "—" else ""]
+                 f"N = {fmt(row[cols[2]])}" if fmt(row[cols[2]]) != "—" else "", *(str(row[c]) for c in cols[3:])]
         return f'<td class="text">{html.escape(", ".join(x for x in parts if x and x != "nan" and x != "—"))}</td>'
     cls = ' class="text"' if kind == "text" else ""
     return f"<td{cls}>{html.escape(fmt(row[cols[0]]))}</td>"

@@ -69,7 +69,8 @@ class Job:
     problem: ProblemKey
     points: tuple  # ((N, gamma), ...)
     trials: int = 0
-    kind: str = "exact"  # exact | montecarlo | baselines
+    kind: str = "exact"  # exact | montecarlo | baselines | a follow-up kind | dataset | covariates
+    coordinates: str = ""  # the covariates experiment's coordinate law (engine.coordinates)
 
     @property
     def stem(self) -> str:
@@ -194,9 +195,13 @@ def check_config(config: dict) -> None:
             _check_grid(f"{at}.ridge.lambdas", ridge["lambdas"])
         if EXPERIMENTS[name].kind == "sketches":
             _check_sketches(f"{at}.sketches", s.get("sketches"), min(s["M"]))
-        for key, owner in FOLLOWUP_KEYS.items():
-            if key in experiments[name] and EXPERIMENTS[name].kind != owner:
-                raise ConfigError(f"{at}.{key}", experiments[name][key], f"only in the {owner} experiment")
+            _check_sparse_rows(f"{at}.sketches", s)
+        for key, owners in FOLLOWUP_KEYS.items():
+            if key in experiments[name] and EXPERIMENTS[name].kind not in owners:
+                raise ConfigError(f"{at}.{key}", experiments[name][key], f"only in the {' or '.join(owners)} "
+                                                                         f"experiment")
+        if EXPERIMENTS[name].kind == "covariates":
+            _check_covariates(at, s)
         if EXPERIMENTS[name].kind in FOLLOWUP_KINDS:
             _check_followup(EXPERIMENTS[name].kind, at, s)
 
@@ -261,9 +266,10 @@ def stability_warnings(config: dict) -> list[str]:
     return out
 
 
-# Keys of one follow-up experiment only (the schema lists them for every experiment; here they are refused elsewhere).
-FOLLOWUP_KEYS = {"schedules": "schedules", "claim": "schedules", "B": "batch", "step_rules": "batch", "L": "reuse",
-                 "trials": "reuse", "sketches": "sketches"}
+# Keys of some experiment kinds only (the schema lists them for every experiment; here they are refused elsewhere).
+FOLLOWUP_KEYS = {"schedules": ("schedules",), "claim": ("schedules",), "B": ("batch",), "step_rules": ("batch",),
+                 "L": ("reuse",), "trials": ("reuse", "covariates"), "sketches": ("sketches",),
+                 "coordinates": ("covariates",), "stability": ("covariates",)}
 REUSE_MAX_BYTES = 2 * 2**30  # one trial's dataset (N samples of M + 1 float64) must fit in this much memory
 
 
@@ -341,6 +347,84 @@ def _check_sketches(field: str, labels, M_min: int) -> None:
             raise ConfigError(field, label, err.allowed) from None
 
 
+STABILITY_MAX_D = 48  # the d-dimensional map's bound costs O(d⁶) per evaluation (naive.fourth_moment_critical_step)
+
+
+def _check_covariates(at: str, s: dict) -> None:
+    """The covariates experiment's checks (docs/METHODS.md §21): full-dimensional SGD runs the d truncated
+    coordinates themselves (tail none), its theory is the power law's, every law is one of ``engine.coordinates`` and
+    γ lies below each law's fourth-moment bound of the unsketched spectrum (a realized sketch's own is checked when
+    it runs: ``covariates.law_bound``)."""
+    from sketchlaw.engine.coordinates import kurtosis
+    from sketchlaw.errors import ParameterError
+
+    if s["spectrum"] != "power":
+        raise ConfigError(f"{at}.spectrum", s["spectrum"], "'power' (the rows' theory is stated for λ_i = i^-a)")
+    if s["tail"] != "none":
+        raise ConfigError(f"{at}.tail", s["tail"], "'none' (full-dimensional SGD runs the d coordinates themselves)")
+    if isinstance(s["gamma"], list):
+        raise ConfigError(f"{at}.gamma", s["gamma"], "a single step size (a number) for this experiment")
+    if s.get("montecarlo"):
+        raise ConfigError(f"{at}.montecarlo", s["montecarlo"], "no montecarlo block: every point of this "
+                                                                "experiment is Monte Carlo (trials)")
+    if "trials" not in s:
+        raise ConfigError(f"{at}.trials", None, "a number of Monte Carlo runs per point (>= 2)")
+    laws = s.get("coordinates")
+    if not laws or len(set(laws)) != len(laws):
+        raise ConfigError(f"{at}.coordinates", laws, "a non-empty list of distinct coordinate laws")
+    kappas = {}
+    for law in laws:
+        try:
+            kappas[law] = kurtosis(law)
+        except ParameterError as err:
+            raise ConfigError(f"{at}.coordinates", law, err.allowed) from None
+    for a in s["a"]:
+        lam = Spectrum("power", a, truncation(s, max(s["M"]))).eigenvalues()
+        for law, kappa in kappas.items():
+            bound = critical_step_size(lam, kurtosis=kappa)
+            if not s["gamma"] < bound:
+                raise ConfigError(f"{at}.gamma", s["gamma"], f"0 < gamma < {bound:.4g} (the fourth-moment bound of "
+                                                             f"the unsketched spectrum for {law}, κ = {kappa:g}, "
+                                                             f"a = {a})")
+    stab = s.get("stability")
+    if stab:
+        if not 2 <= stab["M"] <= stab["d"] <= STABILITY_MAX_D:
+            raise ConfigError(f"{at}.stability", stab, f"2 <= M <= d <= {STABILITY_MAX_D}")
+
+
+def covariate_problems(s: dict):
+    """The covariates experiment's sketches: (a, b, M, seed) → ProblemKey, Gaussian sketches of the spectrum cut at d
+    (tail none)."""
+    for a, b in itertools.product(s["a"], s.get("b") or [None]):
+        for M in s["M"]:
+            for seed in s["sketch_seeds"]:
+                yield ProblemKey(s["spectrum"], float(a), None if b is None else float(b), truncation(s, M), int(M),
+                                 int(seed), "none")
+
+
+def _check_sparse_rows(field: str, s: dict) -> None:
+    """A sparse sign sketch can leave a row of S empty (CountSketch: M rows, one nonzero per column); with no
+    mean-field tail S H Sᵀ is then singular and the job would fail. Its pattern is cheap to draw (O(d·s)), so every
+    (M, sketch seed) is checked here and refused naming the field."""
+    from sketchlaw.engine.problem import check_sketch, sketch_chunks
+
+    if s["tail"] != "none":  # the tail adds (τ_H/M)·I: positive definite whatever the pattern
+        return
+    for label in s["sketches"]:
+        if check_sketch(label, min(s["M"]))[0] != "sparse":
+            continue
+        for M in s["M"]:
+            for seed in s["sketch_seeds"]:
+                hit = set()
+                for _, _, St in sketch_chunks(int(seed), int(M), truncation(s, M), label):
+                    hit.update(St.indices.tolist())
+                if len(hit) < M:
+                    raise ConfigError(field, label, f"a family whose sketch has no empty row: at M = {M}, sketch seed "
+                                                    f"{seed}, {label} leaves {M - len(hit)} of its rows empty with "
+                                                    f"d = {truncation(s, M)} and tail none (S H Sᵀ singular; a larger "
+                                                    f"d_per_M or d_min, or tail: mean)")
+
+
 # The dataset's step sizes: every sample's kernel features have ‖φ_i‖² = k(x_i, x_i) = 1, so tr H = 1, and the
 # sufficient condition γ(2μ_max + tr Σ) < 2 of docs/METHODS.md §5 holds below 2/3 for the unsketched problem (each
 # sketch's own bound is checked when it runs).
@@ -410,13 +494,15 @@ def _plan_followup(config: dict, name: str, problems: dict, followups: list) -> 
 
 def followup_groups(jobs) -> dict:
     """{(experiment, stem): [Job, ...]}: exact follow-up jobs batched per sketch family (as ``exact_groups``), each
-    reuse job alone (stem: its problem and N)."""
+    reuse job alone (stem: its problem and N), each covariates job alone (stem: its problem and coordinate law)."""
     groups: dict = {}
     for job in jobs:
         if job.kind == "reuse":
             (N, _), = job.points
             groups[(job.experiment, f"{job.problem.stem}_N{N}")] = [job]
-    groups.update(exact_groups([j for j in jobs if j.kind != "reuse"]))
+        elif job.kind == "covariates":  # one job per (law, M, sketch seed): every N
+            groups[(job.experiment, f"{job.problem.stem}_z{job.coordinates}")] = [job]
+    groups.update(exact_groups([j for j in jobs if j.kind not in ("reuse", "covariates")]))
     return groups
 
 
@@ -440,6 +526,15 @@ def plan(config: dict) -> dict:
                     problems[key.stem] = key
                     followups.append(Job(name, key, tuple((int(N), float(s["gamma"])) for N in s["N"]),
                                          int((s.get("montecarlo") or {}).get("trials", 0)), kind=kind))
+            continue
+        if kind == "covariates":  # the Gaussian exact curve per sketch, and Monte Carlo per (law, M, sketch seed)
+            s = _settings(config, name)
+            for key in covariate_problems(s):
+                problems[key.stem] = key
+                points = tuple((int(N), float(s["gamma"])) for N in s["N"])
+                exact.append(Job(name, key, points))
+                followups += [Job(name, key, points, int(s["trials"]), kind=kind, coordinates=law)
+                              for law in s["coordinates"]]
             continue
         s = _settings(config, name)
         for a, b, sketch in itertools.product(s["a"], s.get("b") or [None], sketch_families(s)):
@@ -521,6 +616,10 @@ def followup_params(config: dict, job: Job) -> dict:
         out.update(columns=columns, dataset=s["dataset"], seed=p.seed, M=[p.M], mc_M=[int(M) for M in mc["M"]],
                    mc_N=[int(N) for N in mc["N"]], trials=int(mc["trials"]),
                    mc_seed=coordinate_seed(job.experiment, p.stem))
+    elif job.kind == "covariates":
+        out.update(columns={**columns, "coordinates": job.coordinates}, coordinates=job.coordinates,
+                   trials=int(job.trials), schedule=s["schedule"],
+                   mc_seed=coordinate_seed(job.experiment, p.stem, job.coordinates))
     else:  # reuse
         out.update(L=[int(L) for L in s["L"]], trials=int(job.trials),
                    mc_seed=coordinate_seed(job.experiment, p.stem, *[x for pt in job.points for x in pt]))
@@ -532,6 +631,17 @@ def spectrum_params(config: dict, name: str) -> dict:
     s = _settings(config, name)
     return {"experiment": name, "dataset": s["dataset"], "bootstrap": int(s["bootstrap"]), "modes": list(s["modes"]),
             "seed": coordinate_seed(name, s["dataset"], "bootstrap")}
+
+
+def stability_params(config: dict, name: str) -> dict:
+    """The covariates experiment's stability thresholds (``covariates.stability_rows``): every (a, b) and law on the
+    block's small d and M, on its first sketch seed."""
+    s = _settings(config, name)
+    stab = s["stability"]
+    return {"experiment": name, "curves": _curves(s), "coordinates": list(s["coordinates"]), "d": int(stab["d"]),
+            "M": int(stab["M"]), "steps": int(stab["steps"]), "trials": int(stab["trials"]),
+            "sketch_seeds": [int(s["sketch_seeds"][0])], "sigma2": float(s["sigma2"]),
+            "seed": coordinate_seed(name, "stability")}
 
 
 def claim_params(config: dict, name: str) -> dict:

@@ -43,7 +43,9 @@ class Experiment:
               (multi-pass Monte Carlo over an L grid, one job per (M, N, sketch seed)); sketches (as scaling, once per
               sketch family of its ``sketches`` list: column ``sketch`` in its table); dataset (a real dataset as the
               population: one job per sketch seed with every M, the exact Gaussian-equivalent curves and real-data SGD
-              by Monte Carlo)
+              by Monte Carlo); covariates (non-Gaussian coordinate laws: one Monte Carlo job of full-dimensional
+              SGD per (law, M, sketch seed) with every N, column ``coordinates``, beside one exact job per sketch
+              family for the Gaussian exact curve on the same sketches)
     analyses  what the fit step computes from its table (``sketchlaw.analysis.table.ANALYSES``): scaling (primary
               and window slopes), montecarlo (Monte Carlo slopes), joint (the comparison of joint functional forms),
               compute (the frontier); schedules, batch, reuse (the follow-ups' rows)
@@ -106,8 +108,14 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
                aux=(Aux("spectrum"),),
                columns=("experiment", "dataset", "M", "d", "gamma", "sketch_seed", "N", "N_eff", "risk", "approx",
                         "bias", "variance", "reducible", "mc_trials", "mc_mean", "mc_sem", "mc_diverged")),
+    # Covariates with non-Gaussian coordinates (docs/METHODS.md §21): full-dimensional SGD by Monte Carlo per law,
+    # beside the Gaussian exact curve on the same sketches; the stability thresholds on a small d (aux table).
+    Experiment("covariates", "covariates", ("covariates",), (Notebook("covariates"),), theory="source",
+               aux=(Aux("stability", needs="stability"),),
+               columns=FOLLOWUP_COLUMNS + ("coordinates", "kurtosis", "N", "N_eff", "mc_trials", "mc_mean", "mc_sem",
+                                           "mc_diverged", "risk", "approx", "reducible", "gamma_max_gaussian")),
 )}
-KINDS = ("scaling", "compute", "variance", "stepsize", "sketches", "dataset") + FOLLOWUP_KINDS
+KINDS = ("scaling", "compute", "variance", "stepsize", "sketches", "dataset", "covariates") + FOLLOWUP_KINDS
 
 
 # Notebooks that are interactive apps, not figures: they compute (through sketchlaw.api) where a figure notebook only

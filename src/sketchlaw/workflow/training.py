@@ -308,10 +308,11 @@ def followup_table(jobs) -> pd.DataFrame:
     start, parts = time.perf_counter(), []
     for job in jobs:
         t0 = time.perf_counter()
-        if job["kind"] == "dataset":  # its problems are the dataset's, built by its own job function
+        if job["kind"] in ("dataset", "covariates"):  # their own job functions (the dataset's problems, full d)
+            from sketchlaw.workflow.covariates import covariate_rows
             from sketchlaw.workflow.datasets import dataset_rows
 
-            df = dataset_rows(job)
+            df = {"dataset": dataset_rows, "covariates": covariate_rows}[job["kind"]](job)
             first = list(job["columns"])
             parts.append(df.assign(**job["columns"])[first + [c for c in df.columns if c not in first]])
         else:
@@ -380,5 +381,12 @@ def frontier_rows(job: dict) -> pd.DataFrame:
     return df[first + [c for c in df.columns if c not in first]]
 
 
+def stability_rows(job: dict) -> pd.DataFrame:
+    """The covariates experiment's stability thresholds on a small d (``covariates.stability_rows``)."""
+    from sketchlaw.workflow.covariates import stability_rows as rows
+
+    return rows(job)
+
+
 AUXILIARY = {"limit": limit_rows, "claim": claim_rows, "finite": finite_rows, "frontier": frontier_rows,
-             "spectrum": spectrum_rows}
+             "spectrum": spectrum_rows, "stability": stability_rows}
