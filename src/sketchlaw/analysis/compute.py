@@ -186,6 +186,7 @@ def compute_rows(table: pd.DataFrame, tables: dict, diagnostics: Diagnostics, th
     for (spectrum, a, b), _ in table.groupby(SLICE, sort=True):
         expected = theory.exponents(theory_kind, a, b, sigma2) if spectrum == "power" else {}
         key = {"experiment": name, "spectrum": spectrum, "a": a, "b": b}
+        in_regime = equivalent_reaches_regime(tables.get(f"{name}_theory"), a, b, sigma2)
         for variable in VARIABLES:
             mine = measured[measured["spectrum"] == spectrum]
             curve = frontier_curve(mine, a, b, variable, sigma2)
@@ -206,8 +207,7 @@ def compute_rows(table: pd.DataFrame, tables: dict, diagnostics: Diagnostics, th
                     finite = E.finite_slope(de_in["x"], de_in["y"], est)
                 # model (iv) alone: the measured frontier's own local slopes carry its sketch's jitter, too
                 # rough for the correction models, which the equivalent's smooth frontier fits instead
-                far = E.extrapolate(de["x"], de["y"]) if len(de) >= 4 and equivalent_reaches_regime(
-                    tables.get(f"{name}_theory"), a, b, sigma2) else {}
+                far = E.extrapolate(de["x"], de["y"]) if len(de) >= 4 and in_regime else {}
                 extrap = E.theory_convergence(est.fitted, finite, far, half) if far else {}
                 sel = curve[est.in_window(curve["x"])]
                 est.x_lo, est.x_hi = float(sel["C"].min()), float(sel["C"].max())  # the window in budgets C
