@@ -107,11 +107,13 @@ def sketch_approx_de_far(kind: str, a: float, M_max: float, b: float | None = No
 
 @njit(cache=True, error_model="numpy")
 def _resolvent_sums(lam_w, lam, energy_w, k):
-    """One pass over the modes: df(κ) = Σ n_i λ_i/(λ_i + κ), its derivative, and Σ e_i/(λ_i + κ) (sequential sums in
-    a fixed order: no reassociation, so a cached and a freshly compiled kernel agree bit for bit)."""
+    """One pass over the modes: df(κ) = Σ n_i λ_i/(λ_i + κ), its derivative, E(κ) = Σ e_i/(λ_i + κ) and its
+    derivative (sequential sums in a fixed order: no reassociation, so a cached and a freshly compiled kernel agree
+    bit for bit)."""
     df = 0j
     ddf = 0j
     energy = 0j
+    denergy = 0j
     kr, ki = k.real, k.imag
     for i in range(lam.shape[0]):
         wr = lam[i] + kr
@@ -123,36 +125,66 @@ def _resolvent_sums(lam_w, lam, energy_w, k):
         q = lam_w[i] * lam[i] * inv
         df += q
         ddf -= q * inv
-        energy += energy_w[i] * inv
-    return df, ddf, energy
+        s = energy_w[i] * inv
+        energy += s
+        denergy -= s * inv
+    return df, ddf, energy, denergy
+
+
+# Newton's last step on κ: once a step is below this relative size, the next iterate's error is of its square
+# (~1e-14), and df and E there follow from their derivatives to that order, without one more pass over the modes.
+NEWTON_LAST_STEP = 1e-7
 
 
 @njit(cache=True, error_model="numpy")
 def _resolvent_densities(lam_w, lam, energy_w, M, mu, rel_eta):
-    """Counting and energy densities at z = μ + i·rel_eta·μ along the grid ``mu`` (decreasing): κ(z) solving
-    −z = κ(1 − df(κ)/M) on the branch Im κ < 0 (the Stieltjes transform (1/M) tr(Σ − z)⁻¹ = 1/κ has positive imaginary
-    part), by Newton's method with continuation along z; a point where Newton does not converge is left out (zero)
-    and the continuation restarts from κ = −z. Returns (counts, energy) = (M·Im(1/κ)/π, Im Σ e_i/(λ_i + κ)/π)."""
+    """Counting and energy densities at z = μ + i·rel_eta·μ along the grid ``mu`` (decreasing, uniform in log μ): κ(z)
+    solving −z = κ(1 − df(κ)/M) on the branch Im κ < 0 (the Stieltjes transform (1/M) tr(Σ − z)⁻¹ = 1/κ has positive
+    imaginary part), by Newton's method with continuation along z, each point started from the cubic through the last
+    four converged κ (one Newton step then usually suffices: ``NEWTON_LAST_STEP``); a point where Newton does not
+    converge is left out (zero) and the continuation restarts from κ = −z. Returns (counts, energy) =
+    (M·Im(1/κ)/π, Im Σ e_i/(λ_i + κ)/π)."""
     counts = np.zeros(mu.shape[0])
     energy = np.zeros(mu.shape[0])
     k = complex(-mu[0], -1e-3 * mu[0])
+    k1, k2, k3, k4 = k, k, k, k  # the last converged κ, most recent first
+    behind = 0  # how many of them are consecutive grid points
     for idx in range(mu.shape[0]):
         z = complex(mu[idx], rel_eta * mu[idx])
+        if behind >= 4:
+            guess = 4.0 * k1 - 6.0 * k2 + 4.0 * k3 - k4
+        elif behind == 3:
+            guess = 3.0 * (k1 - k2) + k3
+        elif behind == 2:
+            guess = 2.0 * k1 - k2
+        else:
+            guess = k
+        if guess.imag < 0:
+            k = guess
+        done = False
         for _ in range(100):
-            df, ddf, _e = _resolvent_sums(lam_w, lam, energy_w, k)
+            df, ddf, e, de = _resolvent_sums(lam_w, lam, energy_w, k)
             step = (-k + k * df / M - z) / (-1.0 + (df + k * ddf) / M)
             k_new = k - step
+            if abs(step) <= NEWTON_LAST_STEP * abs(k) and k_new.imag < 0:
+                df -= ddf * step
+                e -= de * step
+                k = k_new
+                done = True
+                break
             if k_new.imag > 0:  # stay on the physical branch
                 k_new = complex(k_new.real, 0.5 * k.imag)
             k = k_new
-            if abs(step) <= 1e-13 * abs(k):
-                break
-        df, _d, e = _resolvent_sums(lam_w, lam, energy_w, k)
+        if not done:
+            df, _d, e, _de = _resolvent_sums(lam_w, lam, energy_w, k)
         if abs(-k * (1.0 - df / M) - z) > 1e-8 * abs(z) or k.imag >= 0:
             k = -z  # not converged: leave this point out, restart the continuation
+            behind = 0
             continue
         counts[idx] = M * (1.0 / k).imag / np.pi
         energy[idx] = e.imag / np.pi
+        k4, k3, k2, k1 = k3, k2, k1, k
+        behind += 1
     return counts, energy
 
 
