@@ -1,7 +1,8 @@
 # Training. Each job draws the sketched problems it uses from their seeds (a problem is cheap next to a process start
 # of its own). Cheap work is batched (every M and N of a sketch family in one exact job); Monte Carlo, the expensive
-# part, is one job per grid point so a cluster can spread it. Each declares its memory (memory_mb: it grows with M²). The long jobs (the M = ∞ limits, whole sketch families) have priority,
-# so that the many short Monte Carlo jobs fill the cores at the end instead of one long job running alone.
+# part, is one job per problem (every (N, γ) of its sub-grid, each point from its own seed) so a cluster can spread
+# it. Each declares its memory (memory_mb: it grows with M²). The long jobs (the M = ∞ limits, whole sketch families)
+# have priority, so that the short Monte Carlo jobs fill the cores at the end instead of one long job running alone.
 
 rule train_exact:
     output:

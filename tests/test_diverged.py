@@ -20,7 +20,7 @@ from sketchlaw.engine.schedules import Schedule
 from sketchlaw.engine.spectra import Prior, Spectrum
 from sketchlaw.workflow.tables import check_finite, diverged_table, split_diverged
 from sketchlaw.workflow.followups import batch_step_size
-from sketchlaw.workflow.training import exact_rows, followup_rows, montecarlo_row, stable_points
+from sketchlaw.workflow.training import exact_rows, followup_rows, montecarlo_rows, stable_points
 
 
 @pytest.mark.parametrize("mu", [1.0, 0.3, 7.77, 1 / 3, 2.9e-3, 1e-9])
@@ -78,11 +78,12 @@ def test_exact_rows_record_diverged_points(unstable):
     assert exact_rows(p, _job([(100, 2 * bound)], drop=True)).empty
 
 
-def test_montecarlo_row_diverged(unstable):
+def test_montecarlo_rows_diverged(unstable):
     p, bound = unstable
-    job = {**_job([(50, 1.5 * bound)]), "trials": 3, "mc_seed": 7}
-    row = montecarlo_row(p, job)
-    assert row["diverged"].all() and row["mc_mean"].isna().all()
+    job = {**_job([(50, 0.5 * bound), (50, 1.5 * bound)]), "trials": 3, "point_seeds": [7, 8]}
+    rows = montecarlo_rows(p, job)
+    assert rows["diverged"].tolist() == [False, True] and rows["mc_seed"].tolist() == [7, 8]
+    assert rows["mc_mean"].notna().tolist() == [True, False]
 
 
 def _followup(kind, gamma, **extra):

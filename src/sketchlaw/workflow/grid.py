@@ -3,8 +3,8 @@
 The workflow's config.yaml is first validated against ``schemas/config.schema.yaml`` (types, ranges, unknown keys);
 ``check_config`` then rejects what a schema cannot express (unsorted or duplicate grids, M > d, a divergent γ for the
 spectrum, ...), raising ConfigError that names the field and the allowed values. ``plan`` expands a checked config
-into problems (one sketch each), exact-engine jobs (one per problem, all N at once) and Monte Carlo jobs (one per
-grid point, so a cluster can spread them).
+into problems (one sketch each), exact-engine jobs (one per sketch family, all M and N at once) and Monte Carlo jobs
+(one per problem, every (N, γ) of its sub-grid, each point with a seed of its own coordinates).
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ class ProblemKey:
 
 @dataclass(frozen=True)
 class Job:
-    """Work on one problem: exact risks at every (N, γ) of ``points``, or Monte Carlo at one point."""
+    """Work on one problem: exact risks or Monte Carlo at every (N, γ) of ``points``."""
 
     experiment: str
     problem: ProblemKey
@@ -74,9 +74,6 @@ class Job:
 
     @property
     def stem(self) -> str:
-        if self.kind == "montecarlo":
-            (N, g), = self.points
-            return f"{self.problem.stem}_N{N}_g{fmt(g)}"
         return self.problem.stem
 
 
@@ -555,11 +552,9 @@ def plan(config: dict) -> dict:
                     if kind == "variance":
                         baselines.append(Job(name, key, tuple((N, float(s["gamma"])) for N in Ns),
                                              trials=int(s["ridge"]["trials"]), kind="baselines"))
-                    if montecarlo and M in montecarlo["M"]:
-                        for N in montecarlo["N"]:
-                            for g in _gammas(s):
-                                mc.append(Job(name, key, ((int(N), float(g)),), trials=int(montecarlo["trials"]),
-                                              kind="montecarlo"))
+                    if montecarlo and M in montecarlo["M"]:  # one job per problem: one sketch build, one start
+                        mc.append(Job(name, key, tuple((int(N), float(g)) for N in montecarlo["N"] for g in _gammas(s)),
+                                      trials=int(montecarlo["trials"]), kind="montecarlo"))
     return {"problems": problems, "exact": exact, "montecarlo": mc, "baselines": baselines, "followups": followups}
 
 
@@ -591,7 +586,10 @@ def job_params(config: dict, job: Job) -> dict:
             "nested": EXPERIMENTS[job.experiment].kind == "compute",
             "lambdas": s.get("ridge", {}).get("lambdas", []),
             "compute_of_N": {str(int(round(C / p.M))): int(C) for C in s.get("C", [])},
-            "mc_seed": coordinate_seed(job.experiment, p.stem, *[x for pt in job.points for x in pt])}
+            "mc_seed": coordinate_seed(job.experiment, p.stem, *[x for pt in job.points for x in pt]),
+            # a Monte Carlo point's stream depends on its own coordinates only, not on the job that runs it
+            **({"point_seeds": [coordinate_seed(job.experiment, p.stem, *pt) for pt in job.points]}
+               if job.kind == "montecarlo" else {})}
 
 
 def followup_params(config: dict, job: Job) -> dict:

@@ -147,20 +147,24 @@ def compute_family_rows(jobs: list[dict], log=print) -> pd.DataFrame:
     return out
 
 
-def montecarlo_row(problem, job: dict) -> pd.DataFrame:
-    """Monte Carlo SGD at the job's single grid point: fresh data and a fresh w* per trial. Above the sketch's
-    stability bound nothing is run: the row is ``diverged`` with empty statistics (its exact twin is diverged too)."""
+def montecarlo_rows(problem, job: dict) -> pd.DataFrame:
+    """Monte Carlo SGD at each of the job's grid points, one row each: fresh data and a fresh w* per trial, from the
+    point's own seed (``point_seeds``). Above the sketch's stability bound nothing is run: the row is ``diverged``
+    with empty statistics (its exact twin is diverged too)."""
     problem.sigma2 = job["sigma2"]
-    (N, gamma), = job["points"]
-    schedule = Schedule(gamma, N, job["schedule"], job["log_base"])
     bound = critical_step_size(problem.mu)
-    if not gamma < bound:
-        print(f"diverged: gamma = {gamma} >= {bound:.6g}, the stability bound of this sketch", flush=True)
-        stats = {"mc_trials": int(job["trials"]), "mc_mean": np.nan, "mc_std": np.nan, "mc_sem": np.nan}
-    else:
-        stats = monte_carlo(problem, schedule, job["trials"], job["mc_seed"], progress=True).summary()
-    return pd.DataFrame([{**job["columns"], "N": N, "N_eff": schedule.N_eff, "gamma": gamma,
-                          "mc_seed": job["mc_seed"], **stats, "diverged": not gamma < bound}])
+    rows = []
+    for (N, gamma), seed in zip(job["points"], job["point_seeds"], strict=True):
+        schedule = Schedule(gamma, N, job["schedule"], job["log_base"])
+        if not gamma < bound:
+            print(f"diverged: gamma = {gamma} >= {bound:.6g}, the stability bound of this sketch", flush=True)
+            stats = {"mc_trials": int(job["trials"]), "mc_mean": np.nan, "mc_std": np.nan, "mc_sem": np.nan}
+        else:
+            print(f"{job['trials']} trials at (N, gamma) = ({N}, {gamma}), seed {seed}", flush=True)
+            stats = monte_carlo(problem, schedule, job["trials"], seed, progress=True).summary()
+        rows.append({**job["columns"], "N": N, "N_eff": schedule.N_eff, "gamma": gamma, "mc_seed": seed, **stats,
+                     "diverged": not gamma < bound})
+    return pd.DataFrame(rows)
 
 
 def baseline_rows(problem, job: dict) -> pd.DataFrame:
