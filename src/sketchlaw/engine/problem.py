@@ -20,7 +20,6 @@ import re
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from scipy import sparse
 from scipy.linalg.blas import dsyrk
 
 from sketchlaw import __version__
@@ -74,8 +73,11 @@ def _sparse_rows(gen: np.random.Generator, width: int, M: int, s: int) -> np.nda
     return rows
 
 
-def _sparse_chunk(seed: int, M: int, d: int, k: int, s: int) -> sparse.csr_matrix:
-    """Chunk k of Sᵀ for a sparse sign sketch (width × M, s nonzeros ±1/√s per row), as a sparse matrix."""
+def _sparse_chunk(seed: int, M: int, d: int, k: int, s: int):
+    """Chunk k of Sᵀ for a sparse sign sketch (width × M, s nonzeros ±1/√s per row), as a scipy CSR matrix (scipy.sparse
+    is imported here: every job of a dense sketch would otherwise pay for its import)."""
+    from scipy import sparse
+
     width = min(CHUNK, d - k * CHUNK)
     gen = seeds.rng(seed, seeds.SKETCH, M, k, _FAMILY_TAG["sparse"], s)
     rows = _sparse_rows(gen, width, M, s)
@@ -177,12 +179,12 @@ def full_sketch(seed: int, M: int, d: int, sketch: str = "gaussian") -> np.ndarr
 
 
 def _dense(St) -> np.ndarray:
-    return St.toarray() if sparse.issparse(St) else St
+    return St if isinstance(St, np.ndarray) else St.toarray()
 
 
 def _scaled_rows(St, v: np.ndarray):
     """diag(v)·Sᵀ-block, in place for a dense block (a sparse one scales its stored values only)."""
-    if sparse.issparse(St):
+    if not isinstance(St, np.ndarray):
         St.data *= np.repeat(v, np.diff(St.indptr))
         return St
     St *= v[:, None]
@@ -192,7 +194,7 @@ def _scaled_rows(St, v: np.ndarray):
 def _add_gram(SigmaF: np.ndarray, St) -> np.ndarray:
     """SigmaF += (Sᵀ-block)ᵀ(Sᵀ-block) on the upper triangle at least: BLAS syrk for a dense block (half the flops of a
     general product, no M × M temporary), the sparse product for a sparse one (O(CHUNK·s²) nonzeros)."""
-    if sparse.issparse(St):
+    if not isinstance(St, np.ndarray):
         G = (St.T @ St).tocoo()
         SigmaF[G.row, G.col] += G.data  # sparse products carry no duplicate entries
         return SigmaF

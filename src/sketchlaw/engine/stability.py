@@ -4,7 +4,6 @@ jobs that only check a step size (Monte Carlo, baselines) never load the compile
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import brentq
 
 from sketchlaw.errors import ParameterError
 
@@ -30,6 +29,8 @@ def critical_step_size(mu: np.ndarray, multiplicity=None, batch: int = 1, kurtos
         return hi
     if f(lo) >= 0:  # the lower end is the root (one mode: γ_c = 2B/((B + 1)μ) exactly), or rounding put it past it
         return lo
+    from scipy.optimize import brentq  # here: importing scipy.optimize costs every short job a tenth of a second
+
     return brentq(f, lo, hi * (1 - 1e-15), xtol=1e-15, rtol=1e-14)
 
 
