@@ -223,7 +223,11 @@ def seaborn_theme() -> dict:
 
 
 def set_style() -> None:
-    """The one style every figure uses (seaborn 'paper' context, ticks, colour-blind palette, embedded TrueType)."""
+    """The one style every figure uses (seaborn 'paper' context, ticks, colour-blind palette, embedded TrueType), drawn
+    off-screen (Agg): a notebook shows its figure once, as saved (``show_saved``), instead of a notebook's inline
+    backend also rendering it, at another size, at the end of the cell that drew it (a second image in the executed
+    notebook, and two more full draws of every figure)."""
+    plt.switch_backend("agg")
     theme = json.loads(THEME_FILE.read_text(encoding="utf-8"))
     rc = theme["rcParams"]
     if "axes.prop_cycle" in rc:
