@@ -47,7 +47,7 @@ def _window_row(key: dict, df: pd.DataFrame, x: str, fixed: str, y: str, estimat
     if y != "reducible":
         exact = at.groupby(x)["reducible"].mean()
         finite = E.finite_slope(exact.index, exact.to_numpy(), est)
-    extrap = {} if far is None else {  # the range the exact row's own verdict reads
+    extrap = {} if far is None or not math.isfinite(far["fitted"]) else {  # the range the exact row's verdict reads
         "extrapolated": far["fitted"], "extrapolated_low": np.nanmin([far["ci_low"], far["sys_low"], far["fitted"]]),
         "extrapolated_high": np.nanmax([far["ci_high"], far["sys_high"], far["fitted"]])}
     return row(key, x, estimator, quantity, est, expected.get(x, math.nan), finite, extrap, fixed_variable=fixed,
