@@ -110,7 +110,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
                         "bias", "variance", "reducible", "mc_trials", "mc_mean", "mc_sem", "mc_diverged")),
     # Covariates with non-Gaussian coordinates (docs/METHODS.md §21): full-dimensional SGD by Monte Carlo per law,
     # beside the Gaussian exact curve on the same sketches; the stability thresholds on a small d (aux table).
-    Experiment("covariates", "covariates", ("covariates",), (Notebook("covariates"),), theory="source",
+    Experiment("covariates", "covariates", ("covariates",), (Notebook("covariates"),), limit=True, theory="source",
                aux=(Aux("stability", needs="stability"),),
                columns=FOLLOWUP_COLUMNS + ("coordinates", "kurtosis", "N", "N_eff", "mc_trials", "mc_mean", "mc_sem",
                                            "mc_diverged", "risk", "approx", "reducible", "gamma_max_gaussian")),
