@@ -206,3 +206,30 @@ def test_covariates_keys_are_refused_in_other_experiments():
     with pytest.raises(ConfigError) as err:
         check_config(config)
     assert err.value.field == "experiments.main.coordinates"
+
+
+@pytest.mark.parametrize("with_limit, verdict", [(True, "pre-asymptotic"), (False, "disagrees")])
+def test_the_exact_n_eff_window_extrapolates_to_the_m_infinity_limit(with_limit, verdict):
+    """The Gaussian exact N_eff window short of the theorem (a = 2: −0.47 against −1/2, as at the regime's edge) is
+    pre-asymptotic when the M = ∞ limit's Bias + Var reaches −1/2, and disagrees without a limit to extrapolate to; a
+    law's Monte Carlo row on the exact curve's points takes the exact row's extrapolation."""
+    from sketchlaw.analysis.covariates import covariate_rows as exponent_rows
+    from sketchlaw.analysis.rows import Diagnostics
+
+    base = {"experiment": "covariates", "spectrum": "power", "a": 2.0, "b": 2.0, "sigma2": 1.0, "gamma": 0.1}
+    Ns = np.array([100, 1000, 10**4, 10**5])
+    N_eff = Ns / np.log(Ns)
+    rows = [{**base, "coordinates": law, "M": 512, "N": N, "N_eff": ne, "sketch_seed": seed,
+             "reducible": 2.0 * ne**-0.47 * (1 + 1e-3 * seed),
+             "mc_mean": 1.0 + 2.0 * ne**-0.47 * (1 + 0.02 * (seed - 1)) if law else np.nan, "kurtosis": 4.5}
+            for law in ("", "student8") for seed in range(3) for N, ne in zip(Ns, N_eff)]
+    far_N = np.geomspace(1e6, 1e9, 4)
+    limit = pd.DataFrame([{"spectrum": "power", "a": 2.0, "b": 2.0, "model": model, "N_eff": n, "excess": n**-0.5}
+                          for model, grid in (("limit", N_eff), ("limit_far", far_N)) for n in grid])
+    tables = {"covariates_limit": limit} if with_limit else {}
+    out = pd.DataFrame(exponent_rows(pd.DataFrame(rows), tables, Diagnostics(), "source"))
+    out = out[out["variable"] == "N_eff"].set_index("estimator")
+    assert out.loc["window", "fitted"] == pytest.approx(-0.47, abs=1e-3)
+    assert out.loc["window", "verdict"] == verdict and out.loc["montecarlo", "verdict"] == verdict
+    if with_limit:
+        assert out.loc["montecarlo", "extrapolated"] == pytest.approx(-0.5, abs=1e-3)
