@@ -108,8 +108,9 @@ def experiment_block(draw, name: str):
                  "N": draw(grid(st.integers(2, 500), max_size=2)), "tail": "none", "d_per_M": draw(st.integers(1, 4)),
                  "coordinates": draw(st.lists(st.sampled_from(["gaussian", "rademacher", "student5", "student12",
                                                                "bernoulli0.3", "bernoulli1"]),
-                                              min_size=1, max_size=3, unique=True)),
-                 "trials": draw(st.integers(2, 5))}
+                                              min_size=1, max_size=3, unique=True))}
+        block["montecarlo"] = {"trials": draw(st.integers(2, 5)), "M": draw(grid(st.integers(1, 8))),
+                               "N": block["N"][:draw(st.integers(1, len(block["N"])))]}
         for key, values in (("gamma", step_sizes), ("schedule", st.sampled_from(SCHEDULES)),
                             ("sigma2", st.sampled_from([0.0, 1.0]))):
             if draw(st.booleans()):

@@ -63,6 +63,22 @@ def approx_estimate(df: pd.DataFrame, spectrum: str, a: float, prior_b: float | 
     return ApproxEstimate(est, Ms, mean, de, finite, extrap)
 
 
+def limit_curves(limit: pd.DataFrame | None, spectrum: str, a: float, b: float):
+    """(limit, deterministic equivalent, far limit) of one (spectrum, a, b) from an M = ∞ limit table, each sorted by
+    N_eff (None each without a table)."""
+    if limit is None:
+        return None, None, None
+    sel = limit[(limit["spectrum"] == spectrum) & np.isclose(limit["a"], a) & np.isclose(limit["b"], b)]
+    return tuple(sel[sel["model"] == m].sort_values("N_eff") for m in ("limit", "deterministic_equivalent",
+                                                                         "limit_far"))
+
+
+def limit_extrapolation(lim: pd.DataFrame, far: pd.DataFrame | None, logpower: bool = False) -> dict:
+    """The N_eff slope of the M = ∞ limit's Bias + Var extrapolated from the grid's end and the far grid."""
+    reach = lim if far is None or len(far) < 2 else pd.concat([lim.tail(1), far])
+    return E.extrapolate(reach["N_eff"], reach["excess"], logpower, log_corrections=True)
+
+
 def scaling_rows(table: pd.DataFrame, tables: dict, diagnostics: Diagnostics, theory_kind: str) -> list[dict]:
     """Primary and window rows, one (a, b) slice at a time; ``tables`` holds the experiment's M = ∞ limit table
     (``<experiment>_limit``) when it has one."""
@@ -92,18 +108,12 @@ def scaling_rows(table: pd.DataFrame, tables: dict, diagnostics: Diagnostics, th
         # N_eff: the M = ∞ limit's bias + variance, against N_eff.
         extrap_n = {}
         lim_b = a if not np.isfinite(b) else b  # the log power law's isotropic prior is run with b = a
-        lim = None if limit is None else limit[(limit["spectrum"] == spectrum) & np.isclose(limit["a"], a)
-                                               & np.isclose(limit["b"], lim_b)]
-        de = None if lim is None else lim[lim["model"] == "deterministic_equivalent"].sort_values("N_eff")
-        far = None if lim is None else lim[lim["model"] == "limit_far"].sort_values("N_eff")
-        lim = None if lim is None else lim[lim["model"] == "limit"]
+        lim, de, far = limit_curves(limit, spectrum, a, lim_b)
         if lim is None or lim.empty:
             est_n = E.Estimate(reason="no M = inf limit table")
         else:
-            lim = lim.sort_values("N_eff")
             est_n = E.curve_slope(lim, "N_eff", "excess", log_of_log=logpower)
-            reach = lim if far is None or len(far) < 2 else pd.concat([lim.tail(1), far])  # grid's end + far grid
-            extrap_n = E.extrapolate(reach["N_eff"], reach["excess"], logpower, log_corrections=True)
+            extrap_n = limit_extrapolation(lim, far, logpower)
             diagnostics.local_slopes(key, var_n, "local_slope_primary", lim["N_eff"], lim["excess"], logpower,
                                      curve=curve)
         rows.append(row(key, var_n, "primary", "excess_limit", est_n, expected.get(var_n, math.nan), math.nan,

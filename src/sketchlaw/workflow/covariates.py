@@ -76,14 +76,19 @@ EXACT_JOINED = {"risk": "risk", "approx": "approx", "bias": "bias", "variance": 
 
 def with_exact(mc: pd.DataFrame, exact: pd.DataFrame) -> pd.DataFrame:
     """Each law's Monte Carlo rows beside the Gaussian exact curve on the same sketch (same a, b, M, d, N, γ and seed);
-    a row is diverged where either is."""
+    a row is diverged where either is. The exact curve's points without Monte Carlo follow with ``coordinates``
+    empty: the Gaussian exact curve's own grid reaches beyond the Monte Carlo's."""
     keys = ["experiment", "spectrum", "a", "b", "M", "d", "N", "gamma", "sketch_seed"]
     out = mc.merge(exact[keys + list(EXACT_JOINED)].rename(columns=EXACT_JOINED), on=keys, how="left",
                    validate="many_to_one")
     if out["diverged_gaussian"].isna().any():
         raise ValueError("Monte Carlo points without their Gaussian exact counterpart")
     out["diverged"] = out["diverged"].astype(bool) | out["diverged_gaussian"].astype(bool)
-    return out
+    alone = exact.merge(mc[keys].drop_duplicates(), on=keys, how="left", indicator=True)
+    alone = alone.loc[alone.pop("_merge").eq("left_only"), [c for c in exact.columns if c in out.columns or
+                                                              c in EXACT_JOINED]]
+    alone = alone.rename(columns=EXACT_JOINED).assign(coordinates="", diverged=lambda t: t["diverged_gaussian"])
+    return pd.concat([out, alone], ignore_index=True) if len(alone) else out
 
 
 def _diverges(risk_half: float, risk_end: float) -> bool:

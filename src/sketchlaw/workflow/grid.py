@@ -185,7 +185,7 @@ def check_config(config: dict) -> None:
         if mc:
             for key in ("M", "N"):
                 _check_grid(f"{at}.montecarlo.{key}", mc[key], integer=True, minimum=1 if key == "M" else 2)
-            if not set(mc["M"]) <= set(s["M"]):
+            if not set(mc["M"]) <= set(s["M"]) and EXPERIMENTS[name].kind != "covariates":
                 raise ConfigError(f"{at}.montecarlo.M", mc["M"], f"a subset of {at}.M = {s['M']}")
         if EXPERIMENTS[name].kind == "variance":
             ridge = s["ridge"]
@@ -265,7 +265,7 @@ def stability_warnings(config: dict) -> list[str]:
 
 # Keys of some experiment kinds only (the schema lists them for every experiment; here they are refused elsewhere).
 FOLLOWUP_KEYS = {"schedules": ("schedules",), "claim": ("schedules",), "B": ("batch",), "step_rules": ("batch",),
-                 "L": ("reuse",), "trials": ("reuse", "covariates"), "sketches": ("sketches",),
+                 "L": ("reuse",), "trials": ("reuse",), "sketches": ("sketches",),
                  "coordinates": ("covariates",), "stability": ("covariates",)}
 REUSE_MAX_BYTES = 2 * 2**30  # one trial's dataset (N samples of M + 1 float64) must fit in this much memory
 
@@ -361,11 +361,12 @@ def _check_covariates(at: str, s: dict) -> None:
         raise ConfigError(f"{at}.tail", s["tail"], "'none' (full-dimensional SGD runs the d coordinates themselves)")
     if isinstance(s["gamma"], list):
         raise ConfigError(f"{at}.gamma", s["gamma"], "a single step size (a number) for this experiment")
-    if s.get("montecarlo"):
-        raise ConfigError(f"{at}.montecarlo", s["montecarlo"], "no montecarlo block: every point of this "
-                                                                "experiment is Monte Carlo (trials)")
-    if "trials" not in s:
-        raise ConfigError(f"{at}.trials", None, "a number of Monte Carlo runs per point (>= 2)")
+    mc = s.get("montecarlo")
+    if not mc:
+        raise ConfigError(f"{at}.montecarlo", mc, "a montecarlo block {trials, M, N}: the Monte Carlo's grid (M "
+                                                  "may lie outside the Gaussian exact curve's)")
+    if not set(mc["N"]) <= set(s["N"]):
+        raise ConfigError(f"{at}.montecarlo.N", mc["N"], f"a subset of {at}.N = {s['N']}")
     laws = s.get("coordinates")
     if not laws or len(set(laws)) != len(laws):
         raise ConfigError(f"{at}.coordinates", laws, "a non-empty list of distinct coordinate laws")
@@ -376,7 +377,7 @@ def _check_covariates(at: str, s: dict) -> None:
         except ParameterError as err:
             raise ConfigError(f"{at}.coordinates", law, err.allowed) from None
     for a in s["a"]:
-        lam = Spectrum("power", a, truncation(s, max(s["M"]))).eigenvalues()
+        lam = Spectrum("power", a, truncation(s, max(covariate_M(s)))).eigenvalues()
         for law, kappa in kappas.items():
             bound = critical_step_size(lam, kurtosis=kappa)
             if not s["gamma"] < bound:
@@ -389,14 +390,24 @@ def _check_covariates(at: str, s: dict) -> None:
             raise ConfigError(f"{at}.stability", stab, f"2 <= M <= d <= {STABILITY_MAX_D}")
 
 
+def covariate_M(s: dict) -> list[int]:
+    """Every M of the covariates experiment: the Gaussian exact curve's grid and the Monte Carlo's."""
+    return sorted({int(M) for M in s["M"]} | {int(M) for M in s["montecarlo"]["M"]})
+
+
 def covariate_problems(s: dict):
-    """The covariates experiment's sketches: (a, b, M, seed) → ProblemKey, Gaussian sketches of the spectrum cut at d
-    (tail none)."""
+    """The covariates experiment's sketches with their N: (ProblemKey, Ns) per (a, b, M, seed), Gaussian sketches of
+    the spectrum cut at d (tail none). The Gaussian exact curve runs on the block's M × N and on every Monte Carlo
+    point (its twin), nowhere else: a Monte Carlo M below the block's adds no point at the block's largest N, so the
+    exact curve's window slopes stay on the block's grid."""
+    mc = s["montecarlo"]
     for a, b in itertools.product(s["a"], s.get("b") or [None]):
-        for M in s["M"]:
+        for M in covariate_M(s):
+            Ns = sorted(({int(N) for N in s["N"]} if M in s["M"] else set())
+                        | ({int(N) for N in mc["N"]} if M in mc["M"] else set()))
             for seed in s["sketch_seeds"]:
                 yield ProblemKey(s["spectrum"], float(a), None if b is None else float(b), truncation(s, M), int(M),
-                                 int(seed), "none")
+                                 int(seed), "none"), Ns
 
 
 def _check_sparse_rows(field: str, s: dict) -> None:
@@ -526,12 +537,14 @@ def plan(config: dict) -> dict:
             continue
         if kind == "covariates":  # the Gaussian exact curve per sketch, and Monte Carlo per (law, M, sketch seed)
             s = _settings(config, name)
-            for key in covariate_problems(s):
+            sgd = s["montecarlo"]
+            for key, Ns in covariate_problems(s):
                 problems[key.stem] = key
-                points = tuple((int(N), float(s["gamma"])) for N in s["N"])
-                exact.append(Job(name, key, points))
-                followups += [Job(name, key, points, int(s["trials"]), kind=kind, coordinates=law)
-                              for law in s["coordinates"]]
+                exact.append(Job(name, key, tuple((N, float(s["gamma"])) for N in Ns)))
+                if key.M in sgd["M"]:
+                    points = tuple((int(N), float(s["gamma"])) for N in sgd["N"])
+                    followups += [Job(name, key, points, int(sgd["trials"]), kind=kind, coordinates=law)
+                                  for law in s["coordinates"]]
             continue
         s = _settings(config, name)
         for a, b, sketch in itertools.product(s["a"], s.get("b") or [None], sketch_families(s)):

@@ -44,8 +44,8 @@ class Experiment:
               sketch family of its ``sketches`` list: column ``sketch`` in its table); dataset (a real dataset as the
               population: one job per sketch seed with every M, the exact Gaussian-equivalent curves and real-data SGD
               by Monte Carlo); covariates (non-Gaussian coordinate laws: one Monte Carlo job of full-dimensional
-              SGD per (law, M, sketch seed) with every N, column ``coordinates``, beside one exact job per sketch
-              family for the Gaussian exact curve on the same sketches)
+              SGD per (law, M, sketch seed) on the ``montecarlo`` grid, column ``coordinates``, beside the
+              Gaussian exact curve on the same sketches over the block's larger grid and every Monte Carlo point)
     analyses  what the fit step computes from its table (``sketchlaw.analysis.table.ANALYSES``): scaling (primary
               and window slopes), montecarlo (Monte Carlo slopes), joint (the comparison of joint functional forms),
               compute (the frontier); schedules, batch, reuse (the follow-ups' rows)
@@ -110,7 +110,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
                         "bias", "variance", "reducible", "mc_trials", "mc_mean", "mc_sem", "mc_diverged")),
     # Covariates with non-Gaussian coordinates (docs/METHODS.md §21): full-dimensional SGD by Monte Carlo per law,
     # beside the Gaussian exact curve on the same sketches; the stability thresholds on a small d (aux table).
-    Experiment("covariates", "covariates", ("covariates",), (Notebook("covariates"),), theory="source",
+    Experiment("covariates", "covariates", ("covariates",), (Notebook("covariates"),), limit=True, theory="source",
                aux=(Aux("stability", needs="stability"),),
                columns=FOLLOWUP_COLUMNS + ("coordinates", "kurtosis", "N", "N_eff", "mc_trials", "mc_mean", "mc_sem",
                                            "mc_diverged", "risk", "approx", "reducible", "gamma_max_gaussian")),
