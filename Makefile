@@ -2,6 +2,9 @@
 # The environment is .venv (created by uv from uv.lock, exactly, with bytecode precompiled so that each of the
 # workflow's many short Python jobs starts fast even under PYTHONDONTWRITEBYTECODE); uv itself lives in .tools/.
 SHELL := /bin/bash
+# Without numpy's huge-page madvise (see Snakefile: on this project's 2-core VM first touching huge pages costs far more
+# than they save), for the tests' own processes as for the workflow's jobs; a value set in the environment wins.
+export NUMPY_MADVISE_HUGEPAGE ?= 0
 PYTHON ?= python3
 UV_VERSION := 0.13.9
 UV := .tools/bin/uv

@@ -41,7 +41,7 @@ ACTIVE_NOTEBOOKS = registry.active_notebooks(config)
 LIMITS = [e for e in ENABLED if registry.EXPERIMENTS[e].limit]
 EXACT = exact_groups(PLAN["exact"])  # {(experiment, stem): [Job, ...]}
 MONTECARLO = {(j.experiment, j.stem): j for j in PLAN["montecarlo"]}
-BASELINES = {(j.experiment, j.stem): j for j in PLAN["baselines"]}
+BASELINES = exact_groups(PLAN["baselines"])  # batched as the exact jobs: every M of a sketch family
 FOLLOWUPS = followup_groups(PLAN["followups"])  # {(experiment, stem): [Job, ...]} (schedules, batch, reuse)
 AUX = registry.aux_tables(config)  # auxiliary tables, e.g. schedules_claim (its own job)
 
@@ -56,8 +56,8 @@ def memory_mb(jobs):
     space and their copies, 48·M² bytes with room (a build at M = 8192 peaks at 2.7 GB, at M = 4096 at 1.4 GB:
     benchmarks/bench_core.py), plus 1 GB."""
     M = max(job.problem.M for job in jobs)
-    nested = max((16 * job.problem.d * M for job in jobs if registry.EXPERIMENTS[job.experiment].kind == "compute"),
-                 default=0)  # a nested family's factor Q and its input (training.compute_family_rows)
+    nested = max((8 * job.problem.d * M for job in jobs if registry.EXPERIMENTS[job.experiment].kind == "compute"),
+                 default=0)  # a nested family's factor (its Q overwrites it: training.compute_family_rows)
     return 1000 + (48 * M**2 + nested) // 2**20
 
 

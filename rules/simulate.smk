@@ -47,9 +47,10 @@ rule train_baselines:
     benchmark:
         f"{R}/benchmarks/train_baselines/{{experiment}}/{{stem}}.tsv"
     params:
-        job=lambda wc: job_params(config, BASELINES[(wc.experiment, wc.stem)]),
+        jobs=lambda wc: [job_params(config, j) for j in BASELINES[(wc.experiment, wc.stem)]],
     resources:
-        mem_mb=lambda wc: memory_mb([BASELINES[(wc.experiment, wc.stem)]]),
+        mem_mb=lambda wc: memory_mb(BASELINES[(wc.experiment, wc.stem)]),
+    priority: 1
     conda:
         "../envs/sketchlaw.yaml"
     script:
