@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from numba import njit
 
 from sketchlaw import seeds
 from sketchlaw.engine.exact import ExactEngine, warm_up
@@ -160,6 +161,62 @@ def monte_carlo_vs_draws(M=256, trials=16, steps=20000, dtype=np.float64):
             "draws_s_per_step": t_draw, "ratio": t_mc / t_draw}
 
 
+@njit(error_model="numpy")
+def _plain_continuation(lam_w, lam, energy_w, M, mu, rel_eta):
+    """The reference for ``equivalents._resolvent_densities``: each point started from the previous κ, Newton run to
+    a step below 1e-13·|κ|, then one more pass over the modes for the densities at the converged κ."""
+    from sketchlaw.theory.equivalents import _resolvent_sums
+
+    counts = np.zeros(mu.shape[0])
+    energy = np.zeros(mu.shape[0])
+    k = complex(-mu[0], -1e-3 * mu[0])
+    for idx in range(mu.shape[0]):
+        z = complex(mu[idx], rel_eta * mu[idx])
+        for _ in range(100):
+            df, ddf, _e, _de = _resolvent_sums(lam_w, lam, energy_w, k)
+            step = (-k + k * df / M - z) / (-1.0 + (df + k * ddf) / M)
+            k_new = k - step
+            if k_new.imag > 0:
+                k_new = complex(k_new.real, 0.5 * k.imag)
+            k = k_new
+            if abs(step) <= 1e-13 * abs(k):
+                break
+        df, _d, e, _de = _resolvent_sums(lam_w, lam, energy_w, k)
+        if abs(-k * (1.0 - df / M) - z) > 1e-8 * abs(z) or k.imag >= 0:
+            k = -z
+            continue
+        counts[idx] = M * (1.0 / k).imag / np.pi
+        energy[idx] = e.imag / np.pi
+    return counts, energy
+
+
+def resolvent(cases=(("power", 2.0, 2048, {}), ("power", 1.5, 8192, "frontier"))):
+    """The deterministic equivalent's continuation against the plain one on the same inputs (those of
+    ``sketched_modes_de``): time of both Richardson passes, the ratio, and the largest relative difference."""
+    from sketchlaw.theory import equivalents as eq
+
+    rows = []
+    for kind, a, M, options in cases:
+        options = eq.FRONTIER_MODES if options == "frontier" else options
+        captured, kernel = [], eq._resolvent_densities
+        eq._resolvent_densities = lambda *args: captured.append(args) or kernel(*args)
+        try:
+            eq.sketched_modes_de(kind, a, M, None, **options)
+        finally:
+            eq._resolvent_densities = kernel
+        _plain_continuation(*captured[0][:4], captured[0][4][:8], captured[0][5])  # compile outside the timing
+        t_new = timed(lambda: [kernel(*args) for args in captured])
+        t_ref = timed(lambda: [_plain_continuation(*args) for args in captured])
+        diff = 0.0
+        for args in captured:
+            for x, y in zip(kernel(*args), _plain_continuation(*args)):
+                diff = max(diff, float(np.max(np.abs(x - y)) / np.max(np.abs(y))))
+        rows.append({"kind": kind, "a": a, "M": M, "grid_step": options.get("grid_step", 0.002),
+                     "points": int(captured[0][4].shape[0]), "modes": int(captured[0][1].shape[0]),
+                     "seconds": t_new, "reference_s": t_ref, "ratio": t_ref / t_new, "max_rel_diff": diff})
+    return rows
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, for development")
@@ -167,7 +224,7 @@ def main(argv=None):
                     help="results file (default benchmarks/results.json; --quick: benchmarks/out/results-quick.json)")
     ap.add_argument("--only", default=None,
                     help="comma-separated measurements to run alone (build_rate, curve, pieces, stepping, build_memory, "
-                         "schedule_pieces, monte_carlo); curve and pieces build build_rate's problem first")
+                         "schedule_pieces, monte_carlo, resolvent); curve and pieces build build_rate's problem first")
     args = ap.parse_args(argv)
     quick = args.quick
     only = set(args.only.split(",")) if args.only else None
@@ -224,6 +281,13 @@ def main(argv=None):
             say(f"Monte Carlo ({r['dtype']} draws) M={r['M']}, {r['trials']} trials: {r['mc_s_per_step'] * 1e6:.1f} "
                 f"µs per step vs its draws alone {r['draws_s_per_step'] * 1e6:.1f} µs: ratio {r['ratio']:.2f} "
                 f"(goal <= 1.5)")
+    if want("resolvent"):
+        out["resolvent"] = rows = resolvent()
+        for r in rows:
+            say(f"deterministic equivalent's continuation, {r['kind']} a={r['a']:g} M={r['M']} ({r['points']} points, "
+                f"{r['modes']} modes, grid step {r['grid_step']:g}): {r['seconds']:.2f} s vs the plain continuation "
+                f"{r['reference_s']:.2f} s, ratio {r['ratio']:.2f}; densities differ by at most {r['max_rel_diff']:.1e} "
+                f"relative")
     out["load_average_end"] = os.getloadavg()
     path = args.output or (HERE / "out" / ("results-quick.json" if quick else "results-only.json") if quick or only
                            else HERE / "results.json")

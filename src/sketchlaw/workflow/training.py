@@ -160,7 +160,7 @@ def montecarlo_rows(problem, job: dict) -> pd.DataFrame:
             print(f"diverged: gamma = {gamma} >= {bound:.6g}, the stability bound of this sketch", flush=True)
             stats = {"mc_trials": int(job["trials"]), "mc_mean": np.nan, "mc_std": np.nan, "mc_sem": np.nan}
         else:
-            print(f"{job['trials']} trials at (N, gamma) = ({N}, {gamma}), seed {seed}", flush=True)
+            print(f"Monte Carlo: {job['trials']} trials at (N, gamma) = ({N}, {gamma}), seed {seed}", flush=True)
             stats = monte_carlo(problem, schedule, job["trials"], seed, progress=True).summary()
         rows.append({**job["columns"], "N": N, "N_eff": schedule.N_eff, "gamma": gamma, "mc_seed": seed, **stats,
                      "diverged": not gamma < bound})
