@@ -29,7 +29,7 @@ report: install
 # Everything (CI's command). test-fast: the everyday tier — unit tests, configuration checks in-process, notebook
 # structure, static repository checks, `snakemake -n` and `--lint`; no Snakemake job runs (markers: tests/conftest.py).
 test: install
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q --durations=15
 
 test-fast: install
 	$(VENV)/bin/python -m pytest -q -m "not workflow and not slow and not slurm"

@@ -28,6 +28,7 @@ from sketchlaw.engine.problem import build_problem
 from sketchlaw.engine.schedules import Schedule
 from sketchlaw.engine.sgd import run_sgd
 from sketchlaw.engine.spectra import Spectrum
+from sketchlaw.theory.equivalents import _resolvent_sums
 
 HERE = Path(__file__).resolve().parent
 
@@ -165,8 +166,6 @@ def monte_carlo_vs_draws(M=256, trials=16, steps=20000, dtype=np.float64):
 def _plain_continuation(lam_w, lam, energy_w, M, mu, rel_eta):
     """The reference for ``equivalents._resolvent_densities``: each point started from the previous κ, Newton run to
     a step below 1e-13·|κ|, then one more pass over the modes for the densities at the converged κ."""
-    from sketchlaw.theory.equivalents import _resolvent_sums
-
     counts = np.zeros(mu.shape[0])
     energy = np.zeros(mu.shape[0])
     k = complex(-mu[0], -1e-3 * mu[0])
