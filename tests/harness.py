@@ -237,6 +237,10 @@ def background(name: str):
 def start_background(config: pytest.Config, factory: pytest.TempPathFactory, name: str):
     """The future of the background run ``name``, started now unless it was already."""
     cache = _cache(config)
+    # pytest's temporary-path factory is not thread-safe: its first getbasetemp() creates the session's numbered
+    # directory, and a worker thread racing this one there can make two (seen once: pytest-10 and pytest-11 in one
+    # session, and a tmp_path setup error in it later).
+    factory.getbasetemp()
     with _SNAPSHOT_LOCK:
         futures = cache.setdefault("background", {})
         if name not in futures:
