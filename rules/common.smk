@@ -15,7 +15,7 @@ sys.path.insert(0, SRC)
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p))
 try:
     from sketchlaw.workflow import registry
-    from sketchlaw.workflow.grid import (ConfigError, check_config, claim_params, exact_groups, finite_params,
+    from sketchlaw.workflow.grid import (ConfigError, check_config, claim_params, family_groups, finite_params,
                                          followup_groups, followup_params, frontier_params, job_params, limit_params,
                                          plan, spectrum_params, stability_params,
                                          stability_warnings)
@@ -39,9 +39,10 @@ ENABLED = registry.enabled(config)
 NOTEBOOKS = registry.notebooks()  # notebook → the experiment whose table it reads
 ACTIVE_NOTEBOOKS = registry.active_notebooks(config)
 LIMITS = [e for e in ENABLED if registry.EXPERIMENTS[e].limit]
-EXACT = exact_groups(PLAN["exact"])  # {(experiment, stem): [Job, ...]}
-MONTECARLO = {(j.experiment, j.stem): j for j in PLAN["montecarlo"]}
-BASELINES = exact_groups(PLAN["baselines"])  # batched as the exact jobs: every M of a sketch family
+# {(experiment, stem): [Job, ...]}: one job per sketch family (every M of one a, b and seed) for each kind of work
+EXACT = family_groups(PLAN["exact"])
+MONTECARLO = family_groups(PLAN["montecarlo"])
+BASELINES = family_groups(PLAN["baselines"])
 FOLLOWUPS = followup_groups(PLAN["followups"])  # {(experiment, stem): [Job, ...]} (schedules, batch, reuse)
 AUX = registry.aux_tables(config)  # auxiliary tables, e.g. schedules_claim (its own job)
 

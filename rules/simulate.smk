@@ -1,8 +1,8 @@
 # Training. Each job draws the sketched problems it uses from their seeds (a problem is cheap next to a process start
-# of its own). Cheap work is batched (every M and N of a sketch family in one exact job); Monte Carlo, the expensive
-# part, is one job per problem (every (N, γ) of its sub-grid, each point from its own seed) so a cluster can spread
-# it. Each declares its memory (memory_mb: it grows with M²). The long jobs (the M = ∞ limits, whole sketch families)
-# have priority, so that the short Monte Carlo jobs fill the cores at the end instead of one long job running alone.
+# of its own). Work is batched per sketch family (every M and N of one a, b and seed in one job: grid.family_groups),
+# exact and Monte Carlo alike; each Monte Carlo point keeps the seed of its own coordinates, so batching changes no
+# row. Each declares its memory (memory_mb: it grows with M²). The long jobs (the M = ∞ limits, exact families) have
+# priority, so that the shorter Monte Carlo jobs fill the cores at the end instead of one long job running alone.
 
 rule train_exact:
     output:
@@ -30,9 +30,9 @@ rule train_montecarlo:
     benchmark:
         f"{R}/benchmarks/train_montecarlo/{{experiment}}/{{stem}}.tsv"
     params:
-        job=lambda wc: job_params(config, MONTECARLO[(wc.experiment, wc.stem)]),
+        jobs=lambda wc: [job_params(config, j) for j in MONTECARLO[(wc.experiment, wc.stem)]],
     resources:
-        mem_mb=lambda wc: memory_mb([MONTECARLO[(wc.experiment, wc.stem)]]),
+        mem_mb=lambda wc: memory_mb(MONTECARLO[(wc.experiment, wc.stem)]),
     conda:
         "../envs/sketchlaw.yaml"
     script:
@@ -75,9 +75,8 @@ rule train_limit:
         "../scripts/auxiliary_table.py"
 
 
-# The follow-ups (docs/METHODS.md §18): schedules and batch are exact and cheap, one job per sketch family (every
-# M of one a, b and seed); reuse is Monte Carlo, one job per (problem, N) with every L of its grid (common random
-# numbers across L).
+# The follow-ups (docs/METHODS.md §18): one job per sketch family (every M of one a, b and seed): schedules and batch
+# exact, reuse Monte Carlo at every N, each (problem, N) with every L of its grid (common random numbers across L).
 rule train_followup:
     output:
         f"{R}/runs/{{experiment}}/followup/{{stem}}.parquet",

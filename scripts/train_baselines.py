@@ -4,17 +4,12 @@ one sketch family (each problem drawn here from its seed, its Monte Carlo from i
 import sys
 import time
 
-import pandas as pd
-
 from sketchlaw.workflow.tables import write_table
-from sketchlaw.workflow.training import baseline_rows, sketched_problem
+from sketchlaw.workflow.training import baseline_rows, problem_rows
 
 sys.stderr = sys.stdout = open(snakemake.log[0], "w")  # noqa: F821
 start = time.perf_counter()
-parts = []
-for job in snakemake.params.jobs:  # noqa: F821
-    parts.append(baseline_rows(sketched_problem(job["problem"]), job))
-    print(f"{time.perf_counter() - start:.2f} s: M = {job['problem']['M']}", flush=True)
-table = pd.concat(parts, ignore_index=True)
+table = problem_rows(snakemake.params.jobs, baseline_rows, log=lambda text: print(  # noqa: F821
+    f"{time.perf_counter() - start:.2f} s: {text}", flush=True))
 write_table(table, snakemake.output[0])  # noqa: F821
 print(table.to_string(), f"\ndone in {time.perf_counter() - start:.2f} s", flush=True)

@@ -51,10 +51,10 @@ def ridge_monte_carlo(problem, N: int, lambdas, trials: int, seed: int) -> Ridge
         ev = np.maximum(ev, 0.0)
         theta = Q.T @ targets[r]
         w = np.einsum("ij,i,ij->j", Q, mu, Q)  # diag(Qᵀ diag(μ) Q)
-        QmQ = (Q * mu[:, None]).T @ Q
         for k, lam in enumerate(lambdas):
             inv = 1.0 / (ev + lam)
             u = lam * inv * theta
-            bias[k, r] = u @ QmQ @ u
+            Qu = Q @ u
+            bias[k, r] = Qu @ (mu * Qu)  # uᵀ Qᵀ diag(μ) Q u: O(M²) per λ, where forming Qᵀ diag(μ) Q costs O(M³)
             var[k, r] = (problem.sigma2 + approx[r]) / N * np.sum(w * ev * inv * inv)
     return RidgeResult(lambdas, bias, var, approx, problem.sigma2)

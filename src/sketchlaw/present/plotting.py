@@ -968,14 +968,11 @@ def save_figure(fig: plt.Figure, figures_dir: str | os.PathLike, name: str,
     if not os.environ.get("SOURCE_DATE_EPOCH"):
         pdf_meta["CreationDate"] = None
 
-    # Freeze the layout once so the PNG, the PDF and any later save share it (constrained layout drifts).
-    if fig.get_layout_engine() is not None:
-        fig.draw_without_rendering()
-        fig.set_layout_engine("none")
-
-    # One draw at the saved DPI serves the layout check and the crop of both files (bbox_inches="tight" would draw
-    # each file twice: once to measure, once to render).
+    # One draw at the saved DPI lays the figure out (its layout engine runs first in every draw) and serves the layout
+    # check and the crop of both files (bbox_inches="tight" would draw each file twice: to measure, to render). The
+    # layout is then frozen so the PNG, the PDF and any later save share it (constrained layout drifts).
     problems, crop = _measure(fig, dpi)
+    fig.set_layout_engine("none")
     layout = {"name": name, "dpi": dpi, "tolerance_px": LAYOUT_TOLERANCE_PX, "max_width_ratio": MAX_WIDTH_RATIO,
               "problems": problems}
     atomic_write(out / f"{name}.layout.json",

@@ -4,7 +4,8 @@ The workflow's config.yaml is first validated against ``schemas/config.schema.ya
 ``check_config`` then rejects what a schema cannot express (unsorted or duplicate grids, M > d, a divergent γ for the
 spectrum, ...), raising ConfigError that names the field and the allowed values. ``plan`` expands a checked config
 into problems (one sketch each), exact-engine jobs (one per sketch family, all M and N at once) and Monte Carlo jobs
-(one per problem, every (N, γ) of its sub-grid, each point with a seed of its own coordinates).
+(one per sketch family too, every (N, γ) of its sub-grid at each of its M, each point with a seed of its own
+coordinates).
 """
 
 from __future__ import annotations
@@ -77,11 +78,14 @@ class Job:
         return self.problem.stem
 
 
-def exact_groups(jobs) -> dict:
-    """Exact jobs batched per (experiment, sketch family): every M of one spectrum, a, b, tail and seed in one job.
+def family_groups(jobs) -> dict:
+    """Jobs batched per (experiment, sketch family): every M of one spectrum, a, b, tail and seed in one job (exact,
+    Monte Carlo, baselines and the follow-ups alike).
 
-    The exact engine costs well under a second per problem, so one job per problem would mostly pay start-up
-    cost; a batch is still small enough to re-run alone. Returns {(experiment, stem): [Job, ...]}.
+    A workflow job starts at a cost of about a second (interpreter, imports, compiled kernels), as much as the exact
+    engine or a small Monte Carlo spends on a problem, so one job per problem would mostly pay start-up; a family is
+    still small enough to re-run alone, and each of its points keeps the seed of its own coordinates, so the rows do
+    not depend on how jobs are batched. Returns {(experiment, stem): [Job, ...]}.
     """
     groups: dict = {}
     for job in jobs:
@@ -480,8 +484,8 @@ def _gammas(s) -> list:
 
 
 def _plan_followup(config: dict, name: str, problems: dict, followups: list) -> None:
-    """Problems and jobs of a follow-up experiment: exact kinds (schedules, batch) one job per sketch family (every
-    M), reuse one Monte Carlo job per (problem, N) so a cluster can spread it."""
+    """Problems and jobs of a follow-up experiment: exact kinds (schedules, batch) one job per problem, reuse one
+    Monte Carlo job per (problem, N), with its own seed (``followup_params``); ``followup_groups`` batches them."""
     s = _settings(config, name)
     kind = EXPERIMENTS[name].kind
     for a in s["a"]:
@@ -501,16 +505,13 @@ def _plan_followup(config: dict, name: str, problems: dict, followups: list) -> 
 
 
 def followup_groups(jobs) -> dict:
-    """{(experiment, stem): [Job, ...]}: exact follow-up jobs batched per sketch family (as ``exact_groups``), each
-    reuse job alone (stem: its problem and N), each covariates job alone (stem: its problem and coordinate law)."""
+    """{(experiment, stem): [Job, ...]}: follow-up jobs batched per sketch family (``family_groups``; a reuse job per
+    (problem, N) inside), each covariates job alone (stem: its problem and coordinate law)."""
     groups: dict = {}
     for job in jobs:
-        if job.kind == "reuse":
-            (N, _), = job.points
-            groups[(job.experiment, f"{job.problem.stem}_N{N}")] = [job]
-        elif job.kind == "covariates":  # one job per (law, M, sketch seed): every N
+        if job.kind == "covariates":  # one job per (law, M, sketch seed): every N
             groups[(job.experiment, f"{job.problem.stem}_z{job.coordinates}")] = [job]
-    groups.update(exact_groups([j for j in jobs if j.kind not in ("reuse", "covariates")]))
+    groups.update(family_groups([j for j in jobs if j.kind != "covariates"]))
     return groups
 
 
@@ -565,7 +566,7 @@ def plan(config: dict) -> dict:
                     if kind == "variance":
                         baselines.append(Job(name, key, tuple((N, float(s["gamma"])) for N in Ns),
                                              trials=int(s["ridge"]["trials"]), kind="baselines"))
-                    if montecarlo and M in montecarlo["M"]:  # one job per problem: one sketch build, one start
+                    if montecarlo and M in montecarlo["M"]:  # batched per sketch family (``family_groups``)
                         mc.append(Job(name, key, tuple((int(N), float(g)) for N in montecarlo["N"] for g in _gammas(s)),
                                       trials=int(montecarlo["trials"]), kind="montecarlo"))
     return {"problems": problems, "exact": exact, "montecarlo": mc, "baselines": baselines, "followups": followups}

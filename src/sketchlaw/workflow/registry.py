@@ -40,7 +40,7 @@ class Experiment:
               variance (an N grid plus least-squares and ridge baselines), stepsize (a grid of γ; unstable γ dropped);
               the follow-ups (FOLLOWUP_KINDS): schedules (every schedule of the block at every N, one exact job per
               sketch family), batch (every batch size B at every N, one exact job per sketch family), reuse
-              (multi-pass Monte Carlo over an L grid, one job per (M, N, sketch seed)); sketches (as scaling, once per
+              (multi-pass Monte Carlo over an L grid, one job per sketch family); sketches (as scaling, once per
               sketch family of its ``sketches`` list: column ``sketch`` in its table); dataset (a real dataset as the
               population: one job per sketch seed with every M, the exact Gaussian-equivalent curves and real-data SGD
               by Monte Carlo); covariates (non-Gaussian coordinate laws: one Monte Carlo job of full-dimensional

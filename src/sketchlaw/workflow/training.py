@@ -91,16 +91,22 @@ REFINE_PER_OCTAVE = 8  # sizes added between a budget's grid minimum and its gri
 
 
 def family_rows(jobs: list[dict], log=print) -> pd.DataFrame:
-    """Exact rows of one sketch family's jobs (``exact_rows`` per problem, each drawn from its seed), or, for the
-    compute experiment (jobs marked ``nested``), of one ``NestedSketches`` family refined around each budget's
-    minimum (``compute_family_rows``)."""
+    """Exact rows of one sketch family's jobs (``exact_rows`` per problem), or, for the compute experiment (jobs
+    marked ``nested``), of one ``NestedSketches`` family refined around each budget's minimum
+    (``compute_family_rows``)."""
     if jobs and jobs[0].get("nested"):
         return compute_family_rows(jobs, log)
+    return problem_rows(jobs, exact_rows, log)
+
+
+def problem_rows(jobs: list[dict], rows, log=print) -> pd.DataFrame:
+    """``rows(problem, job)`` for each job of a sketch family (``grid.family_groups``), each problem drawn here from
+    its seed, concatenated: what a training script writes."""
     parts = []
     for job in jobs:
         problem = sketched_problem(job["problem"])
-        parts.append(exact_rows(problem, job))
-        log(f"M = {problem.M}: {len(parts[-1])} of {len(job['points'])} points")
+        parts.append(rows(problem, job))
+        log(f"M = {problem.M}: {len(parts[-1])} rows from {len(job['points'])} points")
     return pd.concat(parts, ignore_index=True)
 
 
