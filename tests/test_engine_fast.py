@@ -221,6 +221,9 @@ for a in (pm.theta_kept, pm.eo, pm.x, pm.zhat, pm.s, pm.w_eigen[0], pm.VT):
 engine = ExactEngine(mu, np.ones(M), 1.0, 0.1)
 r = engine.run_phases([(0.5 * g, 3000), (g, 200000), (0.9 * g, 50)], checkpoints=[100, 5000, 203050])
 h.update(np.array([[b.bias, b.variance] for b in r]).tobytes())
+from sketchlaw.theory.equivalents import sketched_modes_de  # its sums run in SIMD lanes (reassociated)
+for a in sketched_modes_de("power", 2.0, 64, None, grid_step=0.02, cell=1)[:3]:
+    h.update(np.ascontiguousarray(a).tobytes())
 print(h.hexdigest())
 """
 
@@ -228,7 +231,8 @@ print(h.hexdigest())
 @pytest.mark.slow
 def test_phase_maps_are_bit_identical_compiled_or_cached_on_any_thread_count(tmp_path):
     """The kernels compiled in this process and the same kernels loaded from numba's on-disk cache give the same bytes,
-    on one thread or two (docs/METHODS.md §17): the workflow's tables must not depend on which job compiled first."""
+    on one thread or two (docs/METHODS.md §17), the deterministic equivalent's reassociated sums included: the
+    workflow's tables must not depend on which job compiled first."""
     import os
     import subprocess
     import sys

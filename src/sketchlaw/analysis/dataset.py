@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from sketchlaw import theory
 from sketchlaw.analysis import estimators as E
@@ -52,7 +52,7 @@ def degree_estimate(spectrum: pd.DataFrame, column: str, lo: int, hi: int) -> E.
     est = E.Estimate(fitted=fitted, intercept=E.line(sel["mode"], sel[column])[1], x_lo=float(lo), x_hi=float(hi),
                      n_points=len(sel), n_seeds=len(boot), sys_low=min([fitted, *alts]), sys_high=max([fitted, *alts]))
     if len(boot) >= 2:
-        half = float(stats.norm.ppf(0.5 + E.LEVEL / 2)) * float(np.std(boot, ddof=1))
+        half = float(special.ndtri(0.5 + E.LEVEL / 2)) * float(np.std(boot, ddof=1))
         est.ci_low, est.ci_high = fitted - half, fitted + half
     est.extra["bootstrap"] = boot
     return est

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import optimize, special
 
 MIN_POINTS = 3
 LEVEL = 0.95
@@ -105,7 +105,7 @@ def t_interval(values, level: float = LEVEL) -> tuple[float, float, float]:
     mean = float(v.mean())
     if len(v) < 2:
         return mean, math.nan, math.nan
-    half = float(stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
+    half = float(special.stdtrit(len(v) - 1, 0.5 + level / 2) * v.std(ddof=1) / math.sqrt(len(v)))
     return mean, mean - half, mean + half
 
 
@@ -179,7 +179,7 @@ def pooled_slope(x, y, groups) -> Estimate:
     if dof > 0:
         resid = ly - (slope * lx + intercept)
         se = math.sqrt(float(resid @ resid) / dof / float(np.sum((lx - lx.mean()) ** 2)))
-        half = float(stats.t.ppf(0.5 + LEVEL / 2, dof)) * se
+        half = float(special.stdtrit(dof, 0.5 + LEVEL / 2)) * se
         est.ci_low, est.ci_high = est.fitted - half, est.fitted + half
     alts = []
     if len(np.unique(groups)) >= 3:
@@ -240,7 +240,7 @@ def _intercept(A: np.ndarray, s: np.ndarray, fitted_extra: int = 0) -> tuple[flo
         return float(coef[0]), 0.0
     sigma2 = float(np.sum((A @ coef - s) ** 2)) / dof
     cov = sigma2 * np.linalg.pinv(A.T @ A)
-    return float(coef[0]), float(stats.t.ppf(0.5 + LEVEL / 2, dof) * math.sqrt(max(cov[0, 0], 0.0)))
+    return float(coef[0]), float(special.stdtrit(dof, 0.5 + LEVEL / 2) * math.sqrt(max(cov[0, 0], 0.0)))
 
 
 def _correction_models(xm, s, log_forms: bool, omega: float | None) -> tuple[dict, dict]:
@@ -396,7 +396,7 @@ def mc_slope(curve: pd.DataFrame, x: str, y: str = "mc_mean", sem: str = "mc_sem
     lx = np.log(pts.index.to_numpy(float))
     c = (lx - lx.mean()) / np.sum((lx - lx.mean()) ** 2)  # slope = Σ c_i log y_i
     slope, intercept = line(pts.index, pts["mc"])
-    half = float(stats.norm.ppf(0.5 + LEVEL / 2)) * math.sqrt(float(np.sum(c**2 * pts["var"] / pts["mc"] ** 2)))
+    half = float(special.ndtri(0.5 + LEVEL / 2)) * math.sqrt(float(np.sum(c**2 * pts["var"] / pts["mc"] ** 2)))
     est = Estimate(fitted=slope, intercept=intercept, ci_low=slope - half, ci_high=slope + half,
                    x_lo=float(pts.index.min()), x_hi=float(pts.index.max()), n_points=len(pts),
                    n_seeds=int(pts["seeds"].min()))

@@ -1,6 +1,6 @@
 """Exponent rows of the follow-up experiments (schedules, batch, reuse; docs/METHODS.md §18).
 
-The rows have the columns of ``rows.COLUMNS`` and their verdicts come from ``estimators.verdict``, as every other row;
+The rows have the columns of ``columns.COLUMNS`` and their verdicts come from ``estimators.verdict``, as every other row;
 a follow-up with several curves per (a, b) tells them apart by the typed columns ``schedule``, ``step_rule`` and
 ``samples``.
 

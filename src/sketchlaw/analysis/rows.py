@@ -1,11 +1,6 @@
 """The typed rows the analysis writes (columns: docs/METHODS.md §15): the exponent table's rows and the selections a
 figure shows (local slopes, regime and pooled points, critical batch sizes, finite-size curves), so that a notebook
-plots rows the analysis wrote instead of rebuilding them.
-
-Curve columns say which curve of an experiment a row belongs to, each empty where it does not apply: ``schedule``
-(a schedule's label), ``step_rule`` (a mini-batch step-size rule), ``samples`` (the size N of a fixed dataset
-reused over several passes), ``sketch`` (a sketch family other than the paper's Gaussian, docs/METHODS.md §19),
-``coordinates`` (a coordinate law of the covariates, docs/METHODS.md §21).
+plots rows the analysis wrote instead of rebuilding them. Their columns: ``sketchlaw.analysis.columns``.
 """
 
 from __future__ import annotations
@@ -16,19 +11,7 @@ import numpy as np
 import pandas as pd
 
 from sketchlaw.analysis import estimators as E
-
-CURVE = {"schedule": "", "step_rule": "", "samples": math.nan, "sketch": "", "coordinates": ""}
-KEY = ["experiment", "spectrum", "a", "b"]
-COLUMNS = KEY + ["variable", "abscissa", "scale", *CURVE, "estimator", "quantity", "fixed_variable", "fixed_value",
-                 "x_lo", "x_hi", "n_points", "n_seeds", "fitted", "intercept", "ci_low", "ci_high", "sys_low",
-                 "sys_high", "theory", "theory_finite", "extrapolated", "extrapolated_low", "extrapolated_high",
-                 "verdict", "reason"]
-# What a row's slope is fitted against: ``abscissa`` is the table column x, ``scale`` how it enters the regression
-# of log y: log x ("log"), log log x ("loglog", the log power law) or the compute frontier's coordinates
-# (``theory.frontier_coordinates``).
-SCALES = ("log", "loglog", "frontier")
-IDENTITY = KEY + ["variable", "estimator", *CURVE]  # unique per row
-DIAGNOSTIC_COLUMNS = KEY + ["variable", *CURVE, "kind", "fixed", "x", "value"]
+from sketchlaw.analysis.columns import COLUMNS, CURVE, DIAGNOSTIC_COLUMNS, IDENTITY, SCALES
 
 
 def row(key: dict, variable: str, estimator: str, quantity: str, est: E.Estimate, theory: float,

@@ -37,6 +37,7 @@ import pandas as pd
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLocator
 from matplotlib.transforms import Bbox
 
+from sketchlaw.analysis.columns import CURVE
 from sketchlaw.atomic import atomic_write
 from sketchlaw.theory import frontier_coordinates
 from sketchlaw.workflow.tables import split_diverged
@@ -46,14 +47,13 @@ MINUS = "\u2212"
 PROVENANCE_REQUIRED = ("git_commit", "git_dirty", "config_hash")
 _STAMP_GID = "sketchlaw-provenance-stamp"
 
+CURVES = tuple(CURVE)  # the curve columns of the analysis' rows (``sketchlaw.analysis.columns``)
 #: exponents.csv columns the figures read (typed: no prose column is parsed).
-EXPONENT_COLUMNS = ["experiment", "a", "b", "variable", "abscissa", "scale", "schedule", "step_rule", "samples",
-                    "sketch", "coordinates", "estimator", "quantity", "fixed_variable", "fixed_value", "x_lo", "x_hi", "n_points", "n_seeds",
-                    "fitted", "intercept", "ci_low", "ci_high", "theory", "verdict", "reason"]
-_EXPONENT_TEXT = ["experiment", "variable", "abscissa", "scale", "schedule", "step_rule", "sketch", "coordinates",
-                  "estimator",
-                  "quantity", "fixed_variable", "verdict", "reason"]
-CURVES = ("schedule", "step_rule", "samples", "sketch", "coordinates")
+EXPONENT_COLUMNS = ["experiment", "a", "b", "variable", "abscissa", "scale", *CURVES, "estimator", "quantity",
+                    "fixed_variable", "fixed_value", "x_lo", "x_hi", "n_points", "n_seeds", "fitted", "intercept",
+                    "ci_low", "ci_high", "theory", "verdict", "reason"]
+_EXPONENT_TEXT = ["experiment", "variable", "abscissa", "scale", *(c for c in CURVES if isinstance(CURVE[c], str)),
+                  "estimator", "quantity", "fixed_variable", "verdict", "reason"]
 
 
 # --------------------------------------------------------------------------------------------------------------

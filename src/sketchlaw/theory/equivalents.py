@@ -105,7 +105,7 @@ def sketch_approx_de_far(kind: str, a: float, M_max: float, b: float | None = No
     return M, _approx_de_quadrature(kind, a, M, b)[1]
 
 
-# The sums may be reassociated ('reassoc' only: no other fast-math liberty), so LLVM runs them in SIMD lanes: ~3.4x
+# The sums may be reassociated ('reassoc' only: no other fast-math liberty), so LLVM runs them in SIMD lanes: ~4x
 # faster than in-order sums (benchmarks/bench_core.py --only resolvent), which differ from these by rounding (~1e-14
 # relative). The lane order is fixed by the compiled code, so a run repeats bit for bit on a machine, cached or not.
 @njit(cache=True, error_model="numpy", fastmath={"reassoc"})
