@@ -15,10 +15,9 @@ sys.path.insert(0, SRC)
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p))
 try:
     from sketchlaw.workflow import registry
-    from sketchlaw.workflow.grid import (ConfigError, check_config, claim_params, family_groups, finite_params,
-                                         followup_groups, followup_params, frontier_params, job_params, limit_params,
-                                         plan, spectrum_params, stability_params,
-                                         stability_warnings)
+    from sketchlaw.workflow.grid import (MONTECARLO_JOB_DRAWS, ConfigError, check_config, claim_params, family_groups,
+                                         finite_params, followup_groups, followup_params, frontier_params, job_params,
+                                         limit_params, plan, spectrum_params, stability_params, stability_warnings)
     from sketchlaw.workflow.provenance import canonical_hash, config_file_label, git_state, science
 except ImportError as err:
     raise WorkflowError(
@@ -39,9 +38,10 @@ ENABLED = registry.enabled(config)
 NOTEBOOKS = registry.notebooks()  # notebook → the experiment whose table it reads
 ACTIVE_NOTEBOOKS = registry.active_notebooks(config)
 LIMITS = [e for e in ENABLED if registry.EXPERIMENTS[e].limit]
-# {(experiment, stem): [Job, ...]}: one job per sketch family (every M of one a, b and seed) for each kind of work
+# {(experiment, stem): [Job, ...]}: one job per sketch family (every M of one a, b and seed) for each kind of work, a
+# Monte Carlo family split by M where it draws more than MONTECARLO_JOB_DRAWS normal numbers
 EXACT = family_groups(PLAN["exact"])
-MONTECARLO = family_groups(PLAN["montecarlo"])
+MONTECARLO = family_groups(PLAN["montecarlo"], max_draws=MONTECARLO_JOB_DRAWS)
 BASELINES = family_groups(PLAN["baselines"])
 FOLLOWUPS = followup_groups(PLAN["followups"])  # {(experiment, stem): [Job, ...]} (schedules, batch, reuse)
 AUX = registry.aux_tables(config)  # auxiliary tables, e.g. schedules_claim (its own job)

@@ -33,7 +33,7 @@ from sketchlaw.engine.schedules import Schedule
 from sketchlaw.engine.sgd import monte_carlo, run_sgd
 from sketchlaw.engine.spectra import Prior, Spectrum
 
-from .harness import (EXPERIMENT_TABLES, NOTEBOOKS, SNAKEMAKE, Run, background, background_log, background_result,
+from .harness import (EXPERIMENT_TABLES, NOTEBOOKS, REPO, SNAKEMAKE, Run, background, background_log, background_result,
                       file_bytes, job_stats, load_test_config, png_text_chunks, shared_run, sm_env, snakemake,
                       snapshot_head, workdir)
 
@@ -414,3 +414,44 @@ def test_figures_carry_the_commit(shared, provenance):
         assert text.get("config_hash") == provenance["config_hash"], (nb, text)
         pdf = (shared.results / "figures" / f"{nb}.pdf").read_bytes()
         assert provenance["git_commit"].encode() in pdf, f"{nb}.pdf metadata lacks the commit"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# batching jobs per sketch family changes no row
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("config_file", ["config.yaml", "config/paper.yaml"])
+def test_monte_carlo_jobs_batch_families_within_their_draw_budget(config_file):
+    from sketchlaw.workflow.grid import MONTECARLO_JOB_DRAWS, family_groups, montecarlo_draws, plan
+
+    jobs = plan(yaml.safe_load((REPO / config_file).read_text()))["montecarlo"]
+    groups = family_groups(jobs, max_draws=MONTECARLO_JOB_DRAWS)
+    batched = [job for members in groups.values() for job in members]
+    assert sorted(map(id, batched)) == sorted(map(id, jobs)), "every Monte Carlo problem in exactly one job"
+    families = family_groups(jobs)
+    for (experiment, stem), members in groups.items():
+        family = next(f for (e, s), f in families.items() if e == experiment and stem.startswith(s))
+        assert all(job in family for job in members), stem
+        assert len(members) == 1 or sum(map(montecarlo_draws, members)) <= MONTECARLO_JOB_DRAWS, stem
+    if config_file == "config.yaml":  # the default run's families are small: one job each
+        assert groups.keys() == families.keys()
+    else:  # paper scale: its largest problems each a job of their own
+        assert len(groups) > len(families)
+
+
+def test_monte_carlo_rows_do_not_depend_on_the_batching():
+    """A family's Monte Carlo job gives each problem the rows that problem's job alone gives (each point from the seed
+    of its own coordinates)."""
+    from sketchlaw.workflow.grid import family_groups, job_params, plan
+    from sketchlaw.workflow.training import montecarlo_rows, problem_rows
+
+    config = yaml.safe_load((REPO / "tests" / "configs" / "resume.yaml").read_text())
+    config["experiments"]["main"]["montecarlo"].update(trials=3, N=[50, 200])
+    jobs = plan(config)["montecarlo"]
+    members = next(m for m in family_groups(jobs).values() if len(m) > 1)
+    params = [job_params(config, job) for job in members]
+    together = problem_rows(params, montecarlo_rows, log=lambda _: None)
+    alone = pd.concat([problem_rows([p], montecarlo_rows, log=lambda _: None) for p in params], ignore_index=True)
+    pd.testing.assert_frame_equal(together, alone, check_exact=True)
+    assert len(together) == sum(len(p["points"]) for p in params) and together["mc_mean"].notna().all()

@@ -78,21 +78,48 @@ class Job:
         return self.problem.stem
 
 
-def family_groups(jobs) -> dict:
+# A Monte Carlo job draws trials × Σ N × (M + 1) normal numbers (about 10 ns each on the project's VM: the floor of
+# its cost). A sketch family whose problems draw more than this in all is split by M, so that a paper-scale Monte Carlo
+# (config/paper.yaml: up to 3.5e11 draws for one problem) stays one problem per job that a cluster can spread, while a
+# small one shares a job (and its process start).
+MONTECARLO_JOB_DRAWS = 2 * 10**10
+
+
+def montecarlo_draws(job: Job) -> int:
+    """Normal numbers a Monte Carlo job's problem draws: trials × Σ N × (M + 1)."""
+    return job.trials * sum(int(N) for N, _ in job.points) * (job.problem.M + 1)
+
+
+def family_groups(jobs, max_draws: int | None = None) -> dict:
     """Jobs batched per (experiment, sketch family): every M of one spectrum, a, b, tail and seed in one job (exact,
     Monte Carlo, baselines and the follow-ups alike).
 
     A workflow job starts at a cost of about a second (interpreter, imports, compiled kernels), as much as the exact
     engine or a small Monte Carlo spends on a problem, so one job per problem would mostly pay start-up; a family is
     still small enough to re-run alone, and each of its points keeps the seed of its own coordinates, so the rows do
-    not depend on how jobs are batched. Returns {(experiment, stem): [Job, ...]}.
+    not depend on how jobs are batched. With ``max_draws`` (Monte Carlo), a family drawing more than that is cut, in
+    order of M, into runs of problems each drawing at most that much (a larger problem alone), stems suffixed with
+    their first M. Returns {(experiment, stem): [Job, ...]}.
     """
     groups: dict = {}
     for job in jobs:
         p = job.problem
         stem = f"{p.spectrum}_a{fmt(p.a)}_b{fmt(p.b)}_t{p.tail}{p.family}_s{p.seed}"
         groups.setdefault((job.experiment, stem), []).append(job)
-    return groups
+    if max_draws is None:
+        return groups
+    out: dict = {}
+    for (experiment, stem), family in groups.items():
+        runs, total = [[]], 0
+        for job in family:
+            if runs[-1] and total + montecarlo_draws(job) > max_draws:
+                runs.append([])
+                total = 0
+            runs[-1].append(job)
+            total += montecarlo_draws(job)
+        for run in runs:
+            out[(experiment, stem if len(runs) == 1 else f"{stem}_M{run[0].problem.M}")] = run
+    return out
 
 
 def _settings(config: dict, name: str) -> dict:
