@@ -2,16 +2,14 @@
 each problem drawn here from its seed (``training.family_rows``)."""
 
 import sys
-import time
 
 from sketchlaw.engine.exact import use_threads
 from sketchlaw.workflow.tables import write_table
-from sketchlaw.workflow.training import family_rows
+from sketchlaw.workflow.training import elapsed_log, family_rows
 
 sys.stderr = sys.stdout = open(snakemake.log[0], "w")  # noqa: F821
 use_threads(snakemake.threads)  # noqa: F821
-start = time.perf_counter()
-table = family_rows(snakemake.params.jobs, log=lambda text: print(  # noqa: F821
-    f"{time.perf_counter() - start:.2f} s: {text}", flush=True))
+log = elapsed_log()
+table = family_rows(snakemake.params.jobs, log=log)  # noqa: F821
 write_table(table, snakemake.output[0])  # noqa: F821
-print(f"done in {time.perf_counter() - start:.2f} s", flush=True)
+log("done")

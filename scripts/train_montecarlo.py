@@ -2,14 +2,13 @@
 trial, each point from its own seed), one row of statistics per point."""
 
 import sys
-import time
 
 from sketchlaw.workflow.tables import write_table
-from sketchlaw.workflow.training import montecarlo_rows, problem_rows
+from sketchlaw.workflow.training import elapsed_log, montecarlo_rows, problem_rows
 
 sys.stderr = sys.stdout = open(snakemake.log[0], "w")  # noqa: F821
-start = time.perf_counter()
-rows = problem_rows(snakemake.params.jobs, montecarlo_rows, log=lambda text: print(  # noqa: F821
-    f"{time.perf_counter() - start:.2f} s: {text}", flush=True))
+log = elapsed_log()
+rows = problem_rows(snakemake.params.jobs, montecarlo_rows, log=log)  # noqa: F821
 write_table(rows, snakemake.output[0])  # noqa: F821
-print(rows.to_string(), f"\ndone in {time.perf_counter() - start:.2f} s", flush=True)
+print(rows.to_string(), flush=True)
+log("done")

@@ -8,6 +8,8 @@ Monte Carlo and baseline jobs never load it.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pandas as pd
 
@@ -88,6 +90,13 @@ def exact_rows(problem, job: dict) -> pd.DataFrame:
 
 
 REFINE_PER_OCTAVE = 8  # sizes added between a budget's grid minimum and its grid neighbours (docs/METHODS.md §13)
+
+
+def elapsed_log():
+    """A job log's line printer: each line prefixed with the seconds since this call and flushed, so a long job's
+    progress shows in ``tail -f`` of its log."""
+    start = time.perf_counter()
+    return lambda text: print(f"{time.perf_counter() - start:.2f} s: {text}", flush=True)
 
 
 def family_rows(jobs: list[dict], log=print) -> pd.DataFrame:
