@@ -68,7 +68,8 @@ def _workflow_runs_in_background(request, tmp_path_factory):
     the degenerate, generalization and rerun configurations) that a selected test needs, the shared run first; kill
     at the end those no test waited for."""
     needed = set().union(*(getattr(item, "fixturenames", ()) for item in request.session.items))
-    for name in sorted(set(_BACKGROUND) & needed, key=lambda n: n != "shared"):
+    # the shared run first, then by name (a set's order changes from session to session, and with it the timing)
+    for name in sorted(set(_BACKGROUND) & needed, key=lambda n: (n != "shared", n)):
         start_background(request.config, tmp_path_factory, name)
     yield
     stop_background(request.config)

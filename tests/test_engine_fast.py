@@ -173,6 +173,26 @@ def test_build_is_independent_of_the_block_width(monkeypatch):
     assert np.allclose(wide.p0, narrow.p0, rtol=1e-9, atol=0)
 
 
+@pytest.mark.parametrize("sketch", ["gaussian", "rademacher", "srht"])
+def test_kept_sketch_gives_the_problem_of_a_redrawn_one(monkeypatch, sketch):
+    """A sketch kept between the build's two passes (``_KEEP_BYTES``) gives the problem bit for bit as drawing it
+    twice does: the first pass must not scale the kept blocks."""
+    from sketchlaw.engine import problem as pr
+    from sketchlaw.engine.spectra import Prior, Spectrum
+
+    def build():
+        return pr.build_problem(Spectrum("power", 2.0, 3 * pr.CHUNK + 37), 24, 1.0, 5, Prior(1.5), tail="mean",
+                                sketch=sketch)
+
+    monkeypatch.setattr(pr, "_BLOCK_BYTES", pr.CHUNK * 24 * 8)  # several blocks, the last one short
+    kept = build()
+    monkeypatch.setattr(pr, "_KEEP_BYTES", 0)
+    drawn = build()
+    for name in ("mu", "U", "p0"):
+        assert np.array_equal(getattr(kept, name), getattr(drawn, name)), name
+    assert kept.approx == drawn.approx
+
+
 @pytest.mark.parametrize("a,gamma,N", [(1.5, 0.2, 2000), (2.0, 0.3, 3000)])
 def test_float32_draws_agree_with_the_exact_engine(a, gamma, N):
     from sketchlaw.engine.sgd import monte_carlo

@@ -136,6 +136,8 @@ def _draw_chunk(seed: int, M: int, k: int, out: np.ndarray, sketch: str = "gauss
 # Chunks are multiplied in blocks of about this many bytes (wide enough for BLAS at small M), and the next block is
 # drawn in a thread while the current one is multiplied (the generator and BLAS both release the GIL).
 _BLOCK_BYTES = 32 * 2**20
+# build_problem keeps a dense sketch of at most this many bytes between its two passes (M = 2048 at d = 8M: 256 MiB).
+_KEEP_BYTES = 512 * 2**20
 
 
 def _sketch_blocks(seed: int, M: int, d: int, sketch: str = "gaussian"):
@@ -319,7 +321,8 @@ def build_problem(spectrum: Spectrum, M: int, sigma2: float, seed: int, prior: P
                   tail: str = "none", sketch: str = "gaussian") -> Problem:
     """Draw the sketch of family ``sketch`` for ``seed`` and reduce it: Σ, its eigendecomposition, E Approx and E p(0).
 
-    Two passes over S, chunk by chunk (memory O(M² + M·CHUNK)). The first accumulates Σ = S H Sᵀ and its
+    Two passes over S, block by block (memory O(M² + M·CHUNK); a dense S of at most ``_KEEP_BYTES`` is kept between
+    the passes rather than drawn twice). The first accumulates Σ = S H Sᵀ and its
     eigendecomposition U diag(μ) Uᵀ. The second accumulates, with C = S H Λ_w^{1/2} (Λ_w the prior covariance),
     t_j = ‖u_jᵀ C‖² = (Uᵀ C Cᵀ U)_jj, a sum of squares: forming T = C Cᵀ first and then u_jᵀ T u_j would carry an
     absolute error ε‖T‖, which swamps t_j ~ μ_j² once μ_j < 1e-8 (a ≥ 3 at M ~ 1000 gave p(0) < 0). Then
@@ -336,10 +339,21 @@ def build_problem(spectrum: Spectrum, M: int, sigma2: float, seed: int, prior: P
     check_sketch(sketch, M)
     SigmaF = np.zeros((M, M), order="F")
     tr_HL = 0.0
+    # A dense sketch small enough is kept from the first pass for the second instead of drawn again (the same numbers:
+    # the blocks are scaled into a scratch buffer, not in place); a larger one is regenerated (memory O(M² + M·CHUNK)).
+    kept = [] if sketch_family(sketch)[0] != "sparse" and M * spectrum.d * 8 <= _KEEP_BYTES else None
+    scratch = None
     for start, stop, St in _sketch_blocks(seed, M, spectrum.d, sketch):
         lam = spectrum.eigenvalues(start, stop)
-        SigmaF = _add_gram(SigmaF, _scaled_rows(St, np.sqrt(lam)))
+        if kept is None:
+            scaled = _scaled_rows(St, np.sqrt(lam))
+        else:
+            kept.append((start, stop, St))
+            scratch = np.empty_like(St) if scratch is None else scratch
+            scaled = np.multiply(St, np.sqrt(lam)[:, None], out=scratch[:len(St)])
+        SigmaF = _add_gram(SigmaF, scaled)
         tr_HL += float(np.dot(lam, prior.variances(spectrum, start, stop)))
+    del scratch
     Sigma = np.triu(SigmaF)
     Sigma += np.triu(SigmaF, 1).T
     del SigmaF
@@ -354,7 +368,7 @@ def build_problem(spectrum: Spectrum, M: int, sigma2: float, seed: int, prior: P
     if not mu[-1] > 0:
         raise ParameterError("M", M, f"small enough that S H Sᵀ is positive definite (smallest eigenvalue {mu[-1]:.3g})")
     t_diag = np.full(M, taus["tau_H2L"] / M)  # uᵀ(cI)u = c for the tail's mean (U is orthonormal)
-    for start, stop, St in _sketch_blocks(seed, M, spectrum.d, sketch):
+    for start, stop, St in kept if kept is not None else _sketch_blocks(seed, M, spectrum.d, sketch):
         lam = spectrum.eigenvalues(start, stop)
         G = np.asarray(St @ U)
         G *= (lam * np.sqrt(prior.variances(spectrum, start, stop)))[:, None]  # (Cᵀ U) rows of this block
