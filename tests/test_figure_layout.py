@@ -1,5 +1,6 @@
 """Figures read cleanly at the size they are saved: ``sketchlaw.present.plotting.layout_problems`` finds text outside the
-figure or its axes, text on another panel, on other text or on a curve, and panels of one row of unequal width.
+figure or its axes, text on another panel, on other text or on a curve, a legend on a curve, and panels of one row of
+unequal width.
 
 The unit tests build small figures with one defect each and check it is found (and that a clean figure passes), so
 the check demonstrably can fail. The workflow test reads the layout report ``<name>.layout.json`` that
@@ -102,6 +103,16 @@ def test_annotation_on_a_curve_is_found():
     axes[0].text(0.5, 0.5, "k = \u22120.5", transform=axes[0].transAxes, ha="center", va="center")
     axes[0].plot([1e2, 1e6], [3e-1, 3e-3], color="k", label="diagonal")
     assert _matching(slp.layout_problems(fig), 'text "k = \u22120.5"', 'covers line "diagonal"')
+
+
+def test_legend_on_a_curve_is_found():
+    fig, axes = _panels()
+    axes[0].plot([1e2, 1e6], [3e-3, 3e-1], color="k", label="rising")  # ends in the upper right corner
+    axes[0].legend(loc="upper right")
+    axes[1].legend(loc="upper right")  # the falling curve leaves that corner free
+    problems = slp.layout_problems(fig)
+    assert _matching(problems, 'legend "curve 0, rising"', "(row 1, col 1)", 'covers line "rising"')
+    assert not _matching(problems, "(row 1, col 2)")
 
 
 def test_stacked_annotations_on_the_legend_are_found():

@@ -773,7 +773,7 @@ def layout_problems(fig: plt.Figure, *, max_width_ratio: float = MAX_WIDTH_RATIO
       text of another axes;
     * two texts of one axes overlapping (an annotation on the legend or on the tick labels, ...), or two tick labels
       of one axis closer than :data:`MIN_TICK_GAP_PX` (crowded labels read as one);
-    * an ``ax.text`` / annotation covering a drawn line (curve or marker; not a reference line across the whole
+    * an ``ax.text`` / annotation or a legend covering a drawn line (curve or marker; not a reference line across the whole
       panel drawn by ``axhline`` / ``axvline``) of its axes;
     * the panels of one grid row (colorbars, insets and fixed-aspect axes excepted) differing in width by more than
       ``max_width_ratio`` once divided by the width ratios the grid gives them (so only unintended squeezing counts),
@@ -856,13 +856,13 @@ def _layout_problems(fig, renderer, max_width_ratio, tol) -> list[str]:
             if _overlap(b.bbox, c.bbox, -MIN_TICK_GAP_PX if same_axis else tol):
                 problems.append(f"{of(b)} {'touches' if same_axis else 'overlaps'} {of(c)}")
 
-    # 5. annotations clear of the curves drawn (reference lines across the whole panel, axhline / axvline, may pass
-    # under a text: no corner can avoid a vertical one)
+    # 5. annotations and legends clear of the curves drawn (reference lines across the whole panel, axhline /
+    # axvline, may pass under them: no corner can avoid a vertical one)
     for ax in axes:
         spanning = (ax.get_xaxis_transform(which="grid"), ax.get_yaxis_transform(which="grid"))
         lines = [ln for ln in ax.get_lines() if ln.get_visible() and not any(ln.get_transform() is t for t in spanning)]
         for b in per_axes[ax]:
-            if b.kind != "text":
+            if b.kind not in ("text", "legend"):
                 continue
             x0, y0, x1, y1 = b.bbox.x0 + tol, b.bbox.y0 + tol, b.bbox.x1 - tol, b.bbox.y1 - tol
             for ln in lines:
@@ -895,7 +895,7 @@ def _layout_problems(fig, renderer, max_width_ratio, tol) -> list[str]:
             wide = max(members, key=lambda m: m[1])[0]
             problems.append(f"row {start + 1}: {names[narrow]} is {max(widths) / min(widths):.2f} times narrower than "
                             f"{names[wide]} (allowed {max_width_ratio:g})")
-    return problems
+    return list(dict.fromkeys(problems))  # one line per problem: unlabelled lines under one text read alike
 
 
 # --------------------------------------------------------------------------------------------------------------
