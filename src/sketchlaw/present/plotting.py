@@ -773,8 +773,8 @@ def layout_problems(fig: plt.Figure, *, max_width_ratio: float = MAX_WIDTH_RATIO
       text of another axes;
     * two texts of one axes overlapping (an annotation on the legend or on the tick labels, ...), or two tick labels
       of one axis closer than :data:`MIN_TICK_GAP_PX` (crowded labels read as one);
-    * an ``ax.text`` / annotation or a legend covering a drawn line (curve or marker; not a reference line across the whole
-      panel drawn by ``axhline`` / ``axvline``) of its axes;
+    * an ``ax.text`` / annotation or a legend covering a drawn line (curve or marker; not a reference line across the
+      whole panel drawn by ``axhline`` / ``axvline``) of its axes;
     * the panels of one grid row (colorbars, insets and fixed-aspect axes excepted) differing in width by more than
       ``max_width_ratio`` once divided by the width ratios the grid gives them (so only unintended squeezing counts),
       or a panel filling less than :data:`MIN_COLUMN_FILL` of its columns' share of the figure width (all panels
